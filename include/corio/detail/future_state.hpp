@@ -1,0 +1,165 @@
+#pragma once
+// Shared state of futures and tasks. A future_state is reference-counted (not
+// atomically: futures are loop-affine) and registered with its loop so that the
+// loop can detach it at teardown. A task_state is a future_state that also owns a
+// coroutine and is that coroutine's task_root.
+
+#include <corio/detail/cancel.hpp>
+#include <corio/detail/intrusive_list.hpp>
+#include <corio/error.hpp>
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <vector>
+
+namespace corio {
+class event_loop;
+}
+
+namespace corio::detail {
+
+class future_state_base;
+
+/// A coroutine waiting for a future; lives in the awaiting frame.
+struct future_waiter {
+    future_waiter* prev = nullptr;
+    future_waiter* next = nullptr;
+    std::coroutine_handle<> coroutine;
+    task_root* root = nullptr;
+    bool linked = false;
+};
+
+/// The part of a task that its coroutines see: cancellation, name, origin.
+class task_record final : public task_root {
+public:
+    task_record(future_state_base& state, std::string name, std::source_location where)
+        : state_(&state), name_(std::move(name)), where_(where) {
+        pending_hook.owner = this;
+    }
+    future_state_base& state() const noexcept { return *state_; }
+    const std::string& name() const noexcept { return name_; }
+    void set_name(std::string n) { name_ = std::move(n); }
+    std::source_location where() const noexcept { return where_; }
+
+    std::coroutine_handle<> coroutine;
+    list_hook pending_hook; // in the loop's list of unfinished tasks
+
+private:
+    future_state_base* state_;
+    std::string name_;
+    std::source_location where_;
+};
+
+class future_state_base {
+public:
+    enum class status : std::uint8_t { pending, finished, cancelled };
+
+    explicit future_state_base(event_loop& loop);
+    future_state_base(const future_state_base&) = delete;
+    future_state_base& operator=(const future_state_base&) = delete;
+    virtual ~future_state_base();
+
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ == 0) {
+            release_last();
+        }
+    }
+
+    bool done() const noexcept { return status_ != status::pending; }
+    bool is_cancelled() const noexcept { return status_ == status::cancelled; }
+    event_loop* loop() const noexcept { return loop_; }
+    task_record* as_task() const noexcept { return task_; }
+
+    /// asyncio's Future.cancel(): a plain future becomes cancelled at once; a task
+    /// gets cancelled_error thrown at its suspension point. False if already done.
+    bool cancel();
+    /// Rethrows the stored exception (cancelled_error if cancelled); marks retrieved.
+    void rethrow_if_failed();
+    std::exception_ptr exception_for_caller();
+    void set_exception(std::exception_ptr e);
+    void check_pending() const;
+
+    void add_waiter(future_waiter& w) noexcept;
+    void remove_waiter(future_waiter& w) noexcept;
+    void add_callback(std::function<void(future_state_base&)> fn);
+
+    /// Marks the state done and wakes waiters (next iteration) and done callbacks
+    /// (one later iteration, in registration order).
+    void mark_done(status s);
+
+    /// Called by the loop when it is destroyed before this state.
+    void detach_from_loop() noexcept;
+    void mark_retrieved() noexcept { retrieved_ = true; }
+
+    list_hook registry_hook; // in the loop's list of live states
+
+protected:
+    void set_task(task_record* t) noexcept { task_ = t; }
+    void release_last() noexcept;
+    std::exception_ptr exception_;
+    void report_unretrieved() noexcept;
+
+private:
+    event_loop* loop_;
+    task_record* task_ = nullptr;
+    future_waiter* first_waiter_ = nullptr;
+    future_waiter* last_waiter_ = nullptr;
+    std::vector<std::function<void(future_state_base&)>> callbacks_;
+    std::uint32_t refs_ = 1;
+    status status_ = status::pending;
+    bool retrieved_ = false;
+};
+
+template <class T>
+class future_state : public future_state_base {
+public:
+    using future_state_base::future_state_base;
+    template <class U>
+    void set_value(U&& v) {
+        value_.emplace(std::forward<U>(v));
+        mark_done(status::finished);
+    }
+    T& value() {
+        rethrow_if_failed();
+        return *value_;
+    }
+
+private:
+    std::optional<T> value_;
+};
+
+template <class T>
+class future_state<T&> : public future_state_base {
+public:
+    using future_state_base::future_state_base;
+    void set_value(T& v) {
+        value_ = std::addressof(v);
+        mark_done(status::finished);
+    }
+    T& value() {
+        rethrow_if_failed();
+        return *value_;
+    }
+
+private:
+    T* value_ = nullptr;
+};
+
+template <>
+class future_state<void> : public future_state_base {
+public:
+    using future_state_base::future_state_base;
+    void set_value() { mark_done(status::finished); }
+    void value() { rethrow_if_failed(); }
+};
+
+/// Classifies a finished coroutine's exception: cancelled_error cancels the future.
+bool is_cancellation(const std::exception_ptr& e) noexcept;
+
+} // namespace corio::detail

@@ -1,0 +1,295 @@
+#pragma once
+/// \file event_loop.hpp
+/// `corio::event_loop`: the single-threaded io_uring event loop, its callbacks and
+/// timers, `get_running_loop()` and the free function `run()`.
+
+#include <corio/detail/intrusive_list.hpp>
+#include <corio/detail/uring_op.hpp>
+#include <corio/detail/ready_queue.hpp>
+#include <corio/detail/remote.hpp>
+#include <corio/detail/timer_heap.hpp>
+#include <corio/error.hpp>
+#include <corio/task.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <source_location>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace corio {
+
+class event_loop;
+template <class T>
+class future;
+
+/// What the loop's exception handler receives (asyncio's context dict).
+struct exception_context {
+    std::string message;          ///< what happened, one line
+    std::exception_ptr exception; ///< the exception, if any
+    std::string task_name;        ///< the task involved, if any
+};
+
+/// Options of an event loop, an aggregate: `event_loop loop{{.entries = 512}};`
+struct loop_options {
+    /// Submission queue entries of the io_uring instance.
+    unsigned entries = 256;
+    /// Ask for IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN (probed; falls back if refused).
+    bool single_issuer = true;
+    /// asyncio's debug mode; also switched on by the environment variable CORIO_DEBUG=1.
+    bool debug = false;
+    /// In debug mode, steps longer than this are reported as slow.
+    std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
+};
+
+namespace detail {
+class uring;
+class future_state_base;
+class task_record;
+struct loop_access;
+
+/// A scheduled callback (call_soon / call_later / call_at / call_soon_threadsafe).
+struct callback_state : remote_node {
+    timer_node timer;
+    std::function<void()> fn;
+    event_loop* loop = nullptr;
+    std::uint32_t refs = 1;
+    bool cancelled = false;
+
+    void add_ref() noexcept { ++refs; }
+    void release() noexcept {
+        if (--refs == 0) {
+            delete this;
+        }
+    }
+};
+} // namespace detail
+
+/// A handle to a scheduled callback (asyncio.TimerHandle).
+/// **Thread safety:** use on the loop's thread only.
+class timer_handle {
+public:
+    timer_handle() noexcept = default;
+    explicit timer_handle(detail::callback_state* s) noexcept : state_(s) {
+        if (state_ != nullptr) {
+            state_->add_ref();
+        }
+    }
+    timer_handle(const timer_handle& o) noexcept : timer_handle(o.state_) {}
+    timer_handle(timer_handle&& o) noexcept : state_(std::exchange(o.state_, nullptr)) {}
+    timer_handle& operator=(timer_handle o) noexcept {
+        std::swap(state_, o.state_);
+        return *this;
+    }
+    ~timer_handle() {
+        if (state_ != nullptr) {
+            state_->release();
+        }
+    }
+
+    /// Cancels the callback if it has not run yet; no effect otherwise.
+    void cancel() noexcept;
+    /// True after cancel().
+    bool cancelled() const noexcept { return state_ != nullptr && state_->cancelled; }
+    /// The scheduled time (call_later / call_at only; the epoch otherwise).
+    std::chrono::steady_clock::time_point when() const noexcept {
+        return state_ != nullptr ? state_->timer.deadline : std::chrono::steady_clock::time_point{};
+    }
+
+private:
+    detail::callback_state* state_ = nullptr;
+};
+
+/// A handle on a scheduled task, as returned by current_task() and all_tasks().
+/// **Thread safety:** use on the loop's thread only.
+class task_handle {
+public:
+    task_handle() noexcept = default;
+    explicit task_handle(detail::future_state_base* s) noexcept;
+    task_handle(const task_handle& o) noexcept : task_handle(o.state_) {}
+    task_handle& operator=(task_handle o) noexcept {
+        std::swap(state_, o.state_);
+        return *this;
+    }
+    ~task_handle();
+
+    /// The name given to create_task (or "Task-N").
+    const std::string& name() const noexcept;
+    /// True once the task finished (value, exception or cancellation).
+    bool done() const noexcept;
+    /// Requests cancellation; false if the task is already done.
+    bool cancel() noexcept;
+    /// Where the task was created (recorded for debug reports).
+    std::source_location created_at() const noexcept;
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+    friend bool operator==(const task_handle& a, const task_handle& b) noexcept {
+        return a.state_ == b.state_;
+    }
+
+private:
+    detail::future_state_base* state_ = nullptr;
+};
+
+/// The event loop: runs tasks and callbacks on one thread, waits on io_uring.
+///
+/// A FIFO ready queue, a user-space timer heap with one kernel wait armed for the
+/// earliest deadline, and an eventfd doorbell for other threads. Ready callbacks
+/// and task steps run in FIFO order; work scheduled during a step runs on the next
+/// iteration, as in asyncio.
+/// **Thread safety:** one loop per thread; every member must be called on the thread
+/// that created the loop, except those marked "any thread".
+class event_loop {
+public:
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    using exception_handler = std::function<void(const exception_context&)>;
+
+    /// Creates the loop and its io_uring instance; throws std::system_error if the
+    /// kernel refuses io_uring.
+    explicit event_loop(loop_options options = {});
+    event_loop(const event_loop&) = delete;
+    event_loop& operator=(const event_loop&) = delete;
+    /// Closes the loop if it is not closed yet (see close()).
+    ~event_loop();
+
+    /// Runs `t` as a task until it completes; returns its value or rethrows.
+    /// Throws corio::error if the loop is closed, already running, another loop runs
+    /// on this thread, or stop() was called before the task finished.
+    template <class T>
+    T run_until_complete(task<T> t);
+    /// Runs until the future is done; returns its result or rethrows.
+    template <class T>
+    T run_until_complete(future<T> f);
+    /// Runs until stop() is called.
+    void run_forever();
+    /// Makes run_forever / run_until_complete return after the current iteration.
+    void stop() noexcept;
+    /// True while run_forever / run_until_complete executes.
+    bool is_running() const noexcept { return running_; }
+    /// True after close().
+    bool is_closed() const noexcept { return closed_; }
+    /// Cancels every pending task and runs the loop until they have finished their
+    /// cleanup (tasks that refuse to finish are destroyed), runs registered close
+    /// hooks, then releases the ring. Throws corio::error if the loop is running.
+    /// Idempotent.
+    void close();
+    /// The loop's clock (std::chrono::steady_clock).
+    time_point time() const noexcept { return clock::now(); }
+    /// True in debug mode (loop_options::debug or CORIO_DEBUG=1).
+    bool get_debug() const noexcept { return options_.debug; }
+    /// Switches debug mode on or off.
+    void set_debug(bool on) noexcept { options_.debug = on; }
+
+    /// Schedules `fn` on the next iteration, after callbacks scheduled before it.
+    timer_handle call_soon(std::function<void()> fn);
+    /// Schedules `fn` after `delay` (never earlier).
+    template <class Rep, class Period>
+    timer_handle call_later(std::chrono::duration<Rep, Period> delay, std::function<void()> fn) {
+        return call_at(time() + std::chrono::ceil<clock::duration>(delay), std::move(fn));
+    }
+    /// Schedules `fn` at `when` (never earlier); equal deadlines run in call order.
+    timer_handle call_at(time_point when, std::function<void()> fn);
+    /// Any thread: schedules `fn` on the loop and wakes it. Throws corio::error if the
+    /// loop is closed.
+    void call_soon_threadsafe(std::function<void()> fn);
+
+    /// Any thread: hands an intrusive node to the loop; `node.run(node)` is called on
+    /// the loop's thread during a later iteration. Wakes the loop only when its
+    /// incoming list was empty. The node must stay alive until it runs.
+    void post_remote(detail::remote_node& node) noexcept;
+    /// Resumes `h` on the next iteration as a step of the task `root` (may be null).
+    void schedule(std::coroutine_handle<> h, detail::task_root* root = nullptr) {
+        ready_.push({h, root});
+    }
+
+    /// Schedules `t` as a task owned by the loop; the returned future is the task.
+    template <class T>
+    future<T> create_task(task<T> t, std::string name = {},
+                          std::source_location where = std::source_location::current());
+
+    /// Replaces the handler for unretrieved exceptions and callback errors;
+    /// an empty function restores the default (one line to stderr through fmt).
+    void set_exception_handler(exception_handler handler);
+    /// Calls the current exception handler (never throws; a throwing handler falls
+    /// back to the default one).
+    void call_exception_handler(const exception_context& context) noexcept;
+
+    /// Registers `fn` to run once during close(), after pending tasks finished
+    /// (used to finalize async generators still open). Returns an id for removal.
+    std::uint64_t add_close_hook(std::function<void()> fn);
+    /// Removes a close hook that has not run yet.
+    void remove_close_hook(std::uint64_t id) noexcept;
+
+    /// Number of timers in the timer structure (sleeps and call_later/call_at).
+    std::size_t timer_count() const noexcept { return timers_.size(); }
+
+private:
+    friend struct detail::loop_access;
+    friend class timer_handle;
+    friend void detail::submit_op(event_loop&, detail::uring_op&) noexcept;
+    friend void detail::cancel_op(event_loop&, detail::uring_op&) noexcept;
+
+    void run_once();
+    void run_ready(std::size_t count);
+    void drain_remote() noexcept;
+    void expire_timers();
+    void enter_running();
+    void leave_running() noexcept;
+    void run_until(const detail::future_state_base& state);
+    void finalize_pending_tasks();
+    void run_callback(detail::callback_state* cb) noexcept;
+    void report_slow(std::chrono::nanoseconds took, detail::task_root* root);
+    detail::future_state_base* spawn_state(detail::future_state_base* state);
+
+    loop_options options_;
+    detail::ready_queue ready_;
+    detail::timer_heap timers_;
+    std::atomic<detail::remote_node*> remote_head_{nullptr};
+    std::unique_ptr<detail::uring> ring_;
+    detail::list_hook tasks_;  // pending tasks (task_record::pending_hook)
+    detail::list_hook states_; // every live future state (for loop teardown)
+    detail::task_root* current_ = nullptr;
+    exception_handler handler_;
+    std::vector<std::pair<std::uint64_t, std::function<void()>>> close_hooks_;
+    std::uint64_t next_hook_id_ = 1;
+    std::uint64_t next_task_number_ = 1;
+    std::thread::id owner_;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+    bool closing_ = false;
+};
+
+namespace detail {
+inline thread_local event_loop* running_loop = nullptr;
+}
+
+/// The loop running on this thread. Throws corio::error if none runs.
+/// **Thread safety:** reads a thread-local.
+inline event_loop& get_running_loop() {
+    if (detail::running_loop == nullptr) [[unlikely]] {
+        throw error("corio: no running event loop on this thread");
+    }
+    return *detail::running_loop;
+}
+
+/// asyncio.run: creates a loop, runs `t` to completion, cancels what is left, closes
+/// the loop; returns the value or rethrows. Throws corio::error if a loop is already
+/// running on this thread.
+template <class T>
+T run(task<T> t, loop_options options = {});
+
+/// The task currently running on this thread's loop (empty outside a task).
+task_handle current_task();
+/// Every unfinished task of the running loop, in creation order.
+std::vector<task_handle> all_tasks();
+
+} // namespace corio
+
+#include <corio/future.hpp>

@@ -1,0 +1,328 @@
+#pragma once
+/// \file future.hpp
+/// `corio::future<T>` (asyncio.Future) and `corio::create_task`.
+
+#include <corio/detail/future_state.hpp>
+#include <corio/event_loop.hpp>
+#include <corio/task.hpp>
+
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace corio {
+
+namespace detail {
+
+/// A task scheduled on a loop: the future state plus the coroutine it drives.
+template <class T>
+class task_state final : public future_state<T> {
+public:
+    task_state(event_loop& loop, typename task<T>::handle_type h, std::string name,
+               std::source_location where)
+        : future_state<T>(loop), record_(*this, std::move(name), where) {
+        this->set_task(&record_);
+        record_.coroutine = h;
+        h.promise().set_root(&record_, &on_done, this);
+    }
+    ~task_state() override {
+        if (record_.coroutine) {
+            record_.coroutine.destroy();
+        }
+    }
+    task_record& record() noexcept { return record_; }
+
+private:
+    static void on_done(void* context) noexcept {
+        auto* self = static_cast<task_state*>(context);
+        auto h = std::coroutine_handle<task_promise<T>>::from_address(
+            self->record_.coroutine.address());
+        std::exception_ptr e = h.promise().exception();
+        if (!e) {
+            try {
+                // set_value only schedules waiters; nothing resumes before the frame dies.
+                if constexpr (std::is_void_v<T>) {
+                    self->set_value();
+                } else {
+                    self->set_value(h.promise().take());
+                }
+            } catch (...) {
+                e = std::current_exception(); // moving the result out threw
+            }
+        }
+        h.destroy();
+        self->record_.coroutine = {};
+        if (e) {
+            self->set_exception(e);
+        }
+        self->release(); // the loop's reference
+    }
+
+    task_record record_;
+};
+
+struct loop_access;
+
+} // namespace detail
+
+/// A loop-affine result slot (asyncio.Future); also the handle of a created task.
+///
+/// Copies share one state. `co_await f` (lvalue) waits and yields a reference to the
+/// value (or rethrows); awaiting a prvalue yields the value moved out. Cancelling the
+/// awaiting task cancels the awaited future, as asyncio does.
+/// **Thread safety:** use on the loop's thread only; complete from other threads via
+/// `call_soon_threadsafe`.
+template <class T = void>
+class future {
+    using state_type = detail::future_state_base;
+
+public:
+    using value_type = T;
+
+    /// A new pending future bound to the running loop; throws corio::error if none.
+    future() : future(get_running_loop()) {}
+    /// A new pending future bound to `loop`.
+    explicit future(event_loop& loop) : state_(new detail::future_state<T>(loop)) {}
+    future(const future& o) noexcept : state_(o.state_) {
+        if (state_ != nullptr) {
+            state_->add_ref();
+        }
+    }
+    future(future&& o) noexcept : state_(std::exchange(o.state_, nullptr)) {}
+    future& operator=(future o) noexcept {
+        std::swap(state_, o.state_);
+        return *this;
+    }
+    ~future() {
+        if (state_ != nullptr) {
+            state_->release();
+        }
+    }
+
+    /// Sets the result; throws invalid_state_error if the future is already done.
+    template <class U = T>
+        requires(!std::is_void_v<T> && std::is_convertible_v<U &&, T>)
+    void set_result(U&& value) {
+        check_plain();
+        state_->check_pending();
+        static_cast<detail::future_state<T>*>(state_)->set_value(std::forward<U>(value));
+    }
+    /// Sets the (void) result; throws invalid_state_error if already done.
+    void set_result()
+        requires std::is_void_v<T>
+    {
+        check_plain();
+        state_->check_pending();
+        static_cast<detail::future_state<void>*>(state_)->set_value();
+    }
+    /// Sets an exception; throws invalid_state_error if done, std::invalid_argument if null.
+    void set_exception(std::exception_ptr e) {
+        check_plain();
+        state_->check_pending();
+        state_->set_exception(std::move(e));
+    }
+    /// Cancels: a future becomes cancelled, a task gets cancelled_error at its
+    /// suspension point. False if already done.
+    bool cancel() { return state_->cancel(); }
+    /// True once a result, an exception or a cancellation is set.
+    bool done() const noexcept { return state_->done(); }
+    /// True if the future (or task) ended cancelled.
+    bool cancelled() const noexcept { return state_->is_cancelled(); }
+    /// The value; rethrows the exception; throws cancelled_error if cancelled and
+    /// invalid_state_error if not done.
+    decltype(auto) result() const {
+        if constexpr (std::is_void_v<T>) {
+            value_ref();
+        } else {
+            return static_cast<std::add_lvalue_reference_t<T>>(value_ref());
+        }
+    }
+    /// The exception (null if the future succeeded); throws cancelled_error if
+    /// cancelled and invalid_state_error if not done.
+    std::exception_ptr exception() const { return state_->exception_for_caller(); }
+    /// Calls `fn(*this)` on a later loop iteration once done, in registration order.
+    void add_done_callback(std::function<void(const future&)> fn) {
+        state_->add_callback([fn = std::move(fn)](state_type& s) {
+            s.add_ref();
+            fn(future(&s));
+        });
+    }
+    /// The task's name ("" for a plain future).
+    std::string name() const { return state_->as_task() ? state_->as_task()->name() : std::string(); }
+    /// This future as a task handle (empty handle for a plain future).
+    task_handle as_task() const {
+        return state_->as_task() ? task_handle(state_) : task_handle();
+    }
+    /// True if this future is the handle of a created task.
+    bool is_task() const noexcept { return state_->as_task() != nullptr; }
+
+    class awaiter {
+    public:
+        explicit awaiter(state_type* s) noexcept : state_(s) {
+            slot_.on_cancel = &on_cancel;
+            slot_.context = this;
+        }
+        awaiter(const awaiter&) = delete;
+        awaiter& operator=(const awaiter&) = delete;
+        ~awaiter() {
+            if (waiter_.linked) {
+                state_->remove_waiter(waiter_);
+            }
+        }
+        bool await_ready() const noexcept { return state_->done(); }
+        template <class Promise>
+        bool await_suspend(std::coroutine_handle<Promise> h) {
+            waiter_.root = detail::root_of(h);
+            waiter_.coroutine = h;
+            if (waiter_.root != nullptr && waiter_.root->take_pending_cancel()) {
+                state_->cancel();
+                if (state_->done()) {
+                    return false;
+                }
+                // A task was asked to cancel: wait for it to finish doing so.
+            }
+            state_->add_waiter(waiter_);
+            if (waiter_.root != nullptr) {
+                waiter_.root->arm(slot_);
+            }
+            return true;
+        }
+
+    protected:
+        void finish_wait() noexcept {
+            if (waiter_.root != nullptr) {
+                waiter_.root->disarm();
+            }
+        }
+        state_type* state_;
+
+    private:
+        static void on_cancel(detail::cancel_slot& slot) noexcept {
+            auto* self = static_cast<awaiter*>(slot.context);
+            // asyncio: cancelling a task that awaits a future cancels that future.
+            // The waiter is woken by the future's completion.
+            try {
+                self->state_->cancel();
+            } catch (...) {
+                self->state_->loop()->call_exception_handler(
+                    {"exception while cancelling an awaited future", std::current_exception(), {}});
+            }
+        }
+        detail::future_waiter waiter_;
+        detail::cancel_slot slot_;
+    };
+
+    struct lvalue_awaiter : awaiter {
+        using awaiter::awaiter;
+        decltype(auto) await_resume() {
+            this->finish_wait();
+            if constexpr (std::is_void_v<T>) {
+                value_of(this->state_);
+            } else {
+                return static_cast<std::add_lvalue_reference_t<T>>(value_of(this->state_));
+            }
+        }
+    };
+    struct rvalue_awaiter : awaiter {
+        explicit rvalue_awaiter(state_type* s) noexcept : awaiter(s) { s->add_ref(); }
+        rvalue_awaiter(const rvalue_awaiter&) = delete;
+        ~rvalue_awaiter() { this->state_->release(); }
+        T await_resume() {
+            this->finish_wait();
+            if constexpr (std::is_void_v<T>) {
+                value_of(this->state_);
+            } else if constexpr (std::is_reference_v<T>) {
+                return value_of(this->state_);
+            } else {
+                return std::move(value_of(this->state_));
+            }
+        }
+    };
+
+    /// Waits for the future; yields a reference to its value or rethrows.
+    [[nodiscard]] lvalue_awaiter operator co_await() & noexcept { return lvalue_awaiter(state_); }
+    /// Waits for a temporary future; yields its value moved out or rethrows.
+    [[nodiscard]] rvalue_awaiter operator co_await() && noexcept { return rvalue_awaiter(state_); }
+
+    /// Internal: adopts a state reference (already counted).
+    explicit future(state_type* s) noexcept : state_(s) {}
+
+private:
+    friend class event_loop;
+
+    static decltype(auto) value_of(state_type* s) {
+        return static_cast<detail::future_state<T>*>(s)->value();
+    }
+    decltype(auto) value_ref() const {
+        if (!state_->done()) {
+            throw invalid_state_error("corio: result() of a future that is not done");
+        }
+        return value_of(state_);
+    }
+    void check_plain() const {
+        if (state_->as_task() != nullptr) {
+            throw invalid_state_error("corio: set_result/set_exception on a task's future");
+        }
+    }
+    state_type* state_;
+};
+
+template <class T>
+future<T> event_loop::create_task(task<T> t, std::string name, std::source_location where) {
+    CORIO_ASSERT(static_cast<bool>(t), "create_task of an empty or moved-from corio::task");
+    if (closed_) {
+        throw error("corio: create_task on a closed event loop");
+    }
+    auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
+    spawn_state(state); // the loop keeps the initial reference until the task ends
+    state->add_ref();
+    return future<T>(static_cast<detail::future_state_base*>(state));
+}
+
+/// Schedules `t` as a task on the running loop (asyncio.create_task). The returned
+/// future IS the task: `cancel()` cancels the coroutine. Dropping the future does
+/// not cancel the task; the loop owns it. Throws corio::error if no loop runs.
+/// **Thread safety:** call on the loop's thread.
+template <class T>
+future<T> create_task(task<T> t, std::string name = {},
+                      std::source_location where = std::source_location::current()) {
+    return get_running_loop().create_task(std::move(t), std::move(name), where);
+}
+
+template <class T>
+T event_loop::run_until_complete(future<T> f) {
+    run_until(*f.state_);
+    if constexpr (std::is_void_v<T>) {
+        f.result();
+    } else if constexpr (std::is_reference_v<T>) {
+        return f.result();
+    } else {
+        return std::move(f.result());
+    }
+}
+
+template <class T>
+T event_loop::run_until_complete(task<T> t) {
+    if (closed_) {
+        throw error("corio: run_until_complete on a closed event loop");
+    }
+    return run_until_complete(create_task(std::move(t)));
+}
+
+template <class T>
+T run(task<T> t, loop_options options) {
+    if (detail::running_loop != nullptr) {
+        throw error("corio::run() cannot be called while an event loop is running on this thread");
+    }
+    event_loop loop(options);
+    if constexpr (std::is_void_v<T>) {
+        loop.run_until_complete(std::move(t));
+        loop.close();
+    } else {
+        T value = loop.run_until_complete(std::move(t));
+        loop.close();
+        return value;
+    }
+}
+
+} // namespace corio

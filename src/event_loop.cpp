@@ -1,0 +1,465 @@
+#include "uring.hpp"
+
+#include <corio/detail/loop_access.hpp>
+#include <corio/event_loop.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace corio {
+
+namespace detail {
+
+void loop_access::register_state(event_loop& loop, future_state_base& s) noexcept {
+    loop.states_.push_back(s.registry_hook);
+}
+void loop_access::register_task(event_loop& loop, task_record& t) noexcept {
+    loop.tasks_.push_back(t.pending_hook);
+}
+
+event_loop& loop_for_io() { return get_running_loop(); }
+void submit_op(event_loop& loop, uring_op& op) noexcept { loop.ring_->submit(op); }
+void cancel_op(event_loop& loop, uring_op& op) noexcept { loop.ring_->cancel(op); }
+void schedule_on(event_loop& loop, std::coroutine_handle<> h, task_root* root) {
+    loop.schedule(h, root);
+}
+
+task_handle loop_access::current(event_loop& loop) {
+    if (loop.current_ == nullptr) {
+        return {};
+    }
+    return task_handle(&static_cast<task_record*>(loop.current_)->state());
+}
+
+std::vector<task_handle> loop_access::all(event_loop& loop) {
+    std::vector<task_handle> out;
+    for (list_hook* h = loop.tasks_.next; h != &loop.tasks_; h = h->next) {
+        out.emplace_back(&static_cast<task_record*>(h->owner)->state());
+    }
+    return out;
+}
+
+} // namespace detail
+
+namespace {
+
+void default_handler(const exception_context& ctx) {
+    std::string what;
+    if (ctx.exception) {
+        try {
+            std::rethrow_exception(ctx.exception);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+            what = "unknown exception";
+        }
+    }
+    fmt::print(stderr, "corio: {}{}{}{}\n", ctx.message,
+               ctx.task_name.empty() ? "" : fmt::format(" [task {}]", ctx.task_name),
+               what.empty() ? "" : ": ", what);
+}
+
+} // namespace
+
+// ---- timer_handle / task_handle -------------------------------------------------
+
+void timer_handle::cancel() noexcept {
+    if (state_ == nullptr || state_->cancelled) {
+        return;
+    }
+    state_->cancelled = true;
+    if (state_->timer.queued()) {
+        detail::loop_access::remove_timer(*state_->loop, state_->timer);
+        state_->release(); // the timer heap's reference
+    }
+}
+
+task_handle::task_handle(detail::future_state_base* s) noexcept : state_(s) {
+    if (state_ != nullptr) {
+        state_->add_ref();
+    }
+}
+task_handle::~task_handle() {
+    if (state_ != nullptr) {
+        state_->release();
+    }
+}
+const std::string& task_handle::name() const noexcept { return state_->as_task()->name(); }
+bool task_handle::done() const noexcept { return state_->done(); }
+bool task_handle::cancel() noexcept {
+    try {
+        return state_->cancel();
+    } catch (...) {
+        return false;
+    }
+}
+std::source_location task_handle::created_at() const noexcept { return state_->as_task()->where(); }
+
+// ---- event_loop -------------------------------------------------------------------
+
+event_loop::event_loop(loop_options options)
+    : options_(options), ring_(std::make_unique<detail::uring>(options)),
+      owner_(std::this_thread::get_id()) {
+    if (const char* env = std::getenv("CORIO_DEBUG"); env != nullptr && std::strcmp(env, "1") == 0) {
+        options_.debug = true;
+    }
+}
+
+event_loop::~event_loop() {
+    if (running_) {
+        // Destroying a running loop is a programming error we cannot recover from.
+        CORIO_ASSERT(false, "an event_loop was destroyed while running");
+    }
+    close();
+    while (!states_.empty()) {
+        static_cast<detail::future_state_base*>(states_.next->owner)->detach_from_loop();
+    }
+}
+
+void event_loop::enter_running() {
+    if (closed_) {
+        throw error("corio: the event loop is closed");
+    }
+    if (running_) {
+        throw error("corio: the event loop is already running");
+    }
+    if (detail::running_loop != nullptr) {
+        throw error("corio: another event loop is already running on this thread");
+    }
+    running_ = true;
+    detail::running_loop = this;
+}
+
+void event_loop::leave_running() noexcept {
+    running_ = false;
+    stopping_ = false;
+    detail::running_loop = nullptr;
+}
+
+void event_loop::run_forever() {
+    enter_running();
+    try {
+        for (;;) {
+            run_once();
+            if (stopping_) {
+                break;
+            }
+        }
+    } catch (...) {
+        leave_running();
+        throw;
+    }
+    leave_running();
+}
+
+void event_loop::run_until(const detail::future_state_base& state) {
+    enter_running();
+    try {
+        while (!state.done()) {
+            run_once();
+            if (stopping_ && !state.done()) {
+                throw error("corio: the event loop stopped before the task completed");
+            }
+        }
+    } catch (...) {
+        leave_running();
+        throw;
+    }
+    leave_running();
+}
+
+void event_loop::stop() noexcept { stopping_ = true; }
+
+void event_loop::run_once() {
+    drain_remote();
+    bool block = ready_.empty() && !stopping_;
+    std::optional<std::chrono::nanoseconds> timeout;
+    if (block && !timers_.empty()) {
+        auto wait = timers_.top().deadline - clock::now();
+        if (wait <= wait.zero()) {
+            block = false;
+        } else {
+            timeout = std::chrono::ceil<std::chrono::nanoseconds>(wait);
+        }
+    }
+    if (block || ring_->in_flight() > 0 || ring_->has_pending()) {
+        ring_->poll(block, timeout);
+        drain_remote();
+    }
+    expire_timers();
+    run_ready(ready_.size());
+}
+
+void event_loop::drain_remote() noexcept {
+    detail::remote_node* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
+    if (list == nullptr) {
+        return;
+    }
+    detail::remote_node* fifo = nullptr; // the list is LIFO: reverse it
+    while (list != nullptr) {
+        detail::remote_node* next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo != nullptr) {
+        detail::remote_node* next = fifo->next;
+        fifo->run(*fifo);
+        fifo = next;
+    }
+}
+
+void event_loop::post_remote(detail::remote_node& node) noexcept {
+    detail::remote_node* head = remote_head_.load(std::memory_order_relaxed);
+    do {
+        node.next = head;
+    } while (!remote_head_.compare_exchange_weak(head, &node, std::memory_order_release,
+                                                 std::memory_order_relaxed));
+    if (head == nullptr) {
+        ring_->wake();
+    }
+}
+
+void event_loop::expire_timers() {
+    if (timers_.empty()) {
+        return;
+    }
+    auto now = clock::now();
+    while (!timers_.empty() && timers_.top().deadline <= now) {
+        detail::timer_node& n = timers_.top();
+        timers_.remove(n);
+        n.fire(n);
+    }
+}
+
+void event_loop::run_ready(std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+        detail::ready_item item = ready_.pop();
+        auto started = options_.debug ? clock::now() : time_point{};
+        if (item.coroutine) {
+            current_ = static_cast<detail::task_root*>(item.context);
+            item.coroutine.resume();
+            current_ = nullptr;
+        } else {
+            run_callback(static_cast<detail::callback_state*>(item.context));
+        }
+        if (options_.debug) {
+            auto took = clock::now() - started;
+            if (took >= options_.slow_callback_duration) {
+                report_slow(took, item.coroutine ? static_cast<detail::task_root*>(item.context) : nullptr);
+            }
+        }
+    }
+}
+
+void event_loop::report_slow(std::chrono::nanoseconds took, detail::task_root* root) {
+    std::string what = "a callback";
+    std::string name;
+    if (root != nullptr) {
+        auto* rec = static_cast<detail::task_record*>(root);
+        name = rec->name();
+        what = fmt::format("a step of task {} (created at {}:{})", name, rec->where().file_name(),
+                           rec->where().line());
+    }
+    call_exception_handler(
+        {fmt::format("Executing {} took {:.3f} seconds", what,
+                     std::chrono::duration<double>(took).count()),
+         nullptr, name});
+}
+
+void event_loop::run_callback(detail::callback_state* cb) noexcept {
+    if (!cb->cancelled) {
+        cb->cancelled = true; // a handle's cancel() after the run is a no-op
+        try {
+            cb->fn();
+        } catch (...) {
+            call_exception_handler({"exception in a callback", std::current_exception(), {}});
+        }
+        cb->fn = nullptr;
+    }
+    cb->release();
+}
+
+timer_handle event_loop::call_soon(std::function<void()> fn) {
+    if (closed_) {
+        throw error("corio: call_soon on a closed event loop");
+    }
+    auto* cb = new detail::callback_state;
+    cb->fn = std::move(fn);
+    cb->loop = this;
+    timer_handle h(cb); // refs: queue + handle
+    ready_.push({nullptr, cb});
+    return h;
+}
+
+timer_handle event_loop::call_at(time_point when, std::function<void()> fn) {
+    if (closed_) {
+        throw error("corio: call_at on a closed event loop");
+    }
+    auto* cb = new detail::callback_state;
+    cb->fn = std::move(fn);
+    cb->loop = this;
+    cb->timer.deadline = when;
+    cb->timer.context = cb;
+    cb->timer.fire = [](detail::timer_node& n) noexcept {
+        auto* c = static_cast<detail::callback_state*>(n.context);
+        c->loop->ready_.push({nullptr, c}); // the heap's reference moves to the queue
+    };
+    timer_handle h(cb);
+    timers_.push(cb->timer);
+    return h;
+}
+
+void event_loop::call_soon_threadsafe(std::function<void()> fn) {
+    if (closed_) {
+        throw error("corio: call_soon_threadsafe on a closed event loop");
+    }
+    auto* cb = new detail::callback_state;
+    cb->fn = std::move(fn);
+    cb->loop = this;
+    cb->run = [](detail::remote_node& n) noexcept {
+        auto& c = static_cast<detail::callback_state&>(n);
+        c.loop->ready_.push({nullptr, &c});
+    };
+    post_remote(*cb);
+}
+
+detail::future_state_base* event_loop::spawn_state(detail::future_state_base* state) {
+    detail::task_record* rec = state->as_task();
+    if (rec->name().empty()) {
+        rec->set_name(fmt::format("Task-{}", next_task_number_));
+    }
+    ++next_task_number_;
+    detail::loop_access::register_task(*this, *rec);
+    ready_.push({rec->coroutine, rec});
+    return state;
+}
+
+void event_loop::set_exception_handler(exception_handler handler) { handler_ = std::move(handler); }
+
+void event_loop::call_exception_handler(const exception_context& context) noexcept {
+    try {
+        if (handler_) {
+            handler_(context);
+            return;
+        }
+    } catch (...) {
+        // fall through to the default handler
+    }
+    try {
+        default_handler(context);
+    } catch (...) {
+        // nothing left to report with
+    }
+}
+
+std::uint64_t event_loop::add_close_hook(std::function<void()> fn) {
+    std::uint64_t id = next_hook_id_++;
+    close_hooks_.emplace_back(id, std::move(fn));
+    return id;
+}
+
+void event_loop::remove_close_hook(std::uint64_t id) noexcept {
+    std::erase_if(close_hooks_, [id](const auto& h) { return h.first == id; });
+}
+
+void event_loop::finalize_pending_tasks() {
+    if (tasks_.empty() && ready_.empty() && ring_->in_flight() <= 1) {
+        return;
+    }
+    std::vector<task_handle> victims = detail::loop_access::all(*this);
+    for (auto& v : victims) {
+        v.cancel();
+    }
+    victims.clear();
+    enter_running();
+    try {
+        // Run while anything can still make progress (the doorbell read is always
+        // in flight, hence the 1).
+        while (!tasks_.empty() || !ready_.empty()) {
+            bool progress = !ready_.empty() || ring_->in_flight() > 1 || ring_->has_pending() ||
+                            !timers_.empty();
+            if (!progress) {
+                break;
+            }
+            run_once();
+        }
+    } catch (...) {
+        leave_running();
+        throw;
+    }
+    leave_running();
+    // Tasks still pending wait for something that can never happen now: destroy
+    // their frames (awaiters unlink themselves) and mark them cancelled.
+    while (!tasks_.empty()) {
+        auto* rec = static_cast<detail::task_record*>(tasks_.next->owner);
+        detail::future_state_base& state = rec->state();
+        state.add_ref();
+        if (options_.debug) {
+            call_exception_handler({fmt::format("Task was destroyed but it is pending (created at {}:{})",
+                                                rec->where().file_name(), rec->where().line()),
+                                    nullptr, rec->name()});
+        }
+        std::coroutine_handle<> h = std::exchange(rec->coroutine, {});
+        rec->pending_hook.unlink();
+        if (h) {
+            h.destroy();
+        }
+        state.set_exception(std::make_exception_ptr(cancelled_error()));
+        state.release(); // ours
+        state.release(); // the loop's
+    }
+}
+
+void event_loop::close() {
+    if (closed_) {
+        return;
+    }
+    if (running_) {
+        throw error("corio: cannot close a running event loop");
+    }
+    closing_ = true;
+    finalize_pending_tasks();
+    while (!close_hooks_.empty()) {
+        auto hooks = std::move(close_hooks_);
+        close_hooks_.clear();
+        for (auto& [id, fn] : hooks) {
+            try {
+                fn();
+            } catch (...) {
+                call_exception_handler({"exception in a close hook", std::current_exception(), {}});
+            }
+        }
+        finalize_pending_tasks();
+    }
+    // Callbacks that never ran are dropped, as asyncio's close() does.
+    drain_remote();
+    while (!ready_.empty()) {
+        detail::ready_item item = ready_.pop();
+        if (!item.coroutine) {
+            static_cast<detail::callback_state*>(item.context)->release();
+        }
+    }
+    while (!timers_.empty()) {
+        detail::timer_node& n = timers_.top();
+        timers_.remove(n);
+        // Only call_later/call_at nodes can remain: sleeps lived in destroyed frames.
+        static_cast<detail::callback_state*>(n.context)->release();
+    }
+    closed_ = true;
+    closing_ = false;
+}
+
+task_handle current_task() {
+    event_loop* loop = detail::running_loop;
+    if (loop == nullptr) {
+        return {};
+    }
+    return detail::loop_access::current(*loop);
+}
+
+std::vector<task_handle> all_tasks() { return detail::loop_access::all(get_running_loop()); }
+
+} // namespace corio

@@ -1,0 +1,180 @@
+#include <corio/detail/loop_access.hpp>
+#include <corio/future.hpp>
+
+#include <stdexcept>
+
+namespace corio::detail {
+
+bool is_cancellation(const std::exception_ptr& e) noexcept {
+    if (!e) {
+        return false;
+    }
+    try {
+        std::rethrow_exception(e);
+    } catch (const cancelled_error&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+future_state_base::future_state_base(event_loop& loop) : loop_(&loop) {
+    registry_hook.owner = this;
+    loop_access::register_state(loop, *this);
+}
+
+future_state_base::~future_state_base() {
+    registry_hook.unlink();
+    if (task_ != nullptr) {
+        task_->pending_hook.unlink();
+    }
+    while (first_waiter_ != nullptr) {
+        remove_waiter(*first_waiter_);
+    }
+}
+
+void future_state_base::release_last() noexcept {
+    report_unretrieved();
+    delete this;
+}
+
+void future_state_base::report_unretrieved() noexcept {
+    if (exception_ && !retrieved_ && status_ == status::finished && loop_ != nullptr) {
+        retrieved_ = true;
+        loop_->call_exception_handler(
+            {task_ != nullptr ? "Task exception was never retrieved"
+                              : "Future exception was never retrieved",
+             exception_, task_ != nullptr ? task_->name() : std::string()});
+    }
+}
+
+void future_state_base::detach_from_loop() noexcept {
+    report_unretrieved();
+    registry_hook.unlink();
+    loop_ = nullptr;
+}
+
+void future_state_base::check_pending() const {
+    if (done()) {
+        throw invalid_state_error("corio: the future is already done");
+    }
+}
+
+bool future_state_base::cancel() {
+    if (done()) {
+        return false;
+    }
+    if (task_ != nullptr) {
+        task_->deliver_cancel();
+        return true;
+    }
+    exception_ = std::make_exception_ptr(cancelled_error());
+    mark_done(status::cancelled);
+    return true;
+}
+
+void future_state_base::rethrow_if_failed() {
+    retrieved_ = true;
+    if (exception_) {
+        std::rethrow_exception(exception_);
+    }
+}
+
+std::exception_ptr future_state_base::exception_for_caller() {
+    if (!done()) {
+        throw invalid_state_error("corio: exception() of a future that is not done");
+    }
+    retrieved_ = true;
+    if (status_ == status::cancelled) {
+        std::rethrow_exception(exception_);
+    }
+    return exception_;
+}
+
+void future_state_base::set_exception(std::exception_ptr e) {
+    if (!e) {
+        throw std::invalid_argument("corio: set_exception with a null exception_ptr");
+    }
+    bool cancelled = is_cancellation(e);
+    exception_ = std::move(e);
+    mark_done(cancelled ? status::cancelled : status::finished);
+}
+
+void future_state_base::add_waiter(future_waiter& w) noexcept {
+    w.linked = true;
+    w.next = nullptr;
+    w.prev = last_waiter_;
+    if (last_waiter_ != nullptr) {
+        last_waiter_->next = &w;
+    } else {
+        first_waiter_ = &w;
+    }
+    last_waiter_ = &w;
+}
+
+void future_state_base::remove_waiter(future_waiter& w) noexcept {
+    if (!w.linked) {
+        return;
+    }
+    (w.prev != nullptr ? w.prev->next : first_waiter_) = w.next;
+    (w.next != nullptr ? w.next->prev : last_waiter_) = w.prev;
+    w.prev = w.next = nullptr;
+    w.linked = false;
+}
+
+void future_state_base::add_callback(std::function<void(future_state_base&)> fn) {
+    if (!done()) {
+        callbacks_.push_back(std::move(fn));
+        return;
+    }
+    if (loop_ == nullptr) {
+        return;
+    }
+    add_ref();
+    loop_->call_soon([this, fn = std::move(fn)] {
+        future_state_base* self = this;
+        try {
+            fn(*self);
+        } catch (...) {
+            if (self->loop_ != nullptr) {
+                self->loop_->call_exception_handler(
+                    {"exception in a future's done callback", std::current_exception(), {}});
+            }
+        }
+        self->release();
+    });
+}
+
+void future_state_base::mark_done(status s) {
+    status_ = s;
+    if (task_ != nullptr) {
+        task_->pending_hook.unlink();
+    }
+    if (loop_ == nullptr) {
+        return;
+    }
+    while (first_waiter_ != nullptr) {
+        future_waiter& w = *first_waiter_;
+        remove_waiter(w);
+        loop_->schedule(w.coroutine, w.root);
+    }
+    if (!callbacks_.empty()) {
+        add_ref();
+        loop_->call_soon([this, cbs = std::move(callbacks_)] {
+            for (auto& cb : cbs) {
+                try {
+                    cb(*this);
+                } catch (...) {
+                    if (loop_ != nullptr) {
+                        loop_->call_exception_handler(
+                            {"exception in a future's done callback", std::current_exception(), {}});
+                    }
+                }
+            }
+            release();
+        });
+        callbacks_.clear();
+    }
+}
+
+} // namespace corio::detail

@@ -1,0 +1,219 @@
+#include "uring.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace corio::detail {
+
+namespace {
+constexpr std::uint64_t ignore_user_data = 0; // completions of our cancel SQEs
+}
+
+uring::uring(const loop_options& options) {
+    io_uring_params params{};
+    int rc = -EINVAL;
+    if (options.single_issuer) {
+        // Probed at run time: kernels before 6.1 refuse DEFER_TASKRUN with -EINVAL.
+        params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+        rc = io_uring_queue_init_params(options.entries, &ring_, &params);
+        if (rc == 0) {
+            defer_taskrun_ = true;
+        }
+    }
+    if (rc < 0) {
+        params = {};
+        params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+        rc = io_uring_queue_init_params(options.entries, &ring_, &params);
+    }
+    if (rc < 0) {
+        params = {};
+        rc = io_uring_queue_init_params(options.entries, &ring_, &params);
+    }
+    if (rc < 0) {
+        throw std::system_error(-rc, std::system_category(), "corio: io_uring_queue_init");
+    }
+    flags_ = params.flags;
+    eventfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (eventfd_ < 0) {
+        int e = errno;
+        io_uring_queue_exit(&ring_);
+        throw std::system_error(e, std::system_category(), "corio: eventfd");
+    }
+    doorbell_.owner = this;
+    doorbell_.prep = &prep_doorbell;
+    doorbell_.complete = &on_doorbell;
+    arm_doorbell();
+}
+
+uring::~uring() {
+    // Ops still in flight belong to frames that are gone by now (the loop finalized
+    // its tasks); the kernel cancels everything when the ring is torn down.
+    io_uring_queue_exit(&ring_);
+    ::close(eventfd_);
+}
+
+io_uring_sqe* uring::get_sqe() noexcept {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {
+        io_uring_submit(&ring_);
+        sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+}
+
+void uring::submit(uring_op& op) noexcept {
+    io_uring_sqe* sqe = pending_head_ == nullptr ? get_sqe() : nullptr;
+    if (sqe == nullptr) {
+        op.state = uring_op::op_state::pending;
+        op.next_pending = nullptr;
+        if (pending_tail_ != nullptr) {
+            pending_tail_->next_pending = &op;
+        } else {
+            pending_head_ = &op;
+        }
+        pending_tail_ = &op;
+        return;
+    }
+    op.prep(op, *sqe);
+    io_uring_sqe_set_data(sqe, &op);
+    op.state = uring_op::op_state::in_flight;
+    ++in_flight_;
+}
+
+void uring::cancel(uring_op& op) noexcept {
+    if (op.state == uring_op::op_state::pending) {
+        uring_op** link = &pending_head_;
+        uring_op* prev = nullptr;
+        while (*link != &op) {
+            prev = *link;
+            link = &(*link)->next_pending;
+        }
+        *link = op.next_pending;
+        if (pending_tail_ == &op) {
+            pending_tail_ = prev;
+        }
+        op.state = uring_op::op_state::idle;
+        op.complete(op, -ECANCELED, 0);
+        return;
+    }
+    if (op.state != uring_op::op_state::in_flight) {
+        return;
+    }
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) {
+        parked_cancels_.push_back(&op);
+        return;
+    }
+    io_uring_prep_cancel(sqe, &op, 0);
+    io_uring_sqe_set_data64(sqe, ignore_user_data);
+}
+
+void uring::flush_parked() noexcept {
+    if (!parked_cancels_.empty()) {
+        std::vector<uring_op*> cancels;
+        cancels.swap(parked_cancels_);
+        for (uring_op* op : cancels) {
+            cancel(*op);
+        }
+    }
+    while (pending_head_ != nullptr) {
+        io_uring_sqe* sqe = get_sqe();
+        if (sqe == nullptr) {
+            return;
+        }
+        uring_op* op = pending_head_;
+        pending_head_ = op->next_pending;
+        if (pending_head_ == nullptr) {
+            pending_tail_ = nullptr;
+        }
+        op->prep(*op, *sqe);
+        io_uring_sqe_set_data(sqe, op);
+        op->state = uring_op::op_state::in_flight;
+        ++in_flight_;
+    }
+}
+
+void uring::poll(bool block, std::optional<std::chrono::nanoseconds> timeout) {
+    flush_parked();
+    if (block) {
+        __kernel_timespec ts{};
+        __kernel_timespec* tsp = nullptr;
+        if (timeout) {
+            ts.tv_sec = timeout->count() / 1'000'000'000;
+            ts.tv_nsec = timeout->count() % 1'000'000'000;
+            tsp = &ts;
+        }
+        io_uring_cqe* cqe = nullptr;
+        // -ETIME (deadline), -EINTR (signal) and -EBUSY (CQ overflow) just fall
+        // through to reaping what is there.
+        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+    } else if (io_uring_sq_ready(&ring_) > 0 || (defer_taskrun_ && in_flight_ > 0)) {
+        if (defer_taskrun_) {
+            io_uring_submit_and_get_events(&ring_);
+        } else {
+            io_uring_submit(&ring_);
+        }
+    }
+    reap();
+}
+
+void uring::reap() noexcept {
+    io_uring_cqe* cqes[64];
+    for (;;) {
+        unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+        if (n == 0) {
+            return;
+        }
+        struct completion {
+            uring_op* op;
+            int res;
+            unsigned flags;
+        } batch[64];
+        unsigned count = 0;
+        for (unsigned i = 0; i < n; ++i) {
+            std::uint64_t data = cqes[i]->user_data;
+            if (data == ignore_user_data || data == LIBURING_UDATA_TIMEOUT) {
+                continue;
+            }
+            batch[count++] = {reinterpret_cast<uring_op*>(data), cqes[i]->res, cqes[i]->flags};
+        }
+        io_uring_cq_advance(&ring_, n);
+        for (unsigned i = 0; i < count; ++i) {
+            uring_op* op = batch[i].op;
+            if ((batch[i].flags & IORING_CQE_F_MORE) == 0) {
+                op->state = uring_op::op_state::idle;
+                --in_flight_;
+            }
+            op->complete(*op, batch[i].res, batch[i].flags);
+        }
+        if (n < 64) {
+            return;
+        }
+    }
+}
+
+void uring::wake() noexcept {
+    std::uint64_t one = 1;
+    // EAGAIN means the counter is saturated: the loop is being woken anyway.
+    [[maybe_unused]] ssize_t r = ::write(eventfd_, &one, sizeof one);
+}
+
+void uring::arm_doorbell() noexcept { submit(doorbell_); }
+
+void uring::prep_doorbell(uring_op& op, io_uring_sqe& sqe) noexcept {
+    uring* self = static_cast<doorbell_op&>(op).owner;
+    io_uring_prep_read(&sqe, self->eventfd_, &self->doorbell_value_, sizeof self->doorbell_value_, 0);
+}
+
+void uring::on_doorbell(uring_op& op, int, unsigned) noexcept {
+    uring* self = static_cast<doorbell_op&>(op).owner;
+    // The loop drains its incoming list on every iteration; this only re-arms.
+    self->arm_doorbell();
+}
+
+void prep_nop(uring_op&, ::io_uring_sqe& sqe) noexcept { io_uring_prep_nop(&sqe); }
+
+} // namespace corio::detail

@@ -1,0 +1,61 @@
+#pragma once
+// The one place that talks to io_uring (liburing). Everything else goes through
+// detail::uring_op and the event loop.
+
+#include <corio/detail/uring_op.hpp>
+#include <corio/event_loop.hpp>
+
+#include <liburing.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace corio::detail {
+
+class uring {
+public:
+    explicit uring(const loop_options& options);
+    uring(const uring&) = delete;
+    uring& operator=(const uring&) = delete;
+    ~uring();
+
+    /// Queues an SQE for `op`, or parks it if the submission queue is full.
+    void submit(uring_op& op) noexcept;
+    /// Cancels `op`: unparks it (completing it with -ECANCELED) or submits an
+    /// IORING_OP_ASYNC_CANCEL; the op's own completion follows.
+    void cancel(uring_op& op) noexcept;
+    /// Submits what is queued, waits (when `block`) for a completion or `timeout`,
+    /// and dispatches every completion that arrived.
+    void poll(bool block, std::optional<std::chrono::nanoseconds> timeout);
+    /// Any thread: rings the eventfd doorbell.
+    void wake() noexcept;
+
+    std::size_t in_flight() const noexcept { return in_flight_; }
+    bool has_pending() const noexcept { return pending_head_ != nullptr || !parked_cancels_.empty(); }
+    unsigned setup_flags() const noexcept { return flags_; }
+
+private:
+    io_uring_sqe* get_sqe() noexcept;
+    void flush_parked() noexcept;
+    void reap() noexcept;
+    void arm_doorbell() noexcept;
+    static void prep_doorbell(uring_op& op, io_uring_sqe& sqe) noexcept;
+    static void on_doorbell(uring_op& op, int res, unsigned flags) noexcept;
+
+    io_uring ring_{};
+    unsigned flags_ = 0;
+    bool defer_taskrun_ = false;
+    std::size_t in_flight_ = 0;
+    uring_op* pending_head_ = nullptr;
+    uring_op* pending_tail_ = nullptr;
+    std::vector<uring_op*> parked_cancels_;
+    int eventfd_ = -1;
+    std::uint64_t doorbell_value_ = 0;
+    struct doorbell_op : uring_op {
+        uring* owner = nullptr;
+    } doorbell_;
+};
+
+} // namespace corio::detail
