@@ -448,6 +448,8 @@ void event_loop::close() {
         // Only call_later/call_at nodes can remain: sleeps lived in destroyed frames.
         static_cast<detail::callback_state*>(n.context)->release();
     }
+    // No completion is reaped after this point, so in-flight signal reads may go.
+    signals_.reset();
     closed_ = true;
     closing_ = false;
 }

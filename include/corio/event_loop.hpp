@@ -50,6 +50,7 @@ struct loop_options {
 
 namespace detail {
 class uring;
+class signal_registry;
 class future_state_base;
 class task_record;
 struct loop_access;
@@ -226,6 +227,13 @@ public:
     /// Removes a close hook that has not run yet.
     void remove_close_hook(std::uint64_t id) noexcept;
 
+    /// Runs `fn` on the loop whenever signal `sig` arrives (signalfd read through the
+    /// ring); replaces a previous handler for `sig`. Throws std::invalid_argument for
+    /// an invalid signal number or one that cannot be caught (SIGKILL, SIGSTOP).
+    void add_signal_handler(int sig, std::function<void()> fn);
+    /// Removes the handler for `sig`; false if there was none.
+    bool remove_signal_handler(int sig);
+
     /// Number of timers in the timer structure (sleeps and call_later/call_at).
     std::size_t timer_count() const noexcept { return timers_.size(); }
 
@@ -259,6 +267,10 @@ private:
     std::vector<std::pair<std::uint64_t, std::function<void()>>> close_hooks_;
     std::uint64_t next_hook_id_ = 1;
     std::uint64_t next_task_number_ = 1;
+    // Signal handling state, owned by src/signal.cpp (type-erased deleter keeps
+    // the definition there).
+    std::unique_ptr<detail::signal_registry, void (*)(detail::signal_registry*)> signals_{nullptr,
+                                                                                         nullptr};
     std::thread::id owner_;
     bool running_ = false;
     bool stopping_ = false;
