@@ -95,7 +95,7 @@ bool task_handle::cancel() noexcept {
         return false;
     }
 }
-std::source_location task_handle::created_at() const noexcept { return state_->as_task()->where(); }
+corio::source_location task_handle::created_at() const noexcept { return state_->as_task()->where(); }
 
 // ---- event_loop -------------------------------------------------------------------
 

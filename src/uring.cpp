@@ -216,4 +216,19 @@ void uring::on_doorbell(uring_op& op, int, unsigned) noexcept {
 
 void prep_nop(uring_op&, ::io_uring_sqe& sqe) noexcept { io_uring_prep_nop(&sqe); }
 
+bool uring::supports(unsigned opcode) noexcept {
+    if (!probed_) {
+        probed_ = true;
+        if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_); probe != nullptr) {
+            for (unsigned op = 0; op < 256; ++op) {
+                if (io_uring_opcode_supported(probe, static_cast<int>(op))) {
+                    supported_ops_[op / 64] |= std::uint64_t{1} << (op % 64);
+                }
+            }
+            io_uring_free_probe(probe);
+        }
+    }
+    return opcode < 256 && ((supported_ops_[opcode / 64] >> (opcode % 64)) & 1U) != 0;
+}
+
 } // namespace corio::detail

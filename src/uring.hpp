@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -36,6 +37,15 @@ public:
     bool has_pending() const noexcept { return pending_head_ != nullptr || !parked_cancels_.empty(); }
     unsigned setup_flags() const noexcept { return flags_; }
 
+    /// The liburing ring itself (to register provided-buffer rings and the like).
+    io_uring* native() noexcept { return &ring_; }
+    /// True if the kernel supports `opcode` (IORING_OP_*); probed once per ring.
+    bool supports(unsigned opcode) noexcept;
+    /// State of the I/O layer (src/io_context.cpp) attached to this ring; being a
+    /// member, it is destroyed after the destructor has torn the ring down, so the
+    /// kernel no longer references the memory it owns.
+    std::unique_ptr<void, void (*)(void*)> io_state{nullptr, nullptr};
+
 private:
     io_uring_sqe* get_sqe() noexcept;
     void flush_parked() noexcept;
@@ -45,6 +55,8 @@ private:
     static void on_doorbell(uring_op& op, int res, unsigned flags) noexcept;
 
     io_uring ring_{};
+    std::uint64_t supported_ops_[4] = {}; // bit per opcode, valid once probed_
+    bool probed_ = false;
     unsigned flags_ = 0;
     bool defer_taskrun_ = false;
     std::size_t in_flight_ = 0;

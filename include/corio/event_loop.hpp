@@ -18,7 +18,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <source_location>
+#include <corio/source_location.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -127,7 +127,7 @@ public:
     /// Requests cancellation; false if the task is already done.
     bool cancel() noexcept;
     /// Where the task was created (recorded for debug reports).
-    std::source_location created_at() const noexcept;
+    corio::source_location created_at() const noexcept;
     explicit operator bool() const noexcept { return state_ != nullptr; }
     friend bool operator==(const task_handle& a, const task_handle& b) noexcept {
         return a.state_ == b.state_;
@@ -212,7 +212,7 @@ public:
     /// Schedules `t` as a task owned by the loop; the returned future is the task.
     template <class T>
     future<T> create_task(task<T> t, std::string name = {},
-                          std::source_location where = std::source_location::current());
+                          corio::source_location where = corio::source_location::current());
 
     /// Replaces the handler for unretrieved exceptions and callback errors;
     /// an empty function restores the default (one line to stderr through fmt).

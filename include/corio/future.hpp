@@ -19,7 +19,7 @@ template <class T>
 class task_state final : public future_state<T> {
 public:
     task_state(event_loop& loop, typename task<T>::handle_type h, std::string name,
-               std::source_location where)
+               corio::source_location where)
         : future_state<T>(loop), record_(*this, std::move(name), where) {
         this->set_task(&record_);
         record_.coroutine = h;
@@ -268,7 +268,7 @@ private:
 };
 
 template <class T>
-future<T> event_loop::create_task(task<T> t, std::string name, std::source_location where) {
+future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
     CORIO_ASSERT(static_cast<bool>(t), "create_task of an empty or moved-from corio::task");
     if (closed_) {
         throw error("corio: create_task on a closed event loop");
@@ -285,7 +285,7 @@ future<T> event_loop::create_task(task<T> t, std::string name, std::source_locat
 /// **Thread safety:** call on the loop's thread.
 template <class T>
 future<T> create_task(task<T> t, std::string name = {},
-                      std::source_location where = std::source_location::current()) {
+                      corio::source_location where = corio::source_location::current()) {
     return get_running_loop().create_task(std::move(t), std::move(name), where);
 }
 

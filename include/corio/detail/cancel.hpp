@@ -14,7 +14,7 @@
 //      `root->repost_cancel()` so the cancel is delivered at the next suspension.
 
 #include <coroutine>
-#include <source_location>
+#include <corio/source_location.hpp>
 
 namespace corio::detail {
 

@@ -13,7 +13,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
-#include <source_location>
+#include <corio/source_location.hpp>
 #include <string>
 #include <vector>
 
@@ -37,14 +37,14 @@ struct future_waiter {
 /// The part of a task that its coroutines see: cancellation, name, origin.
 class task_record final : public task_root {
 public:
-    task_record(future_state_base& state, std::string name, std::source_location where)
+    task_record(future_state_base& state, std::string name, corio::source_location where)
         : state_(&state), name_(std::move(name)), where_(where) {
         pending_hook.owner = this;
     }
     future_state_base& state() const noexcept { return *state_; }
     const std::string& name() const noexcept { return name_; }
     void set_name(std::string n) { name_ = std::move(n); }
-    std::source_location where() const noexcept { return where_; }
+    corio::source_location where() const noexcept { return where_; }
 
     std::coroutine_handle<> coroutine;
     list_hook pending_hook; // in the loop's list of unfinished tasks
@@ -52,7 +52,7 @@ public:
 private:
     future_state_base* state_;
     std::string name_;
-    std::source_location where_;
+    corio::source_location where_;
 };
 
 class future_state_base {

@@ -1,0 +1,321 @@
+#include "counting.hpp"
+
+#include <corio/corio.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+std::chrono::microseconds cpu_time() {
+    rusage u{};
+    getrusage(RUSAGE_THREAD, &u);
+    return std::chrono::seconds(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           std::chrono::microseconds(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+} // namespace
+
+TEST_CASE("call_soon callbacks run in FIFO order", "[event_loop][callbacks]") {
+    corio::event_loop loop;
+    std::vector<int> order;
+    for (int i = 0; i < 100; ++i) {
+        loop.call_soon([&order, i] { order.push_back(i); });
+    }
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    REQUIRE(order.size() == 100);
+    for (int i = 0; i < 100; ++i) {
+        CHECK(order[static_cast<std::size_t>(i)] == i);
+    }
+}
+
+TEST_CASE("a callback scheduled by a callback runs on the next iteration", "[event_loop][callbacks]") {
+    corio::event_loop loop;
+    std::vector<std::string> order;
+    loop.call_soon([&] {
+        order.push_back("a");
+        loop.call_soon([&] { order.push_back("c"); });
+    });
+    loop.call_soon([&] { order.push_back("b"); });
+    loop.call_soon([&] { loop.call_soon([&] { loop.stop(); }); });
+    loop.run_forever();
+    CHECK(order == std::vector<std::string>{"a", "b", "c"});
+}
+
+TEST_CASE("a cancelled call_soon handle never runs", "[event_loop][callbacks]") {
+    corio::event_loop loop;
+    bool ran = false;
+    auto h = loop.call_soon([&] { ran = true; });
+    h.cancel();
+    CHECK(h.cancelled());
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    CHECK_FALSE(ran);
+}
+
+TEST_CASE("timers never fire early and fire in deadline order", "[event_loop][timers]") {
+    corio::event_loop loop;
+    auto start = loop.time();
+    std::vector<std::pair<int, clock_type::duration>> fired;
+    const int delays_ms[] = {30, 10, 20, 10, 0, 25};
+    for (int i = 0; i < 6; ++i) {
+        loop.call_later(std::chrono::milliseconds(delays_ms[i]),
+                        [&fired, &loop, start, i] { fired.emplace_back(i, loop.time() - start); });
+    }
+    loop.call_later(40ms, [&] { loop.stop(); });
+    loop.run_forever();
+    REQUIRE(fired.size() == 6);
+    // Deadline order, ties in scheduling order: 4(0) 1(10) 3(10) 2(20) 5(25) 0(30).
+    std::vector<int> ids;
+    for (auto& [id, at] : fired) {
+        ids.push_back(id);
+        CHECK(at >= std::chrono::milliseconds(delays_ms[id]));
+    }
+    CHECK(ids == std::vector<int>{4, 1, 3, 2, 5, 0});
+}
+
+TEST_CASE("call_at runs at its time point and its handle reports it", "[event_loop][timers]") {
+    corio::event_loop loop;
+    auto when = loop.time() + 5ms;
+    clock_type::time_point ran_at{};
+    auto h = loop.call_at(when, [&] {
+        ran_at = loop.time();
+        loop.stop();
+    });
+    CHECK(h.when() == when);
+    loop.run_forever();
+    CHECK(ran_at >= when);
+}
+
+TEST_CASE("an idle loop waiting 200 ms on a timer does not busy-wait", "[event_loop][timers]") {
+    corio::event_loop loop;
+    auto cpu_before = cpu_time();
+    auto start = loop.time();
+    loop.call_later(200ms, [&] { loop.stop(); });
+    loop.run_forever();
+    auto cpu_used = cpu_time() - cpu_before;
+    CHECK(loop.time() - start >= 200ms);
+    CHECK(cpu_used < 20ms);
+}
+
+TEST_CASE("100,000 timers created and cancelled leave the timer structure empty", "[event_loop][timers]") {
+    corio::event_loop loop;
+    std::vector<corio::timer_handle> handles;
+    handles.reserve(100'000);
+    int ran = 0;
+    for (int i = 0; i < 100'000; ++i) {
+        handles.push_back(loop.call_later(std::chrono::milliseconds(1 + i % 1000), [&] { ++ran; }));
+    }
+    CHECK(loop.timer_count() == 100'000);
+    for (auto& h : handles) {
+        h.cancel();
+    }
+    CHECK(loop.timer_count() == 0);
+    // Sleeps cancelled through their tasks leave it too.
+    std::vector<corio::future<>> sleepers;
+    auto sleeper = []() -> corio::task<> { co_await corio::sleep(1h); };
+    loop.run_until_complete([](std::vector<corio::future<>>& out, auto make) -> corio::task<> {
+        for (int i = 0; i < 1000; ++i) {
+            out.push_back(corio::create_task(make()));
+        }
+        co_await corio::yield_now(); // every sleeper is now in the heap
+        co_return;
+    }(sleepers, sleeper));
+    CHECK(loop.timer_count() == 1000);
+    for (auto& f : sleepers) {
+        f.cancel();
+    }
+    CHECK(loop.timer_count() == 0);
+    loop.run_until_complete([](std::vector<corio::future<>>& all) -> corio::task<> {
+        for (auto& f : all) {
+            CHECK_THROWS_AS(co_await f, corio::cancelled_error);
+        }
+    }(sleepers));
+    CHECK(ran == 0);
+}
+
+TEST_CASE("call_soon_threadsafe from 4 threads x 10,000 calls runs each exactly once", "[event_loop][threads]") {
+    corio::event_loop loop;
+    constexpr int threads = 4;
+    constexpr int per_thread = 10'000;
+    std::vector<int> hits(threads * per_thread, 0);
+    int total = 0;
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&loop, &hits, &total, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                loop.call_soon_threadsafe([&hits, &total, &loop, idx = t * per_thread + i] {
+                    ++hits[static_cast<std::size_t>(idx)];
+                    if (++total == threads * per_thread) {
+                        loop.stop();
+                    }
+                });
+            }
+        });
+    }
+    loop.run_forever();
+    for (auto& w : workers) {
+        w.join();
+    }
+    CHECK(total == threads * per_thread);
+    CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
+}
+
+TEST_CASE("call_soon_threadsafe keeps each thread's order", "[event_loop][threads]") {
+    corio::event_loop loop;
+    std::vector<int> seen;
+    std::thread producer([&] {
+        for (int i = 0; i < 1000; ++i) {
+            loop.call_soon_threadsafe([&seen, i] { seen.push_back(i); });
+        }
+        loop.call_soon_threadsafe([&] { loop.stop(); });
+    });
+    loop.run_forever();
+    producer.join();
+    REQUIRE(seen.size() == 1000);
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TEST_CASE("closing a loop with 1,000 pending tasks destroys all their frames", "[event_loop][lifetime]") {
+    auto forever = [](corio_test::counted, corio::future<> never) -> corio::task<> {
+        co_await never; // never completes: only close() can end this task
+    };
+    auto sleeper = [](corio_test::counted) -> corio::task<> { co_await corio::sleep(1h); };
+    {
+        corio::event_loop loop;
+        corio::future<> never(loop);
+        for (int i = 0; i < 500; ++i) {
+            (void)loop.create_task(forever(corio_test::counted{}, never));
+            (void)loop.create_task(sleeper(corio_test::counted{}));
+        }
+        loop.call_soon([&] { loop.stop(); });
+        loop.run_forever();
+        CHECK(corio_test::counted::live == 1000);
+        loop.close();
+        CHECK(corio_test::counted::live == 0);
+        CHECK(loop.is_closed());
+    }
+    CHECK(corio_test::counted::live == 0);
+}
+
+TEST_CASE("close runs the cleanup of cancelled tasks", "[event_loop][lifetime]") {
+    int cleaned = 0;
+    auto worker = [](int& done) -> corio::task<> {
+        bool cancelled = false;
+        try {
+            co_await corio::sleep(1h);
+        } catch (const corio::cancelled_error&) {
+            cancelled = true;
+        }
+        if (cancelled) {
+            co_await corio::sleep(1ms); // asynchronous cleanup still runs during close
+            ++done;
+            throw corio::cancelled_error();
+        }
+    };
+    corio::event_loop loop;
+    for (int i = 0; i < 10; ++i) {
+        (void)loop.create_task(worker(cleaned));
+    }
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    loop.close();
+    CHECK(cleaned == 10);
+}
+
+TEST_CASE("run() while a loop runs on this thread is a clear error", "[event_loop][error]") {
+    auto inner = []() -> corio::task<int> { co_return 1; };
+    auto outer = [](auto make) -> corio::task<std::string> {
+        try {
+            (void)corio::run(make());
+        } catch (const corio::error& e) {
+            co_return std::string(e.what());
+        }
+        co_return std::string();
+    };
+    auto msg = corio::run(outer(inner));
+    CHECK_THAT(msg, Catch::Matchers::Contains("while an event loop is running"));
+}
+
+TEST_CASE("get_running_loop outside a loop throws corio::error", "[event_loop][error]") {
+    CHECK_THROWS_AS(corio::get_running_loop(), corio::error);
+    corio::event_loop loop;
+    corio::event_loop* seen = nullptr;
+    loop.call_soon([&] {
+        seen = &corio::get_running_loop();
+        loop.stop();
+    });
+    loop.run_forever();
+    CHECK(seen == &loop);
+}
+
+TEST_CASE("loop state: is_running, is_closed, and misuse after close", "[event_loop][error]") {
+    corio::event_loop loop;
+    CHECK_FALSE(loop.is_running());
+    bool running_inside = false;
+    loop.call_soon([&] {
+        running_inside = loop.is_running();
+        CHECK_THROWS_AS(loop.close(), corio::error);
+        CHECK_THROWS_AS(loop.run_forever(), corio::error);
+        loop.stop();
+    });
+    loop.run_forever();
+    CHECK(running_inside);
+    loop.close();
+    loop.close(); // idempotent
+    CHECK(loop.is_closed());
+    CHECK_THROWS_AS(loop.call_soon([] {}), corio::error);
+    CHECK_THROWS_AS(loop.call_soon_threadsafe([] {}), corio::error);
+    CHECK_THROWS_AS(loop.run_forever(), corio::error);
+    CHECK_THROWS_AS(loop.run_until_complete([]() -> corio::task<> { co_return; }()), corio::error);
+}
+
+TEST_CASE("a second loop cannot run on a thread where one is running", "[event_loop][error]") {
+    corio::event_loop a;
+    corio::event_loop b;
+    a.call_soon([&] {
+        CHECK_THROWS_AS(b.run_forever(), corio::error);
+        a.stop();
+    });
+    a.run_forever();
+}
+
+TEST_CASE("stop() before the task completes makes run_until_complete throw", "[event_loop][error]") {
+    corio::event_loop loop;
+    auto slow = []() -> corio::task<int> {
+        co_await corio::sleep(1h);
+        co_return 1;
+    };
+    loop.call_soon([&] { loop.stop(); });
+    CHECK_THROWS_AS(loop.run_until_complete(slow()), corio::error);
+}
+
+TEST_CASE("an exception in a callback goes to the exception handler", "[event_loop][error]") {
+    corio::event_loop loop;
+    std::vector<std::string> reports;
+    loop.set_exception_handler([&](const corio::exception_context& ctx) {
+        reports.push_back(ctx.message);
+        CHECK(ctx.exception);
+    });
+    loop.call_soon([] { throw std::runtime_error("boom"); });
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    CHECK(reports == std::vector<std::string>{"exception in a callback"});
+}
+
+TEST_CASE("loop options: a small ring and debug mode from the options", "[event_loop][options]") {
+    corio::event_loop loop{{.entries = 4, .single_issuer = false, .debug = true}};
+    CHECK(loop.get_debug());
+    loop.set_debug(false);
+    CHECK_FALSE(loop.get_debug());
+    CHECK(loop.run_until_complete([]() -> corio::task<int> { co_return 5; }()) == 5);
+}

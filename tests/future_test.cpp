@@ -1,0 +1,210 @@
+#include "counting.hpp"
+
+#include <corio/corio.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+TEST_CASE("a future needs a running loop or an explicit one", "[future][error]") {
+    CHECK_THROWS_AS(corio::future<int>(), corio::error);
+    corio::event_loop loop;
+    corio::future<int> f(loop);
+    CHECK_FALSE(f.done());
+}
+
+TEST_CASE("set_result, result and the invalid-state errors", "[future]") {
+    corio::event_loop loop;
+    corio::future<std::string> f(loop);
+    CHECK_THROWS_AS(f.result(), corio::invalid_state_error);
+    CHECK_THROWS_AS(f.exception(), corio::invalid_state_error);
+    f.set_result("hello");
+    CHECK(f.done());
+    CHECK_FALSE(f.cancelled());
+    CHECK(f.result() == "hello");
+    CHECK(f.exception() == nullptr);
+    CHECK_THROWS_AS(f.set_result("again"), corio::invalid_state_error);
+    CHECK_THROWS_AS(f.set_exception(std::make_exception_ptr(std::runtime_error("x"))),
+                    corio::invalid_state_error);
+    CHECK_FALSE(f.cancel());
+}
+
+TEST_CASE("set_exception makes result rethrow; a null exception is rejected", "[future][error]") {
+    corio::event_loop loop;
+    corio::future<> f(loop);
+    CHECK_THROWS_AS(f.set_exception(nullptr), std::invalid_argument);
+    f.set_exception(std::make_exception_ptr(std::logic_error("bad")));
+    CHECK_THROWS_AS(f.result(), std::logic_error);
+    CHECK(f.exception() != nullptr);
+}
+
+TEST_CASE("a cancelled future: result and exception throw cancelled_error", "[future][cancel]") {
+    corio::event_loop loop;
+    corio::future<int> f(loop);
+    CHECK(f.cancel());
+    CHECK(f.cancelled());
+    CHECK(f.done());
+    CHECK_THROWS_AS(f.result(), corio::cancelled_error);
+    CHECK_THROWS_AS(f.exception(), corio::cancelled_error);
+    CHECK_FALSE(f.cancel());
+}
+
+TEST_CASE("awaiting a future resumes when another task sets it", "[future]") {
+    auto setter = [](corio::future<int> f) -> corio::task<> {
+        co_await corio::sleep(1ms);
+        f.set_result(41);
+    };
+    auto waiter = [](auto make) -> corio::task<int> {
+        corio::future<int> f;
+        auto t = corio::create_task(make(f));
+        int v = co_await f;
+        co_await t;
+        co_return v + 1;
+    };
+    CHECK(corio::run(waiter(setter)) == 42);
+}
+
+TEST_CASE("several tasks can await one future", "[future]") {
+    auto body = []() -> corio::task<int> {
+        corio::future<int> f;
+        auto wait = [](corio::future<int> g) -> corio::task<int> { co_return co_await g; };
+        auto a = corio::create_task(wait(f));
+        auto b = corio::create_task(wait(f));
+        co_await corio::yield_now();
+        f.set_result(5);
+        co_return co_await a + co_await b;
+    };
+    CHECK(corio::run(body()) == 10);
+}
+
+TEST_CASE("done callbacks run on a later iteration in registration order", "[future][callbacks]") {
+    corio::event_loop loop;
+    corio::future<int> f(loop);
+    std::vector<int> order;
+    f.add_done_callback([&](const corio::future<int>& g) { order.push_back(g.result()); });
+    f.add_done_callback([&](const corio::future<int>&) { order.push_back(-1); });
+    f.set_result(7);
+    CHECK(order.empty()); // not synchronously
+    loop.call_soon([&] { loop.call_soon([&] { loop.stop(); }); });
+    loop.run_forever();
+    CHECK(order == std::vector<int>{7, -1});
+    // Added after completion: still scheduled, not called inline.
+    f.add_done_callback([&](const corio::future<int>&) { order.push_back(99); });
+    CHECK(order.size() == 2);
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    CHECK(order == std::vector<int>{7, -1, 99});
+}
+
+TEST_CASE("create_task: the future is the task, with a name", "[future][task]") {
+    auto body = []() -> corio::task<std::string> {
+        auto child = []() -> corio::task<std::string> {
+            co_await corio::yield_now();
+            co_return corio::current_task().name();
+        };
+        auto f = corio::create_task(child(), "worker-1");
+        CHECK(f.is_task());
+        CHECK(f.name() == "worker-1");
+        auto unnamed = corio::create_task(child());
+        CHECK(unnamed.name().rfind("Task-", 0) == 0);
+        CHECK(corio::all_tasks().size() == 3); // the main task and both children
+        co_await unnamed;
+        std::string n = co_await f;
+        CHECK(corio::all_tasks().size() == 1);
+        co_return n;
+    };
+    CHECK(corio::run(body()) == "worker-1");
+    CHECK_FALSE(corio::current_task());
+}
+
+TEST_CASE("a task's future rejects set_result", "[future][task][error]") {
+    auto body = []() -> corio::task<> {
+        auto f = corio::create_task([]() -> corio::task<int> { co_return 1; }());
+        CHECK_THROWS_AS(f.set_result(2), corio::invalid_state_error);
+        co_await f;
+    };
+    corio::run(body());
+}
+
+TEST_CASE("dropping a created task's future does not cancel the task", "[future][task]") {
+    auto body = []() -> corio::task<int> {
+        corio::future<int> out;
+        auto child = [](corio::future<int> o) -> corio::task<> {
+            co_await corio::sleep(2ms);
+            o.set_result(9);
+        };
+        (void)corio::create_task(child(out));
+        co_return co_await out;
+    };
+    CHECK(corio::run(body()) == 9);
+}
+
+TEST_CASE("a never-retrieved task exception is reported exactly once", "[future][error]") {
+    corio::event_loop loop;
+    std::vector<corio::exception_context> reports;
+    loop.set_exception_handler([&](const corio::exception_context& ctx) { reports.push_back(ctx); });
+    auto failing = []() -> corio::task<> {
+        co_await corio::yield_now();
+        throw std::runtime_error("lost");
+    };
+    (void)loop.create_task(failing(), "doomed");
+    loop.run_until_complete([]() -> corio::task<> {
+        for (int i = 0; i < 5; ++i) {
+            co_await corio::yield_now();
+        }
+    }());
+    loop.close();
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0].task_name == "doomed");
+    CHECK(reports[0].message == "Task exception was never retrieved");
+    CHECK_THROWS_WITH(std::rethrow_exception(reports[0].exception), "lost");
+}
+
+TEST_CASE("a retrieved exception is not reported", "[future][error]") {
+    corio::event_loop loop;
+    int reports = 0;
+    loop.set_exception_handler([&](const corio::exception_context&) { ++reports; });
+    auto failing = []() -> corio::task<> {
+        throw std::runtime_error("seen");
+        co_return;
+    };
+    auto f = loop.create_task(failing());
+    CHECK_THROWS_AS(loop.run_until_complete(f), std::runtime_error);
+    loop.close();
+    CHECK(reports == 0);
+}
+
+TEST_CASE("a future holding an unretrieved exception is reported when the loop dies first", "[future][error]") {
+    int reports = 0;
+    std::unique_ptr<corio::future<>> keep;
+    {
+        corio::event_loop loop;
+        loop.set_exception_handler([&](const corio::exception_context&) { ++reports; });
+        keep = std::make_unique<corio::future<>>(loop);
+        keep->set_exception(std::make_exception_ptr(std::runtime_error("late")));
+    }
+    CHECK(reports == 1);
+    keep.reset(); // no second report, no use of the dead loop
+    CHECK(reports == 1);
+}
+
+TEST_CASE("move-only results move out of an awaited temporary future", "[future][task]") {
+    auto body = []() -> corio::task<int> {
+        auto make = []() -> corio::task<std::unique_ptr<int>> { co_return std::make_unique<int>(4); };
+        std::unique_ptr<int> p = co_await corio::create_task(make());
+        co_return *p;
+    };
+    CHECK(corio::run(body()) == 4);
+}
+
+TEST_CASE("run_until_complete accepts a future", "[future][event_loop]") {
+    corio::event_loop loop;
+    corio::future<int> f(loop);
+    loop.call_later(1ms, [&] { f.set_result(3); });
+    CHECK(loop.run_until_complete(f) == 3);
+}
