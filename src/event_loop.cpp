@@ -193,6 +193,9 @@ void event_loop::run_once() {
 }
 
 void event_loop::drain_remote() noexcept {
+    if (remote_head_.load(std::memory_order_relaxed) == nullptr) {
+        return; // the common case costs a plain load, not a locked exchange
+    }
     detail::remote_node* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
     if (list == nullptr) {
         return;
@@ -286,6 +289,9 @@ timer_handle event_loop::call_soon(std::function<void()> fn) {
     if (closed_) {
         throw error("corio: call_soon on a closed event loop");
     }
+    if (options_.debug && std::this_thread::get_id() != owner_) {
+        throw error("corio: call_soon called from a thread other than the loop's (use call_soon_threadsafe)");
+    }
     auto* cb = new detail::callback_state;
     cb->fn = std::move(fn);
     cb->loop = this;
@@ -297,6 +303,9 @@ timer_handle event_loop::call_soon(std::function<void()> fn) {
 timer_handle event_loop::call_at(time_point when, std::function<void()> fn) {
     if (closed_) {
         throw error("corio: call_at on a closed event loop");
+    }
+    if (options_.debug && std::this_thread::get_id() != owner_) {
+        throw error("corio: call_at called from a thread other than the loop's (use call_soon_threadsafe)");
     }
     auto* cb = new detail::callback_state;
     cb->fn = std::move(fn);
@@ -328,10 +337,7 @@ void event_loop::call_soon_threadsafe(std::function<void()> fn) {
 
 detail::future_state_base* event_loop::spawn_state(detail::future_state_base* state) {
     detail::task_record* rec = state->as_task();
-    if (rec->name().empty()) {
-        rec->set_name(fmt::format("Task-{}", next_task_number_));
-    }
-    ++next_task_number_;
+    rec->set_number(next_task_number_++);
     detail::loop_access::register_task(*this, *rec);
     ready_.push({rec->coroutine, rec});
     return state;
@@ -366,7 +372,7 @@ void event_loop::remove_close_hook(std::uint64_t id) noexcept {
 }
 
 void event_loop::finalize_pending_tasks() {
-    if (tasks_.empty() && ready_.empty() && ring_->in_flight() <= 1) {
+    if (tasks_.empty() && ready_.empty() && ring_->in_flight() == 0) {
         return;
     }
     std::vector<task_handle> victims = detail::loop_access::all(*this);
@@ -376,10 +382,9 @@ void event_loop::finalize_pending_tasks() {
     victims.clear();
     enter_running();
     try {
-        // Run while anything can still make progress (the doorbell read is always
-        // in flight, hence the 1).
+        // Run while anything can still make progress.
         while (!tasks_.empty() || !ready_.empty()) {
-            bool progress = !ready_.empty() || ring_->in_flight() > 1 || ring_->has_pending() ||
+            bool progress = !ready_.empty() || ring_->in_flight() > 0 || ring_->has_pending() ||
                             !timers_.empty();
             if (!progress) {
                 break;

@@ -33,7 +33,12 @@ public:
     /// Any thread: rings the eventfd doorbell.
     void wake() noexcept;
 
-    std::size_t in_flight() const noexcept { return in_flight_; }
+    /// Operations in flight, not counting the loop's own eventfd doorbell read (the
+    /// loop drains its incoming list every iteration, so it needs the doorbell only
+    /// to wake from a blocking wait).
+    std::size_t in_flight() const noexcept {
+        return in_flight_ - (doorbell_.state == uring_op::op_state::in_flight ? 1 : 0);
+    }
     bool has_pending() const noexcept { return pending_head_ != nullptr || !parked_cancels_.empty(); }
     unsigned setup_flags() const noexcept { return flags_; }
 

@@ -5,6 +5,7 @@
 // coroutine and is that coroutine's task_root.
 
 #include <corio/detail/cancel.hpp>
+#include <corio/detail/frame_allocator.hpp>
 #include <corio/detail/intrusive_list.hpp>
 #include <corio/error.hpp>
 
@@ -42,8 +43,19 @@ public:
         pending_hook.owner = this;
     }
     future_state_base& state() const noexcept { return *state_; }
-    const std::string& name() const noexcept { return name_; }
+    /// The task's name; an unnamed task is "Task-N", formatted on first use only.
+    const std::string& name() const noexcept {
+        if (name_.empty() && number_ != 0) {
+            try {
+                name_ = "Task-" + std::to_string(number_);
+            } catch (...) {
+                // leave it empty: a name is not worth an exception here
+            }
+        }
+        return name_;
+    }
     void set_name(std::string n) { name_ = std::move(n); }
+    void set_number(std::uint64_t n) noexcept { number_ = n; }
     corio::source_location where() const noexcept { return where_; }
 
     std::coroutine_handle<> coroutine;
@@ -51,7 +63,8 @@ public:
 
 private:
     future_state_base* state_;
-    std::string name_;
+    mutable std::string name_;
+    std::uint64_t number_ = 0;
     corio::source_location where_;
 };
 
@@ -63,6 +76,10 @@ public:
     future_state_base(const future_state_base&) = delete;
     future_state_base& operator=(const future_state_base&) = delete;
     virtual ~future_state_base();
+
+    // States are created and destroyed as often as task frames: recycle them alike.
+    static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { frame_allocator::deallocate(p, n); }
 
     void add_ref() noexcept { ++refs_; }
     void release() noexcept {
