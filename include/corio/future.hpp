@@ -18,7 +18,7 @@ namespace detail {
 template <class T>
 class task_state final : public future_state<T> {
 public:
-    task_state(event_loop& loop, typename task<T>::handle_type h, std::string name,
+    task_state(event_loop& loop, typename task<T>::handle_type h, std::string&& name,
                corio::source_location where)
         : future_state<T>(loop), record_(*this, std::move(name), where) {
         this->set_task(&record_);

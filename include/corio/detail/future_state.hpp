@@ -38,7 +38,7 @@ struct future_waiter {
 /// The part of a task that its coroutines see: cancellation, name, origin.
 class task_record final : public task_root {
 public:
-    task_record(future_state_base& state, std::string name, corio::source_location where)
+    task_record(future_state_base& state, std::string&& name, corio::source_location where)
         : state_(&state), name_(std::move(name)), where_(where) {
         pending_hook.owner = this;
     }
