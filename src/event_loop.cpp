@@ -113,6 +113,9 @@ event_loop::~event_loop() {
         CORIO_ASSERT(false, "an event_loop was destroyed while running");
     }
     close();
+    while (posters_.load(std::memory_order_acquire) != 0) {
+        std::this_thread::yield(); // a poster is between its push and its doorbell
+    }
     while (!states_.empty()) {
         static_cast<detail::future_state_base*>(states_.next->owner)->detach_from_loop();
     }
@@ -215,6 +218,7 @@ void event_loop::drain_remote() noexcept {
 }
 
 void event_loop::post_remote(detail::remote_node& node) noexcept {
+    posters_.fetch_add(1, std::memory_order_acquire);
     detail::remote_node* head = remote_head_.load(std::memory_order_relaxed);
     do {
         node.next = head;
@@ -223,6 +227,7 @@ void event_loop::post_remote(detail::remote_node& node) noexcept {
     if (head == nullptr) {
         ring_->wake();
     }
+    posters_.fetch_sub(1, std::memory_order_release);
 }
 
 void event_loop::expire_timers() {

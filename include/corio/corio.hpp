@@ -2,8 +2,22 @@
 /// \file corio.hpp
 /// Umbrella header: all of corio.
 
+#include <corio/async_generator.hpp>
+#include <corio/async_result.hpp>
+#include <corio/combinators.hpp>
 #include <corio/error.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>
+#include <corio/generator.hpp>
+#include <corio/io.hpp>
+#include <corio/net.hpp>
+#include <corio/outcome.hpp>
+#include <corio/pool.hpp>
+#include <corio/queue.hpp>
+#include <corio/signal.hpp>
 #include <corio/sleep.hpp>
+#include <corio/sync.hpp>
 #include <corio/task.hpp>
+#include <corio/task_group.hpp>
+#include <corio/thread_pool.hpp>
+#include <corio/to_thread.hpp>

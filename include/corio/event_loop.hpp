@@ -234,6 +234,12 @@ public:
     /// Removes the handler for `sig`; false if there was none.
     bool remove_signal_handler(int sig);
 
+    /// Runs `f(args...)` on `executor` (a thread_pool or process_pool; nullptr for the
+    /// default blocking pool) and returns an awaitable async_result (asyncio's
+    /// loop.run_in_executor). Defined in corio/to_thread.hpp.
+    template <class Executor, class F, class... Args>
+    [[nodiscard]] auto run_in_executor(Executor&& executor, F&& f, Args&&... args);
+
     /// Number of timers in the timer structure (sleeps and call_later/call_at).
     std::size_t timer_count() const noexcept { return timers_.size(); }
 
@@ -259,6 +265,9 @@ private:
     detail::ready_queue ready_;
     detail::timer_heap timers_;
     std::atomic<detail::remote_node*> remote_head_{nullptr};
+    // Threads inside post_remote: the destructor waits for them, because a node can
+    // be run (and its owner let the loop die) before its poster has rung the doorbell.
+    std::atomic<std::uint32_t> posters_{0};
     std::unique_ptr<detail::uring> ring_;
     detail::list_hook tasks_;  // pending tasks (task_record::pending_hook)
     detail::list_hook states_; // every live future state (for loop teardown)

@@ -1,0 +1,666 @@
+#include "counting.hpp"
+#include "pool_semantics.hpp"
+
+#include <corio/corio.hpp>
+#include <corio/pool.hpp>
+#include <corio/thread_pool.hpp>
+#include <corio/to_thread.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sched.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace ps = pool_semantics;
+
+namespace {
+
+/// A one-shot gate the pool's workers wait on; opened by the test thread.
+/// Bounded wait: if a bug keeps it shut, the call returns false instead of hanging.
+class gate {
+public:
+    void open() {
+        {
+            std::lock_guard lock(mutex_);
+            open_ = true;
+        }
+        cv_.notify_all();
+    }
+    bool pass() {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, 20s, [&] { return open_; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+/// Counts arrivals; the test thread waits until `n` arrived (bounded).
+class arrivals {
+public:
+    void arrive() {
+        {
+            std::lock_guard lock(mutex_);
+            ++count_;
+        }
+        cv_.notify_all();
+    }
+    bool wait_for_count(int n) {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, 20s, [&] { return count_ >= n; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    int count_ = 0;
+};
+
+int gated_square(gate* g, arrivals* started, int x) {
+    if (started != nullptr) {
+        started->arrive();
+    }
+    if (!g->pass()) {
+        return -1;
+    }
+    return x * x;
+}
+
+struct custom_error : std::runtime_error {
+    custom_error(std::string what, int code) : std::runtime_error(std::move(what)), code(code) {}
+    int code;
+};
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// The interface shared with process_pool.
+
+static_assert(corio::pool_like<corio::thread_pool>, "thread_pool must satisfy pool_like");
+static_assert(std::ranges::input_range<corio::imap_result<int>>);
+static_assert(std::is_same_v<decltype(std::declval<corio::thread_pool&>().map_async(ps::square, std::declval<std::vector<int>&>())),
+                             corio::async_result<std::vector<int>>>);
+
+TEST_CASE("thread_pool satisfies pool_like, checked at compile time", "[thread_pool][static]") {
+    STATIC_REQUIRE(corio::pool_like<corio::thread_pool>);
+    STATIC_REQUIRE_FALSE(corio::pool_like<int>);
+}
+
+// ---------------------------------------------------------------------------
+// Python Pool semantics (tests/pool_semantics.hpp).
+
+TEST_CASE("apply returns the value of the call", "[thread_pool][apply]") {
+    ps::apply_returns_the_value_of_the_call<corio::thread_pool>();
+}
+TEST_CASE("an apply_async result is ready and successful after get", "[thread_pool][apply]") {
+    ps::apply_async_result_is_ready_and_successful_after_get<corio::thread_pool>();
+}
+TEST_CASE("an exception from a call keeps its type and message", "[thread_pool][error]") {
+    ps::an_exception_keeps_its_type_and_message<corio::thread_pool>();
+}
+TEST_CASE("a callback runs before its result becomes ready", "[thread_pool][callback]") {
+    ps::callbacks_run_before_the_result_is_ready<corio::thread_pool>();
+}
+TEST_CASE("callbacks run on one result thread, one at a time", "[thread_pool][callback]") {
+    ps::callbacks_run_on_one_thread_one_at_a_time<corio::thread_pool>();
+}
+TEST_CASE("the error callback receives the exception of a failed call", "[thread_pool][callback]") {
+    ps::the_error_callback_receives_the_exception<corio::thread_pool>();
+}
+TEST_CASE("a throwing callback fails its result and the pool keeps serving", "[thread_pool][callback]") {
+    ps::a_throwing_callback_fails_the_result_and_the_pool_goes_on<corio::thread_pool>();
+}
+TEST_CASE("map returns results in input order for any chunksize", "[thread_pool][map]") {
+    ps::map_returns_results_in_input_order<corio::thread_pool>();
+}
+TEST_CASE("map_async calls back with the whole vector", "[thread_pool][map][callback]") {
+    ps::map_async_calls_back_with_the_whole_vector<corio::thread_pool>();
+}
+TEST_CASE("a map of an empty range is empty at once", "[thread_pool][map]") {
+    ps::map_of_an_empty_range_is_empty_at_once<corio::thread_pool>();
+}
+TEST_CASE("map fails with an exception of a call", "[thread_pool][map][error]") {
+    ps::map_fails_with_an_exception_of_a_call<corio::thread_pool>();
+}
+TEST_CASE("a chunksize below one is an error", "[thread_pool][map][error]") {
+    ps::a_chunksize_below_one_is_an_error<corio::thread_pool>();
+}
+TEST_CASE("starmap unpacks each tuple into the call", "[thread_pool][map]") {
+    ps::starmap_unpacks_each_tuple<corio::thread_pool>();
+}
+TEST_CASE("imap yields results in input order", "[thread_pool][imap]") {
+    ps::imap_yields_results_in_input_order<corio::thread_pool>();
+}
+TEST_CASE("imap_unordered yields every result exactly once", "[thread_pool][imap]") {
+    ps::imap_unordered_yields_every_result_once<corio::thread_pool>();
+}
+TEST_CASE("imap_unordered with one worker yields input order", "[thread_pool][imap]") {
+    ps::imap_unordered_with_one_worker_yields_input_order<corio::thread_pool>();
+}
+TEST_CASE("imap rethrows at the failing item and the iteration goes on", "[thread_pool][imap][error]") {
+    ps::imap_rethrows_at_the_failing_item_and_goes_on<corio::thread_pool>();
+}
+TEST_CASE("calls after close throw pool_not_running", "[thread_pool][close]") {
+    ps::calls_after_close_throw_pool_not_running<corio::thread_pool>();
+}
+TEST_CASE("join while the pool is running throws", "[thread_pool][join]") {
+    ps::join_while_running_throws<corio::thread_pool>();
+}
+TEST_CASE("close then join finishes every submitted call and callback", "[thread_pool][join]") {
+    ps::close_then_join_finishes_every_submitted_call<corio::thread_pool>();
+}
+TEST_CASE("the destructor closes and joins, losing no submitted work", "[thread_pool][join]") {
+    ps::the_destructor_loses_no_submitted_work<corio::thread_pool>();
+}
+TEST_CASE("a pool with zero workers is refused", "[thread_pool][error]") {
+    ps::a_pool_needs_at_least_one_worker<corio::thread_pool>();
+}
+TEST_CASE("on_progress reports every chunk before the map is ready", "[thread_pool][map][progress]") {
+    ps::on_progress_reports_each_chunk_before_the_map_is_ready<corio::thread_pool>();
+}
+TEST_CASE("a throwing progress callback fails the map", "[thread_pool][map][progress]") {
+    ps::a_throwing_progress_callback_fails_the_map<corio::thread_pool>();
+}
+
+// ---------------------------------------------------------------------------
+// Thread-pool specifics.
+
+TEST_CASE("cpu_count is the size of the affinity mask", "[thread_pool][cpu_count]") {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+    CHECK(corio::cpu_count() == static_cast<std::size_t>(CPU_COUNT(&set)));
+    corio::thread_pool pool;
+    CHECK(pool.size() == corio::cpu_count());
+}
+
+TEST_CASE("the default map chunksize is ceil(n / (4 * workers))", "[thread_pool][map]") {
+    CHECK(corio::detail::default_chunksize(100, 2) == 13);
+    CHECK(corio::detail::default_chunksize(8, 2) == 1);
+    CHECK(corio::detail::default_chunksize(9, 2) == 2);
+    CHECK(corio::detail::default_chunksize(1, 64) == 1);
+    CHECK(corio::detail::default_chunksize(1'000'000, 4) == 62'500);
+}
+
+TEST_CASE("map reports the first exception only after every chunk finished", "[thread_pool][map][error]") {
+    corio::thread_pool pool(2);
+    gate g;
+    arrivals first_thrown;
+    auto f = [&](int x) {
+        if (x == 0) {
+            first_thrown.arrive();
+            throw custom_error("first", 0);
+        }
+        if (x == 1) {
+            (void)g.pass(); // keeps its chunk running
+            throw custom_error("second", 1);
+        }
+        return x;
+    };
+    auto res = pool.map_async(f, ps::iota_vector(10), 1);
+    REQUIRE(first_thrown.wait_for_count(1));
+    CHECK_FALSE(res.ready()); // the exception arrived, but chunk 1 still runs
+    CHECK_FALSE(res.wait(1ms));
+    g.open();
+    try {
+        (void)res.get();
+        FAIL("map_async did not fail");
+    } catch (const custom_error& e) {
+        CHECK(e.code == 0);
+        CHECK(std::string(e.what()) == "first");
+    }
+}
+
+TEST_CASE("an exception keeps its own derived type across the pool", "[thread_pool][error]") {
+    corio::thread_pool pool(2);
+    auto res = pool.apply_async([] { throw custom_error("custom", 42); });
+    try {
+        res.get();
+        FAIL("get did not throw");
+    } catch (const custom_error& e) {
+        CHECK(e.code == 42);
+        CHECK(std::string(e.what()) == "custom");
+    }
+}
+
+TEST_CASE("get with a timeout throws timeout_error while the call runs", "[thread_pool][async_result]") {
+    corio::thread_pool pool(1);
+    gate g;
+    auto res = pool.apply_async(gated_square, &g, nullptr, 6);
+    CHECK_THROWS_AS(res.get(1ms), corio::timeout_error);
+    CHECK_FALSE(res.wait(1ms));
+    CHECK_FALSE(res.ready());
+    CHECK_THROWS_AS(res.successful(), corio::invalid_state_error);
+    g.open();
+    CHECK(res.get(20s) == 36);
+    CHECK(res.get(std::chrono::hours::max()) == 36); // no overflow: waits like get()
+    CHECK(res.wait(0s));
+    CHECK(res.successful());
+}
+
+TEST_CASE("apply_async copies its arguments and std::ref shares them", "[thread_pool][apply]") {
+    corio::thread_pool pool(2);
+    std::string s = "abc";
+    auto copied = pool.apply_async([](std::string v) { v += "!"; return v; }, s);
+    CHECK(copied.get() == "abc!");
+    CHECK(s == "abc");
+    pool.apply([](std::string& v) { v += "?"; }, std::ref(s));
+    CHECK(s == "abc?");
+}
+
+TEST_CASE("void calls give async_result<void> and maps of monostate", "[thread_pool][apply]") {
+    corio::thread_pool pool(2);
+    std::atomic<int> n{0};
+    std::atomic<bool> called{false};
+    auto res = pool.apply_async([&] { n.fetch_add(1); }, corio::callback([&] { called = true; }));
+    res.get();
+    CHECK(called.load());
+    const std::vector<std::monostate> out = pool.map([&](int) { n.fetch_add(1); }, ps::iota_vector(10));
+    CHECK(out.size() == 10);
+    CHECK(n.load() == 11);
+}
+
+TEST_CASE("map stores bool and non-default-constructible results", "[thread_pool][map]") {
+    corio::thread_pool pool(3);
+    const auto even = pool.map([](int x) { return x % 2 == 0; }, ps::iota_vector(1000), 3);
+    REQUIRE(even.size() == 1000);
+    for (std::size_t i = 0; i < even.size(); ++i) {
+        REQUIRE(even[i] == (i % 2 == 0));
+    }
+    struct boxed {
+        explicit boxed(int v) : value(v) {}
+        int value;
+    };
+    const auto boxes = pool.map([](int x) { return boxed(x); }, ps::iota_vector(100), 7);
+    REQUIRE(boxes.size() == 100);
+    CHECK(boxes[99].value == 99);
+    auto owned = pool.map([](int x) { return std::make_unique<int>(x); }, ps::iota_vector(10));
+    CHECK(*owned[9] == 9);
+}
+
+TEST_CASE("results and captured state are destroyed, none leaks", "[thread_pool][lifetime]") {
+    using corio_test::counted;
+    {
+        corio::thread_pool pool(2);
+        counted c;
+        auto a = pool.apply_async([c] { return counted{}; });
+        (void)a.get();
+        auto m = pool.map([c](int) { return counted{}; }, ps::iota_vector(50), 4);
+        CHECK(m.size() == 50);
+        for (auto& x : pool.imap([c](int) { return counted{}; }, ps::iota_vector(20), 3)) {
+            (void)x;
+        }
+        auto dropped = pool.imap_unordered([c](int) { return counted{}; }, ps::iota_vector(20));
+        (void)dropped;
+    }
+    CHECK(counted::live.load() == 0);
+}
+
+TEST_CASE("the initializer runs once in every worker before any call", "[thread_pool][initializer]") {
+    static std::atomic<int> initialized{0};
+    static thread_local bool ready = false;
+    initialized = 0;
+    {
+        corio::thread_pool pool(3, corio::pool_options{.initializer = [] {
+                                        ready = true;
+                                        initialized.fetch_add(1);
+                                    }});
+        CHECK(initialized.load() == 3);
+        const auto flags = pool.map([](int) { return ready; }, ps::iota_vector(100), 1);
+        CHECK(std::all_of(flags.begin(), flags.end(), [](bool b) { return b; }));
+    }
+    CHECK(initialized.load() == 3);
+}
+
+TEST_CASE("a throwing initializer makes the constructor throw", "[thread_pool][initializer]") {
+    auto make = [] {
+        corio::thread_pool pool(2, corio::pool_options{.initializer = [] { throw custom_error("init failed", 7); }});
+    };
+    CHECK_THROWS_AS(make(), custom_error);
+}
+
+TEST_CASE("8 threads submit 100,000 tasks and every result is counted exactly once", "[thread_pool][stress]") {
+    constexpr int threads = 8;
+    constexpr int total = 100'000;
+    constexpr int per_thread = total / threads;
+    corio::thread_pool pool(4);
+    std::vector<std::atomic<int>> ran(total);
+    std::vector<std::atomic<int>> called_back(total);
+    std::atomic<int> wrong_values{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t) {
+        submitters.emplace_back([&, t] {
+            std::vector<corio::async_result<int>> results;
+            results.reserve(per_thread);
+            for (int i = t * per_thread; i < (t + 1) * per_thread; ++i) {
+                if (i % 2 == 0) {
+                    results.push_back(pool.apply_async(
+                        [&ran](int k) {
+                            ran[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+                            return k;
+                        },
+                        i));
+                } else {
+                    results.push_back(pool.apply_async(
+                        [&ran](int k) {
+                            ran[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+                            return k;
+                        },
+                        i, corio::callback([&called_back](int k) {
+                            called_back[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+                        })));
+                }
+            }
+            for (int i = 0; i < per_thread; ++i) {
+                if (results[static_cast<std::size_t>(i)].get() != t * per_thread + i) {
+                    wrong_values.fetch_add(1);
+                }
+            }
+        });
+    }
+    for (auto& t : submitters) {
+        t.join();
+    }
+    CHECK(wrong_values.load() == 0);
+    int bad = 0;
+    for (int i = 0; i < total; ++i) {
+        const auto k = static_cast<std::size_t>(i);
+        if (ran[k].load() != 1 || called_back[k].load() != (i % 2 == 0 ? 0 : 1)) {
+            ++bad;
+        }
+    }
+    CHECK(bad == 0);
+}
+
+TEST_CASE("terminate while calls run: unfinished results never complete", "[thread_pool][terminate]") {
+    corio::thread_pool pool(2);
+    gate g;
+    arrivals started;
+    std::atomic<bool> callback_ran{false};
+    auto done = pool.apply_async(ps::square, 5);
+    REQUIRE(done.get() == 25);
+    auto running1 = pool.apply_async(gated_square, &g, &started, 1);
+    auto running2 = pool.apply_async(gated_square, &g, &started, 2,
+                                      corio::callback([&](int) { callback_ran = true; }));
+    auto queued = pool.apply_async(ps::square, 3);
+    auto mapped = pool.map_async(ps::square, ps::iota_vector(100));
+    auto lazy = pool.imap(ps::square, ps::iota_vector(100));
+    REQUIRE(started.wait_for_count(2)); // both workers are busy
+    pool.terminate();
+    for (auto* r : {&running1, &running2, &queued}) {
+        CHECK_FALSE(r->ready());
+        r->wait(); // returns instead of hanging
+        CHECK_THROWS_AS(r->get(), corio::pool_terminated);
+        CHECK_FALSE(r->wait(1ms));
+    }
+    CHECK_THROWS_AS(mapped.get(), corio::pool_terminated);
+    CHECK_THROWS_AS(lazy.begin(), corio::pool_terminated);
+    CHECK(done.get() == 25); // finished before terminate: still there
+    CHECK_THROWS_AS(pool.apply(ps::square, 1), corio::pool_not_running);
+    g.open(); // let the running calls return; their results are discarded
+    pool.join();
+    CHECK_FALSE(running1.ready());
+    CHECK_FALSE(running2.ready());
+    CHECK_FALSE(callback_ran.load());
+    CHECK_THROWS_AS(running1.get(), corio::pool_terminated);
+}
+
+TEST_CASE("close lets queued work finish; terminate after close drops it", "[thread_pool][terminate]") {
+    corio::thread_pool pool(1);
+    gate g;
+    arrivals started;
+    auto running = pool.apply_async(gated_square, &g, &started, 4);
+    auto queued = pool.apply_async(ps::square, 5);
+    REQUIRE(started.wait_for_count(1));
+    pool.close();
+    pool.terminate();
+    g.open();
+    pool.join();
+    CHECK_THROWS_AS(queued.get(), corio::pool_terminated);
+    CHECK_THROWS_AS(running.get(), corio::pool_terminated);
+}
+
+TEST_CASE("to_thread runs on a default pool of min(32, cores + 4) threads", "[thread_pool][to_thread]") {
+    CHECK(corio::detail::default_blocking_pool().size() == std::min<std::size_t>(32, corio::cpu_count() + 4));
+    auto res = corio::to_thread([](int a, int b) { return a * b; }, 6, 7);
+    CHECK(res.get() == 42);
+    CHECK(corio::to_thread([] { return std::this_thread::get_id(); }).get() != std::this_thread::get_id());
+}
+
+// ---------------------------------------------------------------------------
+// Awaiting pool results from an event loop.
+
+namespace {
+
+/// Ticks counted by a timer task; pool calls wait until enough ticks happened,
+/// which can only be if the loop kept running while a task awaited them.
+class tick_counter {
+public:
+    void tick() {
+        {
+            std::lock_guard lock(mutex_);
+            ++ticks_;
+        }
+        cv_.notify_all();
+    }
+    bool wait_ticks(int n) {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, 20s, [&] { return ticks_ >= n; });
+    }
+    int ticks() {
+        std::lock_guard lock(mutex_);
+        return ticks_;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    int ticks_ = 0;
+};
+
+int square_after_ticks(tick_counter* ticks, int x) {
+    return ticks->wait_ticks(3) ? x * x : -1;
+}
+
+corio::task<> ticker(tick_counter* ticks, const std::atomic<bool>* stop) {
+    while (!stop->load()) {
+        co_await corio::sleep(1ms);
+        ticks->tick();
+    }
+}
+
+corio::task<long> await_results(corio::thread_pool* pool, tick_counter* ticks, std::atomic<bool>* stop) {
+    std::vector<corio::async_result<int>> results;
+    for (int i = 0; i < 1000; ++i) {
+        results.push_back(pool->apply_async(square_after_ticks, ticks, i));
+    }
+    long sum = 0;
+    for (auto& r : results) {
+        sum += co_await r;
+    }
+    stop->store(true);
+    co_return sum;
+}
+
+corio::task<long> await_while_ticking(corio::thread_pool* pool, tick_counter* ticks) {
+    std::atomic<bool> stop{false};
+    auto tick_task = corio::create_task(ticker(ticks, &stop));
+    const long sum = co_await await_results(pool, ticks, &stop);
+    co_await tick_task;
+    co_return sum;
+}
+
+corio::task<int> await_one(corio::async_result<int> res) { co_return co_await res; }
+
+corio::task<std::string> cancel_while_waiting(corio::thread_pool* pool, gate* g) {
+    auto res = pool->apply_async(gated_square, g, nullptr, 9);
+    auto waiter = corio::create_task(await_one(res));
+    co_await corio::yield_now(); // the waiter suspends on the result
+    co_await corio::yield_now();
+    waiter.cancel();
+    std::string outcome;
+    try {
+        (void)co_await waiter;
+        outcome = "value";
+    } catch (const corio::cancelled_error&) {
+        outcome = "cancelled";
+    }
+    g->open();
+    outcome += "/" + std::to_string(co_await res); // the call itself went on
+    co_return outcome;
+}
+
+corio::task<int> cancel_races_completion(corio::thread_pool* pool, int rounds) {
+    int finished = 0;
+    for (int i = 0; i < rounds; ++i) {
+        auto waiter = corio::create_task(await_one(pool->apply_async(ps::square, i)));
+        if (i % 3 != 0) {
+            co_await corio::yield_now();
+        }
+        waiter.cancel();
+        try {
+            if (co_await waiter == i * i) {
+                ++finished;
+            }
+        } catch (const corio::cancelled_error&) {
+            ++finished;
+        }
+    }
+    co_return finished;
+}
+
+corio::task<int> several_awaiters(corio::thread_pool* pool, gate* g) {
+    auto res = pool->apply_async(gated_square, g, nullptr, 4);
+    auto a = corio::create_task(await_one(res));
+    auto b = corio::create_task(await_one(res));
+    co_await corio::yield_now();
+    g->open();
+    co_return co_await a + co_await b;
+}
+
+corio::task<std::string> await_terminated(corio::thread_pool* pool, gate* g) {
+    auto res = pool->apply_async(gated_square, g, nullptr, 2);
+    auto waiter = corio::create_task(await_one(res));
+    co_await corio::yield_now();
+    pool->terminate();
+    try {
+        (void)co_await waiter;
+        co_return "value";
+    } catch (const corio::pool_terminated&) {
+        co_return "pool_terminated";
+    }
+}
+
+corio::task<std::string> await_to_thread(tick_counter* ticks) {
+    std::atomic<bool> stop{false};
+    auto tick_task = corio::create_task(ticker(ticks, &stop));
+    corio::thread_pool pool(1);
+    const int a = co_await corio::to_thread(square_after_ticks, ticks, 5);
+    const int b = co_await corio::run_in_executor(pool, square_after_ticks, ticks, 6);
+    const int c = co_await corio::run_in_executor(nullptr, [](int x) { return x + 1; }, 6);
+    auto moved = corio::to_thread([] { return std::make_unique<std::string>("moved"); });
+    std::unique_ptr<std::string> p = co_await std::move(moved);
+    stop.store(true);
+    co_await tick_task;
+    co_return std::to_string(a) + " " + std::to_string(b) + " " + std::to_string(c) + " " + *p;
+}
+
+corio::task<int> await_and_signal(corio::async_result<int> res, arrivals* registered) {
+    auto waiter = corio::create_task(await_one(res));
+    co_await corio::yield_now(); // the waiter suspends on the result
+    co_await corio::yield_now();
+    registered->arrive();
+    co_return co_await waiter;
+}
+
+corio::task<std::string> await_from_second_loop(corio::async_result<int> res) {
+    try {
+        (void)co_await res;
+        co_return "value";
+    } catch (const corio::invalid_state_error&) {
+        co_return "invalid_state_error";
+    }
+}
+
+} // namespace
+
+TEST_CASE("a loop task awaits 1,000 pool results while a timer task keeps ticking", "[thread_pool][loop]") {
+    corio::thread_pool pool(4);
+    tick_counter ticks;
+    long expected = 0;
+    for (long i = 0; i < 1000; ++i) {
+        expected += i * i;
+    }
+    CHECK(corio::run(await_while_ticking(&pool, &ticks)) == expected);
+    CHECK(ticks.ticks() >= 3);
+}
+
+TEST_CASE("cancelling a task that awaits a pool result stops the wait, not the call", "[thread_pool][loop][cancel]") {
+    corio::thread_pool pool(1);
+    gate g;
+    CHECK(corio::run(cancel_while_waiting(&pool, &g)) == "cancelled/81");
+}
+
+TEST_CASE("cancellation racing a completion never resumes a waiter twice", "[thread_pool][loop][cancel]") {
+    corio::thread_pool pool(2);
+    CHECK(corio::run(cancel_races_completion(&pool, 2000)) == 2000);
+}
+
+TEST_CASE("several tasks of one loop await the same result", "[thread_pool][loop]") {
+    corio::thread_pool pool(1);
+    gate g;
+    CHECK(corio::run(several_awaiters(&pool, &g)) == 32);
+}
+
+TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated", "[thread_pool][loop][terminate]") {
+    corio::thread_pool pool(1);
+    gate g;
+    CHECK(corio::run(await_terminated(&pool, &g)) == "pool_terminated");
+    g.open();
+    pool.join();
+}
+
+TEST_CASE("to_thread and run_in_executor are awaited without blocking the loop", "[thread_pool][loop][to_thread]") {
+    tick_counter ticks;
+    CHECK(corio::run(await_to_thread(&ticks)) == "25 36 7 moved");
+    CHECK(ticks.ticks() >= 3);
+}
+
+TEST_CASE("awaiting a result without a running loop throws corio::error", "[thread_pool][loop][error]") {
+    corio::thread_pool pool(1);
+    gate g;
+    auto res = pool.apply_async(gated_square, &g, nullptr, 3);
+    CHECK_THROWS_AS(res.operator co_await(), corio::error);
+    g.open();
+    CHECK(res.get() == 9);
+}
+
+TEST_CASE("awaiting one result from a second loop at the same time is refused", "[thread_pool][loop][error]") {
+    corio::thread_pool pool(1);
+    gate g;
+    arrivals registered;
+    auto res = pool.apply_async(gated_square, &g, nullptr, 5);
+    int first = 0;
+    std::thread other([&] { first = corio::run(await_and_signal(res, &registered)); });
+    const bool waiting = registered.wait_for_count(1);
+    CHECK(waiting);
+    CHECK(corio::run(await_from_second_loop(res)) == "invalid_state_error");
+    g.open();
+    other.join();
+    CHECK(first == 25);
+}
