@@ -1,6 +1,7 @@
 #include "counting.hpp"
 
 #include <corio/corio.hpp>
+#include <corio/detail/nop.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -318,4 +319,26 @@ TEST_CASE("loop options: a small ring and debug mode from the options", "[event_
     loop.set_debug(false);
     CHECK_FALSE(loop.get_debug());
     CHECK(loop.run_until_complete([]() -> corio::task<int> { co_return 5; }()) == 5);
+}
+
+TEST_CASE("the fallback ring setup (no SINGLE_ISSUER/DEFER_TASKRUN) runs ops, timers and wake-ups",
+          "[event_loop][options]") {
+    for (bool single_issuer : {false, true}) {
+        corio::event_loop loop{{.single_issuer = single_issuer}};
+        std::thread poster([&] { loop.call_soon_threadsafe([] {}); });
+        int v = loop.run_until_complete([]() -> corio::task<int> {
+            int sum = 0;
+            for (int i = 0; i < 100; ++i) {
+                sum += co_await corio::detail::nop();
+            }
+            co_await corio::sleep(1ms);
+            co_return sum + 7;
+        }());
+        poster.join();
+        CHECK(v == 7);
+        // A cross-thread post wakes a loop blocked in the kernel.
+        std::thread waker([&] { loop.call_soon_threadsafe([&] { loop.stop(); }); });
+        loop.run_forever();
+        waker.join();
+    }
 }
