@@ -403,6 +403,7 @@ void event_loop::finalize_pending_tasks() {
     leave_running();
     // Tasks still pending wait for something that can never happen now: destroy
     // their frames (awaiters unlink themselves) and mark them cancelled.
+    bool destroyed_any = false;
     while (!tasks_.empty()) {
         auto* rec = static_cast<detail::task_record*>(tasks_.next->owner);
         detail::future_state_base& state = rec->state();
@@ -420,6 +421,17 @@ void event_loop::finalize_pending_tasks() {
         state.set_exception(std::make_exception_ptr(cancelled_error()));
         state.release(); // ours
         state.release(); // the loop's
+        destroyed_any = true;
+    }
+    if (destroyed_any) {
+        // Completing those states scheduled their waiters, whose frames were destroyed
+        // in the same sweep: drop every coroutine step, keep the callbacks.
+        for (std::size_t n = ready_.size(); n > 0; --n) {
+            detail::ready_item item = ready_.pop();
+            if (!item.coroutine) {
+                ready_.push(item);
+            }
+        }
     }
 }
 

@@ -5,6 +5,34 @@
 
 namespace corio::detail {
 
+namespace {
+// Keeps a state alive inside a scheduled callback, and lets go of it even if the
+// callback is dropped unrun (a loop closing with callbacks still queued).
+class state_ref {
+public:
+    explicit state_ref(future_state_base& s) noexcept : state_(&s) { state_->add_ref(); }
+    state_ref(const state_ref& o) noexcept : state_(o.state_) { state_->add_ref(); }
+    state_ref& operator=(const state_ref&) = delete;
+    ~state_ref() { state_->release(); }
+    future_state_base& operator*() const noexcept { return *state_; }
+
+private:
+    future_state_base* state_;
+};
+
+// A done callback's exception goes to the loop's handler, never up the loop.
+void invoke_callback(future_state_base& self, const std::function<void(future_state_base&)>& cb) {
+    try {
+        cb(self);
+    } catch (...) {
+        if (self.loop() != nullptr) {
+            self.loop()->call_exception_handler(
+                {"exception in a future's done callback", std::current_exception(), {}});
+        }
+    }
+}
+} // namespace
+
 bool is_cancellation(const std::exception_ptr& e) noexcept {
     if (!e) {
         return false;
@@ -41,10 +69,14 @@ void future_state_base::release_last() noexcept {
 void future_state_base::report_unretrieved() noexcept {
     if (exception_ && !retrieved_ && status_ == status::finished && loop_ != nullptr) {
         retrieved_ = true;
+        std::string message = task_ != nullptr ? "Task exception was never retrieved"
+                                               : "Future exception was never retrieved";
+        if (task_ != nullptr && loop_->get_debug()) { // debug mode: say where the task came from
+            message += " (task created at " + std::string(task_->where().file_name()) + ":" +
+                       std::to_string(task_->where().line()) + ")";
+        }
         loop_->call_exception_handler(
-            {task_ != nullptr ? "Task exception was never retrieved"
-                              : "Future exception was never retrieved",
-             exception_, task_ != nullptr ? task_->name() : std::string()});
+            {std::move(message), exception_, task_ != nullptr ? task_->name() : std::string()});
     }
 }
 
@@ -130,19 +162,7 @@ void future_state_base::add_callback(std::function<void(future_state_base&)> fn)
     if (loop_ == nullptr) {
         return;
     }
-    add_ref();
-    loop_->call_soon([this, fn = std::move(fn)] {
-        future_state_base* self = this;
-        try {
-            fn(*self);
-        } catch (...) {
-            if (self->loop_ != nullptr) {
-                self->loop_->call_exception_handler(
-                    {"exception in a future's done callback", std::current_exception(), {}});
-            }
-        }
-        self->release();
-    });
+    loop_->call_soon([ref = state_ref(*this), fn = std::move(fn)] { invoke_callback(*ref, fn); });
 }
 
 void future_state_base::mark_done(status s) {
@@ -159,19 +179,10 @@ void future_state_base::mark_done(status s) {
         loop_->schedule(w.coroutine, w.root);
     }
     if (!callbacks_.empty()) {
-        add_ref();
-        loop_->call_soon([this, cbs = std::move(callbacks_)] {
-            for (auto& cb : cbs) {
-                try {
-                    cb(*this);
-                } catch (...) {
-                    if (loop_ != nullptr) {
-                        loop_->call_exception_handler(
-                            {"exception in a future's done callback", std::current_exception(), {}});
-                    }
-                }
+        loop_->call_soon([ref = state_ref(*this), cbs = std::move(callbacks_)] {
+            for (const auto& cb : cbs) {
+                invoke_callback(*ref, cb);
             }
-            release();
         });
         callbacks_.clear();
     }

@@ -342,3 +342,56 @@ TEST_CASE("the fallback ring setup (no SINGLE_ISSUER/DEFER_TASKRUN) runs ops, ti
         waker.join();
     }
 }
+
+namespace {
+// Swallows the first cancellation, then waits on a future nothing will complete:
+// only close()'s forced destruction can end it.
+corio::task<> stubborn(corio_test::counted) {
+    corio::future<> first;
+    try {
+        co_await first;
+    } catch (const corio::cancelled_error&) {
+    }
+    corio::future<> second;
+    co_await second;
+}
+corio::task<> wait_on(corio::future<> other, corio_test::counted) { co_await other; }
+} // namespace
+
+TEST_CASE("close destroys tasks stuck awaiting each other without resuming dead frames", "[event_loop][lifetime]") {
+    // Regression: force-finishing a stuck task woke its waiter, whose frame was then
+    // destroyed in the same sweep; a close hook made the loop run again and resume it.
+    int hooks = 0;
+    {
+        corio::event_loop loop;
+        loop.add_close_hook([&] { ++hooks; });
+        auto a = loop.create_task(stubborn(corio_test::counted{}));
+        auto b = loop.create_task(wait_on(a, corio_test::counted{}));
+        auto c = loop.create_task(wait_on(b, corio_test::counted{}));
+        loop.call_soon([&] { loop.stop(); });
+        loop.run_forever();
+        loop.close();
+        CHECK(a.cancelled());
+        CHECK(c.cancelled());
+        CHECK(corio_test::counted::live == 0);
+    }
+    CHECK(hooks == 1);
+}
+
+TEST_CASE("done callbacks of a task destroyed at close release their future", "[event_loop][lifetime]") {
+    // Regression: the callbacks queued when close() force-finishes a stuck task held
+    // a raw reference that was leaked when close() dropped them (LeakSanitizer in the
+    // asan build catches a regression).
+    int called = 0;
+    {
+        corio::event_loop loop;
+        auto f = loop.create_task(stubborn(corio_test::counted{}));
+        f.add_done_callback([&](const corio::future<>&) { ++called; });
+        loop.call_soon([&] { loop.stop(); });
+        loop.run_forever();
+        loop.close();
+        CHECK(f.cancelled());
+        CHECK(corio_test::counted::live == 0);
+    }
+    CHECK(called == 0); // dropped unrun with the loop's other pending callbacks
+}

@@ -273,6 +273,9 @@ future<T> event_loop::create_task(task<T> t, std::string name, corio::source_loc
     if (closed_) {
         throw error("corio: create_task on a closed event loop");
     }
+    if (options_.debug && std::this_thread::get_id() != owner_) {
+        throw error("corio: create_task called from a thread other than the loop's");
+    }
     auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
     spawn_state(state); // the loop keeps the initial reference until the task ends
     state->add_ref();

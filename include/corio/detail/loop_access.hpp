@@ -16,6 +16,7 @@ struct loop_access {
     static void register_task(event_loop& loop, task_record& t) noexcept;
     static bool closing(const event_loop& loop) noexcept { return loop.closing_; }
     static uring& ring(event_loop& loop) noexcept { return *loop.ring_.get(); }
+    static auto& signals(event_loop& loop) noexcept { return loop.signals_; }
     static task_handle current(event_loop& loop);
     static std::vector<task_handle> all(event_loop& loop);
 };
