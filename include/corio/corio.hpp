@@ -9,11 +9,16 @@
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>
 #include <corio/generator.hpp>
+#include <corio/init.hpp>
 #include <corio/io.hpp>
 #include <corio/net.hpp>
 #include <corio/outcome.hpp>
 #include <corio/pool.hpp>
+#include <corio/process.hpp>
+#include <corio/process_error.hpp>
+#include <corio/process_pool.hpp>
 #include <corio/queue.hpp>
+#include <corio/serialize.hpp>
 #include <corio/signal.hpp>
 #include <corio/sleep.hpp>
 #include <corio/sync.hpp>

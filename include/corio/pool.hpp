@@ -22,6 +22,33 @@ namespace corio {
 template <class R>
 class async_result;
 
+/// A pool's per-worker initializer: any `void()` callable. A plain function or a
+/// capture-less lambda also keeps its function pointer, which is what a process
+/// pool sends to its workers (a capturing callable works with thread pools only).
+/// **Thread safety:** a plain value.
+class pool_initializer {
+public:
+    pool_initializer() = default;
+    template <class F>
+        requires(!std::is_same_v<std::remove_cvref_t<F>, pool_initializer> &&
+                 std::is_invocable_r_v<void, std::decay_t<F>&>)
+    pool_initializer(F&& f) : fn_(std::forward<F>(f)) { // NOLINT: implicit on purpose
+        if constexpr (std::is_convertible_v<std::decay_t<F>, void (*)()>) {
+            plain_ = static_cast<void (*)()>(f);
+        }
+    }
+    /// True if an initializer is set.
+    explicit operator bool() const noexcept { return static_cast<bool>(fn_); }
+    /// Runs the initializer.
+    void operator()() const { fn_(); }
+    /// The plain function pointer, or nullptr if the callable is not one.
+    void (*plain() const noexcept)() { return plain_; }
+
+private:
+    std::function<void()> fn_;
+    void (*plain_)() = nullptr;
+};
+
 /// Options of a pool, an aggregate: `pool_options{.initializer = fn, .on_progress = p}`.
 /// (Every member has a default initializer, so g++ -Wextra does not warn about the
 /// members a designated initializer leaves out.)
@@ -30,7 +57,7 @@ struct pool_options {
     /// Called once in every worker before it takes its first task (Python's
     /// `initializer`). If it throws in any worker, the pool's constructor stops the
     /// pool and rethrows that exception.
-    std::function<void()> initializer{};
+    pool_initializer initializer{};
     /// Tasks a worker process runs before it is replaced (0 = unlimited).
     /// Process pools only; `thread_pool` ignores it.
     std::size_t max_tasks_per_child = 0;

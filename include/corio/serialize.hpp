@@ -1,0 +1,575 @@
+#pragma once
+/// \file serialize.hpp
+/// `corio::serialize`: the binary encoding that carries arguments, results and
+/// exceptions across a process boundary (process_pool, process).
+///
+/// Supported out of the box: arithmetic types, enums, `std::string`, `std::vector`,
+/// `std::array`, `std::deque`, `std::list`, `std::pair`, `std::tuple`,
+/// `std::optional`, `std::variant`, `std::monostate`, `std::map`,
+/// `std::unordered_map`, `std::set`, `std::unordered_set`, `std::chrono::duration`,
+/// any nesting of those, and aggregates (plain structs, up to 16 fields, no C-array
+/// fields) whose fields are all serializable.
+///
+/// **The one customization point** for any other type is a specialization of
+/// `corio::serializer<T>` with two static members:
+/// ```
+/// template <> struct corio::serializer<point> {
+///     static void write(corio::byte_writer& w, const point& p) { corio::serialize(w, p.x, p.y); }
+///     static point read(corio::byte_reader& r) {
+///         auto x = corio::deserialize<double>(r);
+///         auto y = corio::deserialize<double>(r);
+///         return point{x, y};
+///     }
+/// };
+/// ```
+/// A specialization takes precedence over the aggregate rule. The encoding is the
+/// machine's native one (both ends are the same binary on the same host); it is not
+/// a storage or network format.
+
+#include "corio/error.hpp"
+
+#include <array>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace corio {
+
+/// Thrown by `deserialize` when the input is truncated or malformed.
+/// **Thread safety:** exception objects are immutable after construction.
+class serialize_error : public error {
+public:
+    using error::error;
+};
+
+/// Append-only byte sink that `serialize` writes to; amortized O(1) per byte, so a
+/// large payload is written in linear time.
+/// **Thread safety:** none; one writer per thread.
+class byte_writer {
+public:
+    byte_writer() = default;
+    /// Writes after the existing content of `buffer` (which it takes over).
+    /// **Thread safety:** a fresh object.
+    explicit byte_writer(std::string buffer) noexcept : buf_(std::move(buffer)) {}
+
+    /// Appends `n` raw bytes. **Thread safety:** one thread at a time.
+    void write(const void* data, std::size_t n) {
+        if (n != 0) buf_.append(static_cast<const char*>(data), n);
+    }
+    /// Appends the object representation of a trivially copyable value.
+    /// **Thread safety:** one thread at a time.
+    template <class T>
+        requires std::is_trivially_copyable_v<T>
+    void write_raw(const T& v) {
+        write(&v, sizeof v);
+    }
+    /// Appends a length (as 64 bits). **Thread safety:** one thread at a time.
+    void write_size(std::size_t n) { write_raw(static_cast<std::uint64_t>(n)); }
+    /// Reserves room for `n` more bytes. **Thread safety:** one thread at a time.
+    void reserve(std::size_t n) { buf_.reserve(buf_.size() + n); }
+    /// Bytes written so far (including any initial content).
+    /// **Thread safety:** one thread at a time.
+    [[nodiscard]] std::size_t size() const noexcept { return buf_.size(); }
+    /// The bytes written so far. **Thread safety:** one thread at a time.
+    [[nodiscard]] std::string& buffer() noexcept { return buf_; }
+    /// Moves the bytes out, leaving the writer empty.
+    /// **Thread safety:** one thread at a time.
+    [[nodiscard]] std::string take() noexcept { return std::move(buf_); }
+
+private:
+    std::string buf_;
+};
+
+/// Bounds-checked cursor over bytes that `deserialize` reads from; it does not own
+/// the bytes. Reading past the end throws `serialize_error`.
+/// **Thread safety:** none; one reader per thread.
+class byte_reader {
+public:
+    /// Reads `bytes`, which must outlive the reader. **Thread safety:** a fresh object.
+    explicit byte_reader(std::string_view bytes) noexcept : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+
+    /// Copies the next `n` bytes to `out`; throws `serialize_error` if fewer remain.
+    /// **Thread safety:** one thread at a time.
+    void read(void* out, std::size_t n) {
+        if (n != 0) std::memcpy(out, take(n).data(), n);
+    }
+    /// Returns a view of the next `n` bytes and skips them; throws if fewer remain.
+    /// **Thread safety:** one thread at a time.
+    [[nodiscard]] std::string_view take(std::size_t n) {
+        if (n > remaining()) throw serialize_error("corio::deserialize: input is truncated");
+        std::string_view v(p_, n);
+        p_ += n;
+        return v;
+    }
+    /// Reads a trivially copyable value from its object representation.
+    /// **Thread safety:** one thread at a time.
+    template <class T>
+        requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
+    [[nodiscard]] T read_raw() {
+        T v;
+        read(&v, sizeof v);
+        return v;
+    }
+    /// Reads a length written by `byte_writer::write_size`.
+    /// **Thread safety:** one thread at a time.
+    [[nodiscard]] std::size_t read_size() {
+        auto n = read_raw<std::uint64_t>();
+        if (n > SIZE_MAX) throw serialize_error("corio::deserialize: length out of range");
+        return static_cast<std::size_t>(n);
+    }
+    /// Bytes not read yet. **Thread safety:** one thread at a time.
+    [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+    /// True when every byte was read. **Thread safety:** one thread at a time.
+    [[nodiscard]] bool empty() const noexcept { return p_ == end_; }
+
+private:
+    const char* p_;
+    const char* end_;
+};
+
+/// The customization point: specialize `serializer<T>` with
+/// `static void write(byte_writer&, const T&)` and `static T read(byte_reader&)`.
+/// The primary template has neither, which makes `T` not `serializable`.
+/// **Thread safety:** specializations must be callable from any thread.
+template <class T>
+struct serializer {
+    /// Marks the primary template: no encoding is known for `T`.
+    /// **Thread safety:** a constant.
+    static constexpr bool corio_unsupported = true;
+};
+
+/// A type that `serialize` can write and `deserialize` can read back.
+/// **Thread safety:** a compile-time property.
+template <class T>
+concept serializable = std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
+                       requires(byte_writer& w, byte_reader& r, const T& v) {
+                           serializer<T>::write(w, v);
+                           { serializer<T>::read(r) } -> std::same_as<T>;
+                       };
+
+namespace detail {
+template <class T>
+inline constexpr bool serialize_type_is_supported = serializable<T>;
+
+template <class T>
+void serialize_one(byte_writer& w, const T& v) {
+    static_assert(serialize_type_is_supported<T>,
+                  "corio::serialize: this type cannot cross a process boundary. Use arithmetic, "
+                  "enum, std::string, standard containers, pair/tuple/optional/variant, or an "
+                  "aggregate of those; for any other type specialize corio::serializer<T> with "
+                  "static void write(corio::byte_writer&, const T&) and static T "
+                  "read(corio::byte_reader&). (Pointers, references and views are never "
+                  "serializable.)");
+    if constexpr (serialize_type_is_supported<T>) serializer<T>::write(w, v);
+}
+} // namespace detail
+
+/// Appends the encoding of each value to `w`.
+/// Throws what the element serializers throw (`std::bad_alloc`).
+/// A non-serializable type is a compile-time error that says what to do.
+/// **Thread safety:** reentrant; `w` must not be shared between threads.
+template <class... T>
+void serialize(byte_writer& w, const T&... values) {
+    (detail::serialize_one<T>(w, values), ...);
+}
+
+/// Reads one `T` from `r`; throws `serialize_error` on truncated or malformed input.
+/// **Thread safety:** reentrant; `r` must not be shared between threads.
+template <class T>
+[[nodiscard]] T deserialize(byte_reader& r) {
+    static_assert(detail::serialize_type_is_supported<T>,
+                  "corio::deserialize: this type cannot cross a process boundary; see "
+                  "corio::serializer<T> in corio/serialize.hpp");
+    return serializer<T>::read(r);
+}
+
+/// The encoding of `values` as a string of bytes.
+/// **Thread safety:** reentrant.
+template <class... T>
+[[nodiscard]] std::string to_bytes(const T&... values) {
+    byte_writer w;
+    serialize(w, values...);
+    return w.take();
+}
+
+/// Decodes a `T` that makes up all of `bytes`; throws `serialize_error` if the input is
+/// truncated, malformed or has trailing bytes.
+/// **Thread safety:** reentrant.
+template <class T>
+[[nodiscard]] T from_bytes(std::string_view bytes) {
+    byte_reader r(bytes);
+    T v = deserialize<T>(r);
+    if (!r.empty()) throw serialize_error("corio::from_bytes: trailing bytes after the value");
+    return v;
+}
+
+// ---------------------------------------------------------------------------------
+// Built-in serializers. Categories are mutually exclusive so partial specializations
+// never compete.
+
+namespace detail {
+template <class T>
+concept serialize_bitwise = std::is_arithmetic_v<T> || std::is_enum_v<T>;
+
+// Upper bound of elements to reserve: never trust a length beyond the bytes left.
+inline std::size_t serialize_reserve_bound(std::size_t n, const byte_reader& r) noexcept {
+    return n < r.remaining() ? n : r.remaining();
+}
+
+template <class C>
+void serialize_range(byte_writer& w, const C& c) {
+    w.write_size(static_cast<std::size_t>(std::distance(c.begin(), c.end())));
+    for (const auto& e : c) serialize(w, e);
+}
+} // namespace detail
+
+/// Arithmetic types and enums: their object representation.
+/// **Thread safety:** reentrant.
+template <detail::serialize_bitwise T>
+    requires(!std::is_const_v<T> && !std::is_volatile_v<T>)
+struct serializer<T> {
+    static void write(byte_writer& w, const T& v) { w.write_raw(v); }
+    static T read(byte_reader& r) { return r.read_raw<T>(); }
+};
+
+/// `std::monostate` (empty alternative of variants): no bytes.
+/// **Thread safety:** reentrant.
+template <>
+struct serializer<std::monostate> {
+    static void write(byte_writer&, const std::monostate&) noexcept {}
+    static std::monostate read(byte_reader&) noexcept { return {}; }
+};
+
+/// Strings: length, then the characters in one copy.
+/// **Thread safety:** reentrant.
+template <class Char, class Traits, class Alloc>
+    requires detail::serialize_bitwise<Char>
+struct serializer<std::basic_string<Char, Traits, Alloc>> {
+    using type = std::basic_string<Char, Traits, Alloc>;
+    static void write(byte_writer& w, const type& s) {
+        w.write_size(s.size());
+        w.write(s.data(), s.size() * sizeof(Char));
+    }
+    static type read(byte_reader& r) {
+        std::size_t n = r.read_size();
+        if (n > r.remaining() / sizeof(Char)) throw serialize_error("corio::deserialize: input is truncated");
+        type s(n, Char{});
+        r.read(s.data(), n * sizeof(Char));
+        return s;
+    }
+};
+
+/// `std::vector`: length, then elements; arithmetic elements in one copy.
+/// **Thread safety:** reentrant.
+template <class T, class Alloc>
+    requires serializable<T>
+struct serializer<std::vector<T, Alloc>> {
+    using type = std::vector<T, Alloc>;
+    static void write(byte_writer& w, const type& v) {
+        w.write_size(v.size());
+        if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
+            w.write(v.data(), v.size() * sizeof(T));
+        } else {
+            for (const auto& e : v) serialize<T>(w, e);
+        }
+    }
+    static type read(byte_reader& r) {
+        std::size_t n = r.read_size();
+        type v;
+        if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
+            if (n > r.remaining() / sizeof(T)) throw serialize_error("corio::deserialize: input is truncated");
+            v.resize(n);
+            r.read(v.data(), n * sizeof(T));
+        } else {
+            v.reserve(detail::serialize_reserve_bound(n, r));
+            for (std::size_t i = 0; i < n; ++i) v.push_back(deserialize<T>(r));
+        }
+        return v;
+    }
+};
+
+/// `std::array`: the elements (the size is part of the type).
+/// **Thread safety:** reentrant.
+template <class T, std::size_t N>
+    requires serializable<T>
+struct serializer<std::array<T, N>> {
+    static void write(byte_writer& w, const std::array<T, N>& a) {
+        for (const auto& e : a) serialize<T>(w, e);
+    }
+    static std::array<T, N> read(byte_reader& r) {
+        return [&]<std::size_t... I>(std::index_sequence<I...>) {
+            // Braced initialization evaluates left to right.
+            return std::array<T, N>{((void)I, deserialize<T>(r))...};
+        }(std::make_index_sequence<N>{});
+    }
+};
+
+/// `std::deque` and `std::list`: length, then elements.
+/// **Thread safety:** reentrant.
+template <class C>
+    requires(serializable<typename C::value_type> &&
+             (std::is_same_v<C, std::deque<typename C::value_type, typename C::allocator_type>> ||
+              std::is_same_v<C, std::list<typename C::value_type, typename C::allocator_type>>))
+struct serializer<C> {
+    static void write(byte_writer& w, const C& c) { detail::serialize_range(w, c); }
+    static C read(byte_reader& r) {
+        std::size_t n = r.read_size();
+        C c;
+        for (std::size_t i = 0; i < n; ++i) c.push_back(deserialize<typename C::value_type>(r));
+        return c;
+    }
+};
+
+/// `std::pair`: first, then second.
+/// **Thread safety:** reentrant.
+template <class A, class B>
+    requires serializable<A> && serializable<B>
+struct serializer<std::pair<A, B>> {
+    static void write(byte_writer& w, const std::pair<A, B>& p) { serialize(w, p.first, p.second); }
+    static std::pair<A, B> read(byte_reader& r) {
+        A a = deserialize<A>(r);
+        B b = deserialize<B>(r);
+        return {std::move(a), std::move(b)};
+    }
+};
+
+/// `std::tuple`: the elements in order.
+/// **Thread safety:** reentrant.
+template <class... T>
+    requires(serializable<T> && ...)
+struct serializer<std::tuple<T...>> {
+    static void write(byte_writer& w, const std::tuple<T...>& t) {
+        std::apply([&](const T&... e) { serialize(w, e...); }, t);
+    }
+    static std::tuple<T...> read(byte_reader& r) {
+        // Braced initialization evaluates left to right.
+        return std::tuple<T...>{deserialize<T>(r)...};
+    }
+};
+
+/// `std::optional`: a presence flag, then the value if any.
+/// **Thread safety:** reentrant.
+template <class T>
+    requires serializable<T>
+struct serializer<std::optional<T>> {
+    static void write(byte_writer& w, const std::optional<T>& o) {
+        w.write_raw(static_cast<std::uint8_t>(o.has_value()));
+        if (o) serialize<T>(w, *o);
+    }
+    static std::optional<T> read(byte_reader& r) {
+        if (r.read_raw<std::uint8_t>() == 0) return std::nullopt;
+        return std::optional<T>(deserialize<T>(r));
+    }
+};
+
+/// `std::variant`: the alternative's index, then its value.
+/// **Thread safety:** reentrant.
+template <class... T>
+    requires(serializable<T> && ...)
+struct serializer<std::variant<T...>> {
+    using type = std::variant<T...>;
+    static void write(byte_writer& w, const type& v) {
+        if (v.valueless_by_exception())
+            throw serialize_error("corio::serialize: a valueless variant cannot be serialized");
+        w.write_size(v.index());
+        std::visit([&](const auto& alt) { serialize(w, alt); }, v);
+    }
+    static type read(byte_reader& r) {
+        std::size_t index = r.read_size();
+        if (index >= sizeof...(T)) throw serialize_error("corio::deserialize: variant index out of range");
+        using reader_fn = type (*)(byte_reader&);
+        static constexpr reader_fn readers[] = {[](byte_reader& rr) -> type {
+            return type(std::in_place_type<T>, deserialize<T>(rr));
+        }...};
+        return readers[index](r);
+    }
+};
+
+/// Associative containers (map, unordered_map, set, unordered_set): size, then the
+/// elements in iteration order.
+/// **Thread safety:** reentrant.
+template <class C>
+    requires(
+        serializable<typename C::key_type> &&
+        ((std::is_same_v<C, std::map<typename C::key_type, typename C::mapped_type, typename C::key_compare,
+                                     typename C::allocator_type>> ||
+          std::is_same_v<C, std::unordered_map<typename C::key_type, typename C::mapped_type, typename C::hasher,
+                                               typename C::key_equal, typename C::allocator_type>>)) &&
+        serializable<typename C::mapped_type>)
+struct serializer<C> {
+    static void write(byte_writer& w, const C& c) {
+        w.write_size(c.size());
+        for (const auto& [k, v] : c) serialize(w, k, v);
+    }
+    static C read(byte_reader& r) {
+        std::size_t n = r.read_size();
+        C c;
+        for (std::size_t i = 0; i < n; ++i) {
+            auto k = deserialize<typename C::key_type>(r);
+            auto v = deserialize<typename C::mapped_type>(r);
+            c.emplace(std::move(k), std::move(v));
+        }
+        return c;
+    }
+};
+
+/// `std::set` and `std::unordered_set`: size, then the keys.
+/// **Thread safety:** reentrant.
+template <class C>
+    requires(serializable<typename C::key_type> &&
+             (std::is_same_v<C, std::set<typename C::key_type, typename C::key_compare, typename C::allocator_type>> ||
+              std::is_same_v<C, std::unordered_set<typename C::key_type, typename C::hasher, typename C::key_equal,
+                                                   typename C::allocator_type>>))
+struct serializer<C> {
+    static void write(byte_writer& w, const C& c) { detail::serialize_range(w, c); }
+    static C read(byte_reader& r) {
+        std::size_t n = r.read_size();
+        C c;
+        for (std::size_t i = 0; i < n; ++i) c.emplace(deserialize<typename C::key_type>(r));
+        return c;
+    }
+};
+
+/// `std::chrono::duration`: its count.
+/// **Thread safety:** reentrant.
+template <class Rep, class Period>
+    requires serializable<Rep>
+struct serializer<std::chrono::duration<Rep, Period>> {
+    static void write(byte_writer& w, const std::chrono::duration<Rep, Period>& d) { serialize(w, d.count()); }
+    static std::chrono::duration<Rep, Period> read(byte_reader& r) {
+        return std::chrono::duration<Rep, Period>(deserialize<Rep>(r));
+    }
+};
+
+// ---------------------------------------------------------------------------------
+// Aggregates: fields counted by brace initialization, visited by structured bindings.
+
+namespace detail {
+struct serialize_any_field {
+    // Only named in unevaluated brace-initialization checks; never called. Defined
+    // because clang treats the conversion as used when the field type has no linkage.
+    template <class T>
+    operator T&() const&& noexcept {
+        static T* never = nullptr;
+        return *never;
+    }
+};
+
+template <class T, std::size_t... I>
+concept serialize_brace_constructible_n =
+    requires { T{(static_cast<void>(I), serialize_any_field{})...}; };
+
+template <class T, std::size_t N>
+consteval bool serialize_constructible_with() {
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+        return serialize_brace_constructible_n<T, I...>;
+    }(std::make_index_sequence<N>{});
+}
+
+inline constexpr std::size_t serialize_max_fields = 16;
+
+template <class T, std::size_t N = serialize_max_fields>
+consteval std::size_t serialize_field_count() {
+    if constexpr (N == 0) {
+        return 0;
+    } else if constexpr (serialize_constructible_with<T, N>()) {
+        return N;
+    } else {
+        return serialize_field_count<T, N - 1>();
+    }
+}
+
+template <class T>
+struct serialize_is_std_array : std::false_type {};
+template <class T, std::size_t N>
+struct serialize_is_std_array<std::array<T, N>> : std::true_type {};
+
+template <class T>
+concept serialize_aggregate_candidate =
+    std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_union_v<T> && !std::is_polymorphic_v<T> &&
+    !serialize_is_std_array<T>::value && std::is_move_constructible_v<T>;
+
+// Calls f(fields...) with references to the fields of an aggregate with N fields.
+template <std::size_t N, class T, class F>
+decltype(auto) serialize_visit_fields(T&& t, F&& f) {
+    // clang-format off
+    if constexpr (N == 1) { auto&& [a] = t; return f(a); }
+    else if constexpr (N == 2) { auto&& [a, b] = t; return f(a, b); }
+    else if constexpr (N == 3) { auto&& [a, b, c] = t; return f(a, b, c); }
+    else if constexpr (N == 4) { auto&& [a, b, c, d] = t; return f(a, b, c, d); }
+    else if constexpr (N == 5) { auto&& [a, b, c, d, e] = t; return f(a, b, c, d, e); }
+    else if constexpr (N == 6) { auto&& [a, b, c, d, e, g] = t; return f(a, b, c, d, e, g); }
+    else if constexpr (N == 7) { auto&& [a, b, c, d, e, g, h] = t; return f(a, b, c, d, e, g, h); }
+    else if constexpr (N == 8) { auto&& [a, b, c, d, e, g, h, i] = t; return f(a, b, c, d, e, g, h, i); }
+    else if constexpr (N == 9) { auto&& [a, b, c, d, e, g, h, i, j] = t; return f(a, b, c, d, e, g, h, i, j); }
+    else if constexpr (N == 10) { auto&& [a, b, c, d, e, g, h, i, j, k] = t; return f(a, b, c, d, e, g, h, i, j, k); }
+    else if constexpr (N == 11) { auto&& [a, b, c, d, e, g, h, i, j, k, l] = t; return f(a, b, c, d, e, g, h, i, j, k, l); }
+    else if constexpr (N == 12) { auto&& [a, b, c, d, e, g, h, i, j, k, l, m] = t; return f(a, b, c, d, e, g, h, i, j, k, l, m); }
+    else if constexpr (N == 13) { auto&& [a, b, c, d, e, g, h, i, j, k, l, m, n] = t; return f(a, b, c, d, e, g, h, i, j, k, l, m, n); }
+    else if constexpr (N == 14) { auto&& [a, b, c, d, e, g, h, i, j, k, l, m, n, o] = t; return f(a, b, c, d, e, g, h, i, j, k, l, m, n, o); }
+    else if constexpr (N == 15) { auto&& [a, b, c, d, e, g, h, i, j, k, l, m, n, o, p] = t; return f(a, b, c, d, e, g, h, i, j, k, l, m, n, o, p); }
+    else { static_assert(N == 16); auto&& [a, b, c, d, e, g, h, i, j, k, l, m, n, o, p, q] = t; return f(a, b, c, d, e, g, h, i, j, k, l, m, n, o, p, q); }
+    // clang-format on
+}
+
+struct serialize_field_types_fn {
+    template <class... F>
+    std::type_identity<std::tuple<std::remove_cv_t<F>...>> operator()(F&...) const noexcept {
+        return {};
+    }
+};
+
+// std::tuple of the field types of an aggregate.
+template <class T>
+using serialize_field_tuple = typename decltype(serialize_visit_fields<serialize_field_count<T>()>(
+    std::declval<T&>(), serialize_field_types_fn{}))::type;
+
+template <class T>
+struct serialize_all_serializable : std::false_type {};
+template <class... F>
+struct serialize_all_serializable<std::tuple<F...>> : std::bool_constant<(serializable<F> && ...)> {};
+
+template <class T>
+concept serialize_aggregate_fields_ok =
+    serialize_field_count<T>() > 0 && serialize_all_serializable<serialize_field_tuple<T>>::value;
+
+template <class T>
+concept serialize_aggregate = serialize_aggregate_candidate<T> && serialize_aggregate_fields_ok<T>;
+} // namespace detail
+
+/// Aggregates (plain structs without C-array fields, up to 16 fields) whose fields
+/// are all serializable: the fields in declaration order. An explicit
+/// `serializer<T>` specialization takes precedence.
+/// **Thread safety:** reentrant.
+template <detail::serialize_aggregate T>
+    requires(!std::is_const_v<T> && !std::is_volatile_v<T>)
+struct serializer<T> {
+    static constexpr std::size_t fields = detail::serialize_field_count<T>();
+    static void write(byte_writer& w, const T& v) {
+        detail::serialize_visit_fields<fields>(v, [&](const auto&... f) { serialize(w, f...); });
+    }
+    static T read(byte_reader& r) {
+        // Decode into a tuple first (braced init evaluates left to right), then
+        // build the aggregate from it.
+        auto t = serializer<detail::serialize_field_tuple<T>>::read(r);
+        return std::apply([](auto&&... f) { return T{std::move(f)...}; }, std::move(t));
+    }
+};
+
+} // namespace corio

@@ -1,0 +1,680 @@
+// process_pool: the dispatcher thread that feeds worker processes over sockets.
+#include <corio/detail/fork_server.hpp>
+#include <corio/process_pool.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <deque>
+#include <fcntl.h>
+#include <mutex>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <system_error>
+#include <thread>
+#include <unistd.h>
+
+namespace corio::detail {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct chunk_ref {
+    process_job* job = nullptr;
+    std::size_t k = 0;
+};
+
+enum class worker_phase {
+    starting, // start frame sent, initializer running
+    ready,    // takes chunks
+    retiring, // max_tasks_per_child reached: finish in-flight chunks, then close
+    closing,  // write side shut down: the worker exits once it read everything
+};
+
+struct pool_worker {
+    pid_t pid = -1;
+    int pidfd = -1;
+    int fd = -1;
+    worker_phase phase = worker_phase::starting;
+    std::string out; // frames not yet written
+    std::size_t out_off = 0;
+    std::string in = std::string(64 * 1024, '\0');
+    std::size_t head = 0; // first unparsed byte of `in`
+    std::size_t tail = 0; // end of received bytes
+    std::deque<chunk_ref> inflight; // sent, not yet answered, in sending order
+    std::size_t sent = 0;           // chunks sent (max_tasks_per_child)
+    clock_type::time_point busy_since;
+    bool eof = false;
+};
+
+void send_signal(int pidfd, int sig) noexcept { ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0); }
+
+std::string what_of(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "an exception that is not a std::exception";
+    }
+}
+
+} // namespace
+
+class process_pool_core {
+public:
+    process_pool_core(std::size_t workers, pool_options options);
+    ~process_pool_core();
+
+    void submit(process_job& job, std::size_t chunks);
+    void check_running() const;
+    void close() noexcept;
+    void terminate() noexcept;
+    void join();
+    std::vector<pid_t> pids() const;
+    const std::function<void(std::size_t, std::size_t)>* progress() const noexcept { return &options_.on_progress; }
+
+private:
+    enum class pool_state { running, closed, terminating };
+
+    void run() noexcept;
+    void spawn_worker();
+    void wake() noexcept;
+    void assign_work();
+    void flush(pool_worker& w) noexcept;
+    void read_from(pool_worker& w);
+    void handle_frame(pool_worker& w, const frame_header& h, std::string_view body);
+    void handle_exit(pool_worker& w);
+    void break_pool(std::exception_ptr cause, std::exception_ptr original);
+    void fail_chunk(chunk_ref c, std::exception_ptr e) noexcept;
+    bool work_left_locked() const noexcept;
+    void finish_terminate() noexcept;
+    void publish_pids();
+    std::size_t depth() const noexcept;
+
+    const std::size_t size_;
+    pool_options options_;
+    std::uintptr_t initializer_ = 0;
+    int wake_fd_ = -1;
+
+    mutable std::mutex mutex_;
+    std::condition_variable started_cv_;
+    pool_state state_ = pool_state::running;                   // guarded
+    std::exception_ptr broken_;                                // guarded: broken_pool_error
+    std::deque<std::pair<process_job*, std::size_t>> queue_;   // guarded: job, next chunk
+    std::size_t startup_pending_ = 0;                          // guarded
+    bool starting_up_ = true;                                  // guarded
+    std::exception_ptr startup_error_;                         // guarded
+    std::vector<pid_t> pids_;                                  // guarded copy
+
+    // Dispatcher thread only (the constructor before it starts).
+    std::vector<std::unique_ptr<pool_worker>> workers_;
+    std::deque<chunk_ref> retry_; // chunks of a dead worker that it had not started
+    double service_ns_ = 1e6;     // moving average of a chunk's service time
+
+    std::thread thread_;
+    std::mutex join_mutex_;
+};
+
+process_pool_core::process_pool_core(std::size_t workers, pool_options options)
+    : size_(workers), options_(std::move(options)) {
+    if (workers == 0) throw error("corio::process_pool: the number of workers must be at least 1");
+    if (options_.initializer) {
+        void (*plain)() = options_.initializer.plain();
+        if (plain == nullptr) {
+            throw error("corio::process_pool: options.initializer runs in the worker processes, so it must be "
+                        "a plain function or a capture-less lambda");
+        }
+        initializer_ = reinterpret_cast<std::uintptr_t>(plain);
+    }
+    ensure_fork_server("corio::process_pool");
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "corio::process_pool: eventfd");
+    try {
+        for (std::size_t i = 0; i < workers; ++i) spawn_worker();
+    } catch (...) {
+        for (auto& w : workers_) {
+            send_signal(w->pidfd, SIGKILL);
+            ::close(w->fd);
+            wait_pidfd(w->pidfd, -1);
+            fork_server_release(w->pid);
+            ::close(w->pidfd);
+        }
+        ::close(wake_fd_);
+        throw;
+    }
+    startup_pending_ = workers;
+    thread_ = std::thread([this] { run(); });
+    std::exception_ptr failed;
+    {
+        std::unique_lock lock(mutex_);
+        started_cv_.wait(lock, [&] { return startup_pending_ == 0 || startup_error_; });
+        starting_up_ = false;
+        failed = startup_error_;
+    }
+    if (failed) {
+        terminate();
+        ::close(wake_fd_);
+        std::rethrow_exception(failed);
+    }
+}
+
+process_pool_core::~process_pool_core() {
+    if (thread_.joinable()) {
+        terminate();
+    }
+    ::close(wake_fd_);
+}
+
+void process_pool_core::spawn_worker() {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        throw std::system_error(errno, std::generic_category(), "corio::process_pool: socketpair");
+    }
+    spawned_child child;
+    try {
+        child = fork_server_spawn(sv[1]);
+    } catch (...) {
+        ::close(sv[0]);
+        ::close(sv[1]);
+        throw;
+    }
+    ::close(sv[1]);
+    ::fcntl(sv[0], F_SETFL, ::fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    auto w = std::make_unique<pool_worker>();
+    w->pid = child.pid;
+    w->pidfd = child.pidfd;
+    w->fd = sv[0];
+    byte_writer out;
+    const std::size_t at = begin_frame(out, frame_kind::start_worker, 0, 0);
+    out.write_raw(initializer_);
+    finish_frame(out, at);
+    w->out = out.take();
+    workers_.push_back(std::move(w));
+    publish_pids();
+}
+
+void process_pool_core::publish_pids() {
+    std::vector<pid_t> p;
+    p.reserve(workers_.size());
+    for (auto& w : workers_) p.push_back(w->pid);
+    std::lock_guard lock(mutex_);
+    pids_ = std::move(p);
+}
+
+std::vector<pid_t> process_pool_core::pids() const {
+    std::lock_guard lock(mutex_);
+    return pids_;
+}
+
+void process_pool_core::wake() noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void process_pool_core::check_running() const {
+    std::lock_guard lock(mutex_);
+    if (state_ != pool_state::running) throw pool_not_running();
+    if (broken_) std::rethrow_exception(broken_);
+}
+
+void process_pool_core::submit(process_job& job, std::size_t chunks) {
+    {
+        std::lock_guard lock(mutex_);
+        if (state_ != pool_state::running) throw pool_not_running();
+        if (broken_) std::rethrow_exception(broken_);
+        if (chunks != 0) queue_.emplace_back(&job, 0);
+    }
+    wake();
+}
+
+void process_pool_core::close() noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        if (state_ == pool_state::running) state_ = pool_state::closed;
+    }
+    wake();
+}
+
+void process_pool_core::terminate() noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        state_ = pool_state::terminating;
+    }
+    wake();
+    if (std::this_thread::get_id() == thread_.get_id()) return; // from a callback
+    std::lock_guard lock(join_mutex_);
+    if (thread_.joinable()) thread_.join();
+}
+
+void process_pool_core::join() {
+    {
+        std::lock_guard lock(mutex_);
+        if (state_ == pool_state::running) {
+            throw invalid_state_error("corio::process_pool: join() needs close() or terminate() first");
+        }
+    }
+    if (std::this_thread::get_id() == thread_.get_id()) {
+        throw invalid_state_error("corio::process_pool: join() called from the pool's own callback");
+    }
+    std::lock_guard lock(join_mutex_);
+    if (thread_.joinable()) thread_.join();
+}
+
+std::size_t process_pool_core::depth() const noexcept {
+    // Pipeline about 2 ms of work per worker: tiny chunks travel in batches, long ones
+    // one at a time so that no chunk waits behind a slow one while a worker idles.
+    const double d = 2e6 / std::max(service_ns_, 1.0);
+    return static_cast<std::size_t>(std::clamp(d, 1.0, 64.0));
+}
+
+bool process_pool_core::work_left_locked() const noexcept {
+    if (!queue_.empty() || !retry_.empty()) return true;
+    return std::any_of(workers_.begin(), workers_.end(), [](const auto& w) { return !w->inflight.empty(); });
+}
+
+void process_pool_core::assign_work() {
+    const std::size_t max_depth = depth();
+    const std::size_t max_tasks = options_.max_tasks_per_child;
+    const auto now = clock_type::now();
+    // Pipelining (sending a worker more chunks while it runs one) is for the chunks of
+    // one map: a chunk never queues behind an unrelated call, which could run long
+    // while other workers idle, and not behind a chunk that already runs much longer
+    // than usual.
+    const auto stalled_after = std::chrono::nanoseconds(static_cast<std::int64_t>(std::max(4 * service_ns_, 5e5)));
+    auto accepts = [&](const pool_worker& w, const process_job* job) {
+        if (w.phase != worker_phase::ready) return false;
+        if (w.inflight.empty()) return true;
+        return w.inflight.size() < max_depth && w.inflight.back().job == job && now - w.busy_since < stalled_after;
+    };
+    std::vector<std::pair<pool_worker*, chunk_ref>> assigned;
+    {
+        std::lock_guard lock(mutex_);
+        for (;;) {
+            if (retry_.empty() && queue_.empty()) break;
+            const process_job* next_job = !retry_.empty() ? retry_.front().job : queue_.front().first;
+            // The least loaded worker takes the next chunk.
+            pool_worker* best = nullptr;
+            for (auto& wp : workers_) {
+                if (accepts(*wp, next_job) && (best == nullptr || wp->inflight.size() < best->inflight.size())) {
+                    best = wp.get();
+                }
+            }
+            if (best == nullptr) break;
+            pool_worker& w = *best;
+            chunk_ref c;
+            if (!retry_.empty()) {
+                c = retry_.front();
+                retry_.pop_front();
+            } else {
+                auto& [job, next] = queue_.front();
+                c = {job, next++};
+                if (next == job->chunk_count()) queue_.pop_front();
+            }
+            if (w.inflight.empty()) w.busy_since = now;
+            w.inflight.push_back(c);
+            assigned.emplace_back(&w, c);
+            if (max_tasks != 0 && ++w.sent >= max_tasks) w.phase = worker_phase::retiring;
+        }
+    }
+    // Frames are immutable once submitted: copy them without the lock.
+    for (auto& [w, c] : assigned) {
+        const std::string_view f = c.job->frame(c.k);
+        if (w->out_off == w->out.size()) {
+            w->out.clear();
+            w->out_off = 0;
+        }
+        w->out.append(f.data(), f.size());
+    }
+}
+
+void process_pool_core::flush(pool_worker& w) noexcept {
+    while (w.out_off < w.out.size()) {
+        const ssize_t n = ::send(w.fd, w.out.data() + w.out_off, w.out.size() - w.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            w.out_off += static_cast<std::size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            // EAGAIN: poll for POLLOUT. EPIPE: the worker died; its end of file shows.
+            if (n < 0 && errno != EAGAIN) w.out_off = w.out.size();
+            break;
+        }
+    }
+    if (w.out_off == w.out.size()) {
+        w.out.clear();
+        w.out_off = 0;
+    }
+}
+
+void process_pool_core::read_from(pool_worker& w) {
+    for (;;) {
+        if (w.tail == w.in.size()) {
+            std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
+            w.tail -= w.head;
+            w.head = 0;
+            if (w.tail == w.in.size()) w.in.resize(w.in.size() * 2);
+        }
+        const ssize_t n = ::recv(w.fd, w.in.data() + w.tail, w.in.size() - w.tail, MSG_DONTWAIT);
+        if (n == 0) {
+            w.eof = true;
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) w.eof = true;
+            return;
+        }
+        w.tail += static_cast<std::size_t>(n);
+        while (w.tail - w.head >= sizeof(frame_header)) {
+            frame_header h;
+            std::memcpy(&h, w.in.data() + w.head, sizeof h);
+            const std::size_t whole = sizeof h + h.size;
+            if (w.tail - w.head < whole) {
+                // A large answer: make room for all of it at once (no repeated growth).
+                if (w.in.size() - w.head < whole) {
+                    std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
+                    w.tail -= w.head;
+                    w.head = 0;
+                    if (w.in.size() < whole) w.in.resize(whole);
+                }
+                break;
+            }
+            handle_frame(w, h, std::string_view(w.in.data() + w.head + sizeof h, h.size));
+            w.head += whole;
+        }
+        if (w.head == w.tail) w.head = w.tail = 0;
+    }
+}
+
+void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std::string_view body) {
+    switch (h.kind) {
+    case frame_kind::init_ok: {
+        w.phase = worker_phase::ready;
+        std::lock_guard lock(mutex_);
+        if (starting_up_ && startup_pending_ > 0 && --startup_pending_ == 0) started_cv_.notify_all();
+        return;
+    }
+    case frame_kind::init_error: {
+        std::exception_ptr original;
+        try {
+            byte_reader r(body);
+            original = read_exception(r);
+        } catch (...) {
+            original = std::current_exception();
+        }
+        break_pool(std::make_exception_ptr(broken_pool_error(
+                       "corio::process_pool is broken: a worker's initializer threw: " + what_of(original))),
+                   original);
+        w.phase = worker_phase::closing; // it exits after answering
+        return;
+    }
+    case frame_kind::result: {
+        if (w.inflight.empty()) return; // cannot happen with a well-behaved worker
+        const chunk_ref c = w.inflight.front();
+        w.inflight.pop_front();
+        const auto now = clock_type::now();
+        const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - w.busy_since).count());
+        service_ns_ = 0.8 * service_ns_ + 0.2 * ns;
+        w.busy_since = now;
+        byte_reader r(body);
+        c.job->on_chunk(c.k, r);
+        c.job->drop();
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+void process_pool_core::fail_chunk(chunk_ref c, std::exception_ptr e) noexcept {
+    c.job->on_chunk_failed(c.k, std::move(e));
+    c.job->drop();
+}
+
+void process_pool_core::break_pool(std::exception_ptr cause, std::exception_ptr original) {
+    std::deque<std::pair<process_job*, std::size_t>> queued;
+    {
+        std::lock_guard lock(mutex_);
+        if (broken_) return;
+        broken_ = cause;
+        if (starting_up_ && !startup_error_) {
+            startup_error_ = original;
+            started_cv_.notify_all();
+        }
+        queued.swap(queue_);
+    }
+    for (auto& [job, next] : queued) {
+        for (std::size_t k = next; k < job->chunk_count(); ++k) fail_chunk({job, k}, cause);
+    }
+    while (!retry_.empty()) {
+        fail_chunk(retry_.front(), cause);
+        retry_.pop_front();
+    }
+}
+
+void process_pool_core::handle_exit(pool_worker& w) {
+    ::close(w.fd);
+    w.fd = -1;
+    if (!wait_pidfd(w.pidfd, 2000)) {
+        // It closed its socket but lives on: it cannot serve any more.
+        send_signal(w.pidfd, SIGKILL);
+        wait_pidfd(w.pidfd, -1);
+    }
+    int status = -1;
+    std::string how;
+    try {
+        status = fork_server_wait(w.pid);
+        how = describe_wait_status(status);
+    } catch (const std::exception& e) {
+        how = fmt::format("ended (its status is unknown: {})", e.what());
+    }
+    ::close(w.pidfd);
+    w.pidfd = -1;
+
+    if (w.phase == worker_phase::starting) {
+        const std::string what =
+            fmt::format("corio::process_pool is broken: worker process {} {} while running its initializer", w.pid, how);
+        auto e = std::make_exception_ptr(broken_pool_error(what));
+        break_pool(e, e);
+    } else if (!w.inflight.empty()) {
+        const chunk_ref running = w.inflight.front();
+        w.inflight.pop_front();
+        fail_chunk(running, std::make_exception_ptr(broken_worker_error(
+                                fmt::format("corio::process_pool: worker process {} {} while running this call", w.pid, how),
+                                w.pid, status == -1 ? -1 : exitcode_of(status))));
+        // The chunks behind it never started: another worker runs them.
+        std::exception_ptr broken;
+        {
+            std::lock_guard lock(mutex_);
+            broken = broken_;
+        }
+        for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) {
+            if (broken) {
+                fail_chunk(*it, broken);
+            } else {
+                retry_.push_front(*it);
+            }
+        }
+        w.inflight.clear();
+    }
+    // A worker that died idle (killed from outside) fails nothing; it is replaced.
+}
+
+void process_pool_core::finish_terminate() noexcept {
+    std::deque<std::pair<process_job*, std::size_t>> queued;
+    {
+        std::lock_guard lock(mutex_);
+        queued.swap(queue_);
+    }
+    for (auto& wp : workers_) send_signal(wp->pidfd, SIGKILL);
+    for (auto& [job, next] : queued) {
+        for (std::size_t k = next; k < job->chunk_count(); ++k) {
+            job->on_terminated();
+            job->drop();
+        }
+    }
+    auto abandon = [](chunk_ref c) {
+        c.job->on_terminated();
+        c.job->drop();
+    };
+    std::for_each(retry_.begin(), retry_.end(), abandon);
+    retry_.clear();
+    for (auto& wp : workers_) {
+        std::for_each(wp->inflight.begin(), wp->inflight.end(), abandon);
+        wp->inflight.clear();
+        ::close(wp->fd);
+        wait_pidfd(wp->pidfd, -1);
+        try {
+            fork_server_wait(wp->pid);
+        } catch (...) {
+            // The fork server is gone, and its zombies with it.
+        }
+        ::close(wp->pidfd);
+    }
+    workers_.clear();
+    publish_pids();
+}
+
+void process_pool_core::run() noexcept {
+    std::vector<pollfd> fds;
+    for (;;) {
+        pool_state state;
+        bool work_left;
+        bool broken;
+        {
+            std::lock_guard lock(mutex_);
+            state = state_;
+            work_left = work_left_locked();
+            broken = static_cast<bool>(broken_);
+        }
+        if (state == pool_state::terminating) {
+            finish_terminate();
+            return;
+        }
+        if (!broken) {
+            try {
+                assign_work();
+            } catch (...) {
+                // Out of memory copying frames: fail the pool rather than spin.
+                break_pool(std::current_exception(), std::current_exception());
+            }
+        }
+        // Close workers that have nothing more to do: retired ones, or all of them
+        // once the pool is closed and no work is left.
+        for (auto& wp : workers_) {
+            pool_worker& w = *wp;
+            const bool idle = w.inflight.empty() && w.out_off == w.out.size();
+            const bool done = w.phase == worker_phase::retiring ||
+                              (state == pool_state::closed && !work_left && w.phase == worker_phase::ready);
+            if (idle && done) {
+                w.phase = worker_phase::closing;
+                ::shutdown(w.fd, SHUT_WR);
+            }
+        }
+        if (state == pool_state::closed && workers_.empty()) {
+            std::lock_guard lock(mutex_);
+            if (!work_left_locked()) return;
+        }
+        for (auto& wp : workers_) flush(*wp);
+
+        fds.clear();
+        fds.push_back({wake_fd_, POLLIN, 0});
+        for (auto& wp : workers_) {
+            const short events = static_cast<short>(POLLIN | (wp->out_off < wp->out.size() ? POLLOUT : 0));
+            fds.push_back({wp->fd, events, 0});
+        }
+        if (::poll(fds.data(), fds.size(), -1) < 0) continue; // EINTR
+        if ((fds[0].revents & POLLIN) != 0) {
+            std::uint64_t v;
+            [[maybe_unused]] const auto n = ::read(wake_fd_, &v, sizeof v);
+        }
+        bool any_exit = false;
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            pool_worker& w = *workers_[i];
+            const short rev = fds[i + 1].revents;
+            if ((rev & (POLLIN | POLLHUP | POLLERR)) != 0) {
+                try {
+                    read_from(w);
+                } catch (...) {
+                    w.eof = true; // out of memory for an answer: treat the worker as lost
+                }
+            }
+            any_exit = any_exit || w.eof;
+        }
+        if (!any_exit) continue;
+
+        // Reap the dead, then replace them while the pool still needs workers.
+        std::size_t lost = 0;
+        for (auto it = workers_.begin(); it != workers_.end();) {
+            if ((*it)->eof) {
+                handle_exit(**it);
+                it = workers_.erase(it);
+                ++lost;
+            } else {
+                ++it;
+            }
+        }
+        bool replace;
+        {
+            std::lock_guard lock(mutex_);
+            replace = state_ != pool_state::terminating && !broken_ &&
+                      (state_ == pool_state::running || work_left_locked());
+        }
+        for (std::size_t i = 0; replace && i < lost && workers_.size() < size_; ++i) {
+            try {
+                spawn_worker();
+            } catch (...) {
+                const auto cause = std::make_exception_ptr(broken_pool_error(
+                    "corio::process_pool is broken: a worker could not be replaced: " + what_of(std::current_exception())));
+                break_pool(cause, cause);
+                break;
+            }
+        }
+        publish_pids();
+    }
+}
+
+} // namespace corio::detail
+
+namespace corio {
+
+process_pool::process_pool(std::size_t workers, pool_options options)
+    : core_(std::make_unique<detail::process_pool_core>(workers, std::move(options))), workers_(workers) {}
+
+process_pool::~process_pool() {
+    if (core_) {
+        core_->close();
+        try {
+            core_->join();
+        } catch (...) {
+            // join() from a callback: terminate (the core's destructor) rather than hang.
+        }
+    }
+}
+
+std::vector<pid_t> process_pool::worker_pids() const { return core_->pids(); }
+
+void process_pool::submit_(detail::process_job& job, std::size_t chunks) { core_->submit(job, chunks); }
+
+void process_pool::check_running_() const { core_->check_running(); }
+
+const std::function<void(std::size_t, std::size_t)>* process_pool::progress_() const noexcept {
+    return core_->progress();
+}
+
+void process_pool::close() noexcept { core_->close(); }
+
+void process_pool::terminate() noexcept { core_->terminate(); }
+
+void process_pool::join() { core_->join(); }
+
+} // namespace corio

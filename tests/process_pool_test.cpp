@@ -1,0 +1,639 @@
+// process_pool: Python Pool semantics (shared with thread_pool), the crash matrix,
+// initializers, max_tasks_per_child, large payloads, exceptions, and threads.
+//
+// Catch2 runs every test case in this one process, and some of them start threads
+// (the pools' dispatchers, watchdogs). So the fork server is started by a static
+// initializer below, before Catch2's main() runs, while the process is still
+// single-threaded: the equivalent of calling corio::init() first thing in main().
+#include "pool_semantics.hpp"
+
+#include <corio/corio.hpp>
+#include <corio/process.hpp>
+#include <corio/process_pool.hpp>
+#include <corio/thread_pool.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace ps = pool_semantics;
+
+namespace {
+
+const bool fork_server_started = [] {
+    corio::init();
+    return true;
+}();
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+#else
+constexpr bool sanitized = false;
+#endif
+
+} // namespace
+
+
+namespace {
+
+/// Fails the run (exit 124 with a message) if the scope does not end within `limit`:
+/// a hang in a crash test must fail CI, not block it.
+class watchdog {
+public:
+    explicit watchdog(const char* what, std::chrono::seconds limit = 60s)
+        : thread_([this, what, limit] {
+              std::unique_lock lock(mutex_);
+              if (!cv_.wait_for(lock, limit, [&] { return done_; })) {
+                  std::fprintf(stderr, "watchdog: \"%s\" hung for %lld s\n", what,
+                               static_cast<long long>(limit.count()));
+                  std::_Exit(124);
+              }
+          }) {}
+    watchdog(const watchdog&) = delete;
+    watchdog& operator=(const watchdog&) = delete;
+    ~watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+// ---- functions that run in the workers -------------------------------------------
+
+int worker_pid(int) { return static_cast<int>(::getpid()); }
+
+int segfault(int x) {
+    volatile int* volatile p = nullptr;
+    *p = x; // a real invalid write
+    return x;
+}
+int call_abort(int) { std::abort(); }
+int call_exit_3(int) { std::exit(3); }
+int sleep_forever(int) {
+    for (;;) ::pause();
+}
+
+// Item 0 publishes its worker's pid in `path`, then waits to be killed; the others
+// return at once.
+int publish_pid_then_wait(int x, std::string path) {
+    if (x != 0) return x;
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream(tmp) << ::getpid();
+    }
+    std::rename(tmp.c_str(), path.c_str());
+    for (int i = 0; i < 600; ++i) ::usleep(100000);
+    return -1;
+}
+
+int init_calls = 0; // per worker process
+void count_init() { ++init_calls; }
+std::tuple<int, int> pid_and_init_calls(int) { return {static_cast<int>(::getpid()), init_calls}; }
+void throwing_init() { throw std::invalid_argument("no configuration file"); }
+void crashing_init() { std::abort(); }
+
+struct parse_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+int throw_kind(int k) {
+    switch (k) {
+    case 0: throw std::runtime_error("runtime");
+    case 1: throw std::logic_error("logic");
+    case 2: throw std::invalid_argument("invalid");
+    case 3: throw std::domain_error("domain");
+    case 4: throw std::length_error("length");
+    case 5: throw std::out_of_range("range");
+    case 6: throw std::range_error("range error");
+    case 7: throw std::overflow_error("overflow");
+    case 8: throw std::underflow_error("underflow");
+    case 9: throw std::bad_alloc();
+    case 10: throw parse_error("line 3: unexpected token");
+    case 11: throw 42;
+    case 12: throw std::system_error(ENOENT, std::generic_category(), "open config.toml");
+    case 13: throw corio::timeout_error("took too long");
+    default: return k;
+    }
+}
+
+std::vector<std::uint8_t> reverse_bytes(std::vector<std::uint8_t> v) {
+    std::reverse(v.begin(), v.end());
+    return v;
+}
+std::string make_text(std::size_t n, char c) { return std::string(n, c); }
+
+// A result whose serializer crashes half-way through writing it.
+struct explosive {
+    int value;
+};
+explosive make_explosive(int v) { return {v}; }
+// A result whose serializer throws.
+struct fragile {
+    int value;
+};
+fragile make_fragile(int v) { return {v}; }
+
+int slow_square(int x) {
+    ::usleep(200000);
+    return x * x;
+}
+
+} // namespace
+
+template <>
+struct corio::serializer<explosive> {
+    static void write(corio::byte_writer& w, const explosive& e) {
+        w.write_raw(e.value);
+        std::abort();
+    }
+    static explosive read(corio::byte_reader& r) { return {r.read_raw<int>()}; }
+};
+
+template <>
+struct corio::serializer<fragile> {
+    static void write(corio::byte_writer&, const fragile&) { throw std::length_error("fragile cannot be encoded"); }
+    static fragile read(corio::byte_reader& r) { return {r.read_raw<int>()}; }
+};
+
+static_assert(corio::pool_like<corio::process_pool>);
+static_assert(corio::pool_like<corio::thread_pool>);
+
+TEST_CASE("process_pool satisfies pool_like, checked at compile time", "[process_pool][static]") {
+    CHECK(fork_server_started);
+}
+
+// ---- Python Pool semantics (tests/pool_semantics.hpp) ------------------------------
+
+TEST_CASE("apply returns the value of the call in a worker process", "[process_pool][apply]") {
+    ps::apply_returns_the_value_of_the_call<corio::process_pool>();
+}
+TEST_CASE("an apply_async result is ready and successful after get", "[process_pool][apply]") {
+    ps::apply_async_result_is_ready_and_successful_after_get<corio::process_pool>();
+}
+TEST_CASE("an exception from a worker keeps its type and message", "[process_pool][error]") {
+    ps::an_exception_keeps_its_type_and_message<corio::process_pool>();
+}
+TEST_CASE("a callback runs before its result becomes ready", "[process_pool][callback]") {
+    ps::callbacks_run_before_the_result_is_ready<corio::process_pool>();
+}
+TEST_CASE("callbacks run on one result thread, one at a time", "[process_pool][callback]") {
+    ps::callbacks_run_on_one_thread_one_at_a_time<corio::process_pool>();
+}
+TEST_CASE("the error callback receives the exception of a failed call", "[process_pool][callback]") {
+    ps::the_error_callback_receives_the_exception<corio::process_pool>();
+}
+TEST_CASE("a throwing callback fails its result and the pool keeps serving", "[process_pool][callback]") {
+    ps::a_throwing_callback_fails_the_result_and_the_pool_goes_on<corio::process_pool>();
+}
+TEST_CASE("map returns results in input order for any chunksize", "[process_pool][map]") {
+    ps::map_returns_results_in_input_order<corio::process_pool>();
+}
+TEST_CASE("map_async calls back with the whole vector", "[process_pool][map][callback]") {
+    ps::map_async_calls_back_with_the_whole_vector<corio::process_pool>();
+}
+TEST_CASE("a map of an empty range is empty at once", "[process_pool][map]") {
+    ps::map_of_an_empty_range_is_empty_at_once<corio::process_pool>();
+}
+TEST_CASE("map fails with an exception of a call", "[process_pool][map][error]") {
+    ps::map_fails_with_an_exception_of_a_call<corio::process_pool>();
+}
+TEST_CASE("a chunksize below one is an error", "[process_pool][map][error]") {
+    ps::a_chunksize_below_one_is_an_error<corio::process_pool>();
+}
+TEST_CASE("starmap unpacks each tuple into the call", "[process_pool][map]") {
+    ps::starmap_unpacks_each_tuple<corio::process_pool>();
+}
+TEST_CASE("imap yields results in input order", "[process_pool][imap]") {
+    ps::imap_yields_results_in_input_order<corio::process_pool>();
+}
+TEST_CASE("imap_unordered yields every result exactly once", "[process_pool][imap]") {
+    ps::imap_unordered_yields_every_result_once<corio::process_pool>();
+}
+TEST_CASE("imap_unordered with one worker yields input order", "[process_pool][imap]") {
+    ps::imap_unordered_with_one_worker_yields_input_order<corio::process_pool>();
+}
+TEST_CASE("imap rethrows at the failing item and the iteration goes on", "[process_pool][imap][error]") {
+    ps::imap_rethrows_at_the_failing_item_and_goes_on<corio::process_pool>();
+}
+TEST_CASE("calls after close throw pool_not_running", "[process_pool][close]") {
+    ps::calls_after_close_throw_pool_not_running<corio::process_pool>();
+}
+TEST_CASE("join while the pool is running throws", "[process_pool][join]") {
+    ps::join_while_running_throws<corio::process_pool>();
+}
+TEST_CASE("close then join finishes every submitted call and callback", "[process_pool][join]") {
+    ps::close_then_join_finishes_every_submitted_call<corio::process_pool>();
+}
+TEST_CASE("the destructor closes and joins, losing no submitted work", "[process_pool][join]") {
+    ps::the_destructor_loses_no_submitted_work<corio::process_pool>();
+}
+TEST_CASE("a pool with zero workers is refused", "[process_pool][error]") {
+    ps::a_pool_needs_at_least_one_worker<corio::process_pool>();
+}
+TEST_CASE("on_progress reports every chunk before the map is ready", "[process_pool][map][progress]") {
+    ps::on_progress_reports_each_chunk_before_the_map_is_ready<corio::process_pool>();
+}
+TEST_CASE("a throwing progress callback fails the map", "[process_pool][map][progress]") {
+    ps::a_throwing_progress_callback_fails_the_map<corio::process_pool>();
+}
+
+// ---- the crash matrix ------------------------------------------------------------
+
+namespace {
+
+/// Runs `crash` through `apply_async` and checks the call fails with
+/// broken_worker_error saying `how`, that the worker was replaced and that the pool
+/// keeps serving. Waits are bounded: a hang fails the test.
+template <class F>
+void check_crash_is_contained(F crash, const std::string& how, int exitcode) {
+    watchdog dog("crash test");
+    corio::process_pool pool(2);
+    const auto before = pool.worker_pids();
+    auto res = pool.apply_async(crash, 1);
+    REQUIRE(res.wait(30s));
+    try {
+        (void)res.get();
+        FAIL("the call did not fail");
+    } catch (const corio::broken_worker_error& e) {
+        INFO(e.what());
+        CHECK(std::string(e.what()).find("while running this call") != std::string::npos);
+        if (!sanitized || how == "exited with status 3") {
+            CHECK(std::string(e.what()).find(how) != std::string::npos);
+            CHECK(e.exitcode() == exitcode);
+        }
+        CHECK(std::find(before.begin(), before.end(), e.pid()) != before.end());
+    }
+    // The pool keeps serving, with a replacement worker.
+    CHECK(pool.apply(ps::square, 12) == 144);
+    CHECK(pool.map(ps::square, ps::iota_vector(50)).size() == 50);
+    const auto after = pool.worker_pids();
+    CHECK(after.size() == 2);
+    CHECK(after != before);
+}
+
+} // namespace
+
+TEST_CASE("a segfault in a worker fails only its call, and the pool goes on", "[process_pool][crash]") {
+    check_crash_is_contained(segfault, "was killed by signal 11 (SIGSEGV", -SIGSEGV);
+}
+
+TEST_CASE("abort in a worker fails only its call, and the pool goes on", "[process_pool][crash]") {
+    check_crash_is_contained(call_abort, "was killed by signal 6 (SIGABRT", -SIGABRT);
+}
+
+TEST_CASE("exit(3) in a worker fails only its call, and the pool goes on", "[process_pool][crash]") {
+    check_crash_is_contained(call_exit_3, "exited with status 3", 3);
+}
+
+TEST_CASE("a worker killed from outside during a map fails only the chunk it ran", "[process_pool][crash]") {
+    watchdog dog("SIGKILL during a map");
+    corio::process_pool pool(2);
+    const std::string path = "/tmp/corio-process-pool-test-" + std::to_string(::getpid()) + ".pid";
+    std::remove(path.c_str());
+    std::vector<std::tuple<int, std::string>> items;
+    for (int i = 0; i < 40; ++i) items.emplace_back(i, path);
+    auto mapped = pool.starmap_async(publish_pid_then_wait, items, 1);
+    auto per_item = pool.imap(ps::square, ps::iota_vector(40));
+    // Wait (bounded) for item 0 to publish the pid of the worker running it.
+    pid_t victim = 0;
+    for (int i = 0; i < 3000 && victim == 0; ++i) {
+        std::ifstream in(path);
+        if (!(in >> victim)) {
+            victim = 0;
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    std::remove(path.c_str());
+    REQUIRE(victim > 0);
+    REQUIRE(::kill(victim, SIGKILL) == 0);
+    REQUIRE(mapped.wait(30s));
+    try {
+        (void)mapped.get();
+        FAIL("the map did not fail");
+    } catch (const corio::broken_worker_error& e) {
+        CHECK(e.pid() == victim);
+        CHECK(e.exitcode() == -SIGKILL);
+        CHECK(std::string(e.what()).find("SIGKILL") != std::string::npos);
+    }
+    // Every other call ran (the ones queued behind the victim went elsewhere).
+    int count = 0;
+    for (int v : per_item) {
+        CHECK(v == count * count);
+        ++count;
+    }
+    CHECK(count == 40);
+    const auto pids = pool.worker_pids();
+    CHECK(std::find(pids.begin(), pids.end(), victim) == pids.end());
+    CHECK(pool.apply(ps::add, 2, 3) == 5);
+}
+
+TEST_CASE("a worker killed while idle is replaced", "[process_pool][crash]") {
+    watchdog dog("idle worker killed");
+    corio::process_pool pool(1);
+    const pid_t first = pool.apply(worker_pid, 0);
+    REQUIRE(::kill(first, SIGKILL) == 0);
+    // The next call is served by a replacement, whichever moment the death is noticed.
+    int pid = first;
+    for (int i = 0; i < 100 && pid == first; ++i) {
+        auto res = pool.apply_async(worker_pid, 0);
+        REQUIRE(res.wait(30s));
+        try {
+            pid = res.get();
+        } catch (const corio::broken_worker_error&) {
+            // the call reached the worker just before it was reaped
+        }
+    }
+    CHECK(pid != first);
+}
+
+TEST_CASE("a crash while serializing a result fails only that call", "[process_pool][crash]") {
+    watchdog dog("crash while serializing");
+    corio::process_pool pool(2);
+    auto res = pool.apply_async(make_explosive, 7);
+    REQUIRE(res.wait(30s));
+    CHECK_THROWS_AS(res.get(), corio::broken_worker_error);
+    CHECK(pool.apply(ps::square, 5) == 25);
+}
+
+TEST_CASE("an exception while serializing a result comes back as that exception", "[process_pool][error]") {
+    corio::process_pool pool(1);
+    CHECK_THROWS_AS(pool.apply(make_fragile, 1), std::length_error);
+    CHECK_THROWS_WITH(pool.apply(make_fragile, 1), "fragile cannot be encoded");
+    CHECK(pool.apply(ps::square, 5) == 25);
+}
+
+TEST_CASE("a crashing initializer breaks the pool with a clear error", "[process_pool][crash][initializer]") {
+    watchdog dog("crashing initializer");
+    try {
+        corio::process_pool pool(2, corio::pool_options{.initializer = crashing_init});
+        FAIL("the constructor did not throw");
+    } catch (const corio::broken_pool_error& e) {
+        INFO(e.what());
+        CHECK(std::string(e.what()).find("initializer") != std::string::npos);
+        if (!sanitized) CHECK(std::string(e.what()).find("SIGABRT") != std::string::npos);
+    }
+}
+
+TEST_CASE("a throwing initializer makes the constructor throw its exception", "[process_pool][initializer]") {
+    watchdog dog("throwing initializer");
+    CHECK_THROWS_AS(corio::process_pool(2, corio::pool_options{.initializer = throwing_init}), std::invalid_argument);
+    CHECK_THROWS_WITH(corio::process_pool(1, corio::pool_options{.initializer = throwing_init}),
+                      "no configuration file");
+}
+
+TEST_CASE("an initializer that is not a plain function is refused", "[process_pool][initializer]") {
+    int captured = 0;
+    CHECK_THROWS_AS(corio::process_pool(1, corio::pool_options{.initializer = [&] { ++captured; }}), corio::error);
+    // A capture-less lambda is fine, with or without the explicit conversion.
+    corio::process_pool pool(1, corio::pool_options{.initializer = [] { ++init_calls; }});
+    CHECK(std::get<1>(pool.apply(pid_and_init_calls, 0)) == 1);
+    corio::process_pool converted(1, corio::pool_options{.initializer = +[] { ++init_calls; }});
+    CHECK(std::get<1>(converted.apply(pid_and_init_calls, 0)) == 1);
+}
+
+// ---- initializer, max_tasks_per_child ---------------------------------------------
+
+TEST_CASE("the initializer runs once in every worker before any call", "[process_pool][initializer]") {
+    corio::process_pool pool(2, corio::pool_options{.initializer = count_init});
+    const auto out = pool.map(pid_and_init_calls, ps::iota_vector(200), 1);
+    std::set<int> pids;
+    for (const auto& [pid, calls] : out) {
+        REQUIRE(calls == 1);
+        pids.insert(pid);
+    }
+    CHECK(pids.size() <= 2);
+    CHECK(init_calls == 0); // never in the parent
+}
+
+TEST_CASE("max_tasks_per_child=1 gives every chunk a new worker process", "[process_pool][max_tasks]") {
+    corio::process_pool pool(1, corio::pool_options{.initializer = count_init, .max_tasks_per_child = 1});
+    std::set<int> pids;
+    for (int i = 0; i < 4; ++i) {
+        const auto [pid, calls] = pool.apply(pid_and_init_calls, i);
+        CHECK(calls == 1); // each replacement ran the initializer
+        pids.insert(pid);
+    }
+    CHECK(pids.size() == 4);
+    // Counted in chunks, as Python: the items of one chunk share a worker.
+    const auto out = pool.map(pid_and_init_calls, ps::iota_vector(6), 2);
+    std::set<int> map_pids;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        map_pids.insert(std::get<0>(out[i]));
+        if (i % 2 == 1) CHECK(std::get<0>(out[i]) == std::get<0>(out[i - 1]));
+    }
+    CHECK(map_pids.size() == 3);
+}
+
+// ---- payloads, exceptions, threads, loops ------------------------------------------
+
+TEST_CASE("a 10 MiB argument and a 10 MiB result round-trip intact", "[process_pool][large]") {
+    watchdog dog("10 MiB round trip");
+    corio::process_pool pool(2);
+    std::vector<std::uint8_t> bytes(10u << 20);
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(i * 7 + i / 4096);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto back = pool.apply(reverse_bytes, bytes);
+    const auto text = pool.apply(make_text, std::size_t{10u << 20}, 'q');
+    const auto elapsed = std::chrono::steady_clock::now() - t0;
+    REQUIRE(back.size() == bytes.size());
+    CHECK(std::equal(back.begin(), back.end(), bytes.rbegin()));
+    CHECK(text == std::string(10u << 20, 'q'));
+    // Linear: quadratic copying of 10 MiB would take far longer.
+    CHECK(elapsed < 20s);
+    // Several at once, pipelined on the same sockets.
+    std::vector<corio::async_result<std::vector<std::uint8_t>>> many;
+    for (int i = 0; i < 4; ++i) many.push_back(pool.apply_async(reverse_bytes, bytes));
+    for (auto& r : many) CHECK(r.get().size() == bytes.size());
+}
+
+TEST_CASE("a C string argument travels as a std::string", "[process_pool][apply]") {
+    corio::process_pool pool(1);
+    CHECK(pool.apply(ps::repeat, "ab", 3) == "ababab");
+    const char* text = "xy";
+    CHECK(pool.apply_async(ps::repeat, text, 2).get() == "xyxy");
+}
+
+TEST_CASE("worker exceptions keep their standard type and message, others become remote_error",
+          "[process_pool][error]") {
+    corio::process_pool pool(2);
+    auto message_of = [&](int k) -> std::string {
+        try {
+            (void)pool.apply(throw_kind, k);
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+        return "no exception";
+    };
+    CHECK_THROWS_AS(pool.apply(throw_kind, 0), std::runtime_error);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 1), std::logic_error);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 2), std::invalid_argument);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 3), std::domain_error);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 4), std::length_error);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 5), std::out_of_range);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 6), std::range_error);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 7), std::overflow_error);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 8), std::underflow_error);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 9), std::bad_alloc);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 12), std::system_error);
+    CHECK_THROWS_AS(pool.apply(throw_kind, 13), corio::timeout_error);
+    CHECK(message_of(0) == "runtime");
+    CHECK(message_of(5) == "range");
+    CHECK(message_of(8) == "underflow");
+    CHECK(message_of(12) == std::system_error(ENOENT, std::generic_category(), "open config.toml").what());
+    CHECK(message_of(13) == "took too long");
+    try {
+        (void)pool.apply(throw_kind, 12);
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::no_such_file_or_directory);
+    }
+    try {
+        (void)pool.apply(throw_kind, 10);
+        FAIL("no exception");
+    } catch (const corio::remote_error& e) {
+        CHECK(e.type_name().find("parse_error") != std::string::npos);
+        CHECK(e.message() == "line 3: unexpected token");
+        CHECK(std::string(e.what()).find("line 3: unexpected token") != std::string::npos);
+    }
+    try {
+        (void)pool.apply(throw_kind, 11);
+        FAIL("no exception");
+    } catch (const corio::remote_error& e) {
+        CHECK(e.type_name() == "int");
+    }
+    CHECK(pool.apply(throw_kind, 99) == 99);
+}
+
+TEST_CASE("a pool created after threads started works (corio::init ran first)", "[process_pool][threads]") {
+    std::mutex m;
+    std::condition_variable cv;
+    bool stop = false;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i) {
+        threads.emplace_back([&] {
+            std::unique_lock lock(m);
+            cv.wait(lock, [&] { return stop; });
+        });
+    }
+    {
+        corio::process_pool pool(2);
+        CHECK(pool.apply(ps::square, 11) == 121);
+        CHECK(pool.map(ps::square, ps::iota_vector(100), 3).back() == 99 * 99);
+        corio::process p(ps::square, 3);
+        p.start();
+        p.join();
+        CHECK(p.exitcode() == 0);
+    }
+    {
+        std::lock_guard lock(m);
+        stop = true;
+    }
+    cv.notify_all();
+    for (auto& t : threads) t.join();
+}
+
+namespace {
+// Runs in a fresh child (no fork server of its own yet): with a thread running and
+// no corio::init(), creating a pool must fail with advice to call corio::init().
+void pool_without_init_in_threaded_child() {
+    std::atomic<bool> stop{false};
+    std::thread t([&] {
+        while (!stop.load()) ::usleep(1000);
+    });
+    int code = 1;
+    try {
+        corio::process_pool pool(1);
+    } catch (const corio::error& e) {
+        code = std::string(e.what()).find("corio::init()") != std::string::npos ? 0 : 2;
+    }
+    stop = true;
+    t.join();
+    std::fflush(nullptr);
+    ::_exit(code);
+}
+} // namespace
+
+TEST_CASE("without corio::init a threaded program gets an error that says to call it", "[process_pool][threads]") {
+    watchdog dog("threaded child without init");
+    corio::process child(pool_without_init_in_threaded_child);
+    child.start();
+    REQUIRE(child.join(30s));
+    CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("terminate stops running calls and their results fail with pool_terminated",
+          "[process_pool][terminate]") {
+    watchdog dog("terminate");
+    corio::process_pool pool(2);
+    auto stuck = pool.apply_async(sleep_forever, 0);
+    auto queued = pool.map_async(ps::square, ps::iota_vector(10));
+    CHECK(pool.apply(ps::square, 2) == 4);
+    pool.terminate();
+    CHECK_THROWS_AS(stuck.get(), corio::pool_terminated);
+    CHECK_FALSE(stuck.ready());
+    (void)queued.wait(1s);
+    CHECK_THROWS_AS(pool.apply(ps::square, 2), corio::pool_not_running);
+    pool.join();
+}
+
+namespace {
+corio::task<> tick(std::atomic<int>* ticks, const std::atomic<bool>* stop) {
+    while (!stop->load()) {
+        co_await corio::sleep(1ms);
+        ticks->fetch_add(1);
+    }
+}
+
+corio::task<int> await_in_loop(corio::process_pool* pool, std::atomic<int>* ticks, std::thread::id* resumed_on) {
+    std::atomic<bool> stop{false};
+    auto ticker = corio::create_task(tick(ticks, &stop));
+    auto res = pool->apply_async(slow_square, 9);
+    const int v = co_await res;
+    *resumed_on = std::this_thread::get_id();
+    stop = true;
+    co_await ticker;
+    co_return v;
+}
+} // namespace
+
+TEST_CASE("co_await on a process pool result resumes on the loop without blocking it", "[process_pool][loop]") {
+    watchdog dog("co_await");
+    corio::process_pool pool(1);
+    std::atomic<int> ticks{0};
+    std::thread::id resumed_on;
+    CHECK(corio::run(await_in_loop(&pool, &ticks, &resumed_on)) == 81);
+    CHECK(resumed_on == std::this_thread::get_id());
+    CHECK(ticks.load() > 0); // the loop served the ticker while the worker computed
+}

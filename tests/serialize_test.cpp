@@ -1,0 +1,198 @@
+// corio::serialize: round trips of every supported category, the customization
+// point, aggregates, malformed input, and linear cost on large payloads.
+#include <corio/serialize.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+
+namespace {
+
+template <class T>
+T round_trip(const T& v) {
+    return corio::from_bytes<T>(corio::to_bytes(v));
+}
+
+enum class color : std::uint8_t { red = 1, green = 2, blue = 200 };
+enum plain_enum { alpha = -5, beta = 7 };
+
+struct point {
+    double x;
+    double y;
+    bool operator==(const point&) const = default;
+};
+
+struct record {
+    std::string name;
+    int age;
+    std::vector<point> path;
+    std::optional<color> favourite;
+    std::map<std::string, std::vector<int>> tags;
+    bool operator==(const record&) const = default;
+};
+
+// A non-aggregate user type with the customization point.
+class money {
+public:
+    money() = default;
+    money(std::string currency, std::int64_t cents) : currency_(std::move(currency)), cents_(cents) { ++live; }
+    money(const money& o) : currency_(o.currency_), cents_(o.cents_) { ++live; }
+    money(money&& o) noexcept : currency_(std::move(o.currency_)), cents_(o.cents_) { ++live; }
+    money& operator=(const money&) = default;
+    ~money() {
+        if (!currency_.empty() || cents_ != 0) --live;
+    }
+    const std::string& currency() const { return currency_; }
+    std::int64_t cents() const { return cents_; }
+    bool operator==(const money& o) const { return currency_ == o.currency_ && cents_ == o.cents_; }
+    static inline int live = 0;
+
+private:
+    std::string currency_;
+    std::int64_t cents_ = 0;
+};
+
+struct not_serializable {
+    virtual ~not_serializable() = default;
+};
+
+} // namespace
+
+template <>
+struct corio::serializer<money> {
+    static void write(corio::byte_writer& w, const money& m) { corio::serialize(w, m.currency(), m.cents()); }
+    static money read(corio::byte_reader& r) {
+        auto currency = corio::deserialize<std::string>(r);
+        auto cents = corio::deserialize<std::int64_t>(r);
+        return money(std::move(currency), cents);
+    }
+};
+
+static_assert(corio::serializable<int>);
+static_assert(corio::serializable<std::tuple<int, std::string, std::vector<std::pair<int, double>>>>);
+static_assert(corio::serializable<point>);
+static_assert(corio::serializable<record>);
+static_assert(corio::serializable<money>);
+static_assert(corio::serializable<std::variant<std::monostate, money, point>>);
+static_assert(!corio::serializable<not_serializable>);
+static_assert(!corio::serializable<int*>);
+static_assert(!corio::serializable<std::string_view>);
+static_assert(!corio::serializable<std::vector<int*>>);
+static_assert(!corio::serializable<std::unique_ptr<int>>);
+static_assert(!corio::serializable<const int>);
+static_assert(corio::serializer<record>::fields == 5);
+
+TEST_CASE("arithmetic values and enums round-trip bit for bit", "[serialize][scalar]") {
+    CHECK(round_trip(42) == 42);
+    CHECK(round_trip(-1LL) == -1LL);
+    CHECK(round_trip(std::numeric_limits<std::uint64_t>::max()) == std::numeric_limits<std::uint64_t>::max());
+    CHECK(round_trip(3.25) == 3.25);
+    CHECK(round_trip(true) == true);
+    CHECK(round_trip('x') == 'x');
+    CHECK(round_trip(color::blue) == color::blue);
+    CHECK(round_trip(alpha) == alpha);
+    CHECK(round_trip(std::chrono::milliseconds(1500)) == std::chrono::milliseconds(1500));
+}
+
+TEST_CASE("strings and sequence containers round-trip", "[serialize][container]") {
+    CHECK(round_trip(std::string()).empty());
+    CHECK(round_trip(std::string("hello\0world", 11)) == std::string("hello\0world", 11));
+    CHECK(round_trip(std::vector<int>{1, 2, 3}) == std::vector<int>{1, 2, 3});
+    CHECK(round_trip(std::vector<bool>{true, false, true}) == std::vector<bool>{true, false, true});
+    CHECK(round_trip(std::vector<std::string>{"a", "", "ccc"}) == std::vector<std::string>{"a", "", "ccc"});
+    CHECK(round_trip(std::array<int, 3>{7, 8, 9}) == std::array<int, 3>{7, 8, 9});
+    CHECK(round_trip(std::deque<int>{4, 5}) == std::deque<int>{4, 5});
+    CHECK(round_trip(std::list<std::string>{"x", "y"}) == std::list<std::string>{"x", "y"});
+    CHECK(round_trip(std::set<int>{3, 1, 2}) == std::set<int>{1, 2, 3});
+    CHECK(round_trip(std::unordered_set<std::string>{"p", "q"}) == std::unordered_set<std::string>{"p", "q"});
+}
+
+TEST_CASE("pairs, tuples, optionals and variants round-trip", "[serialize][product]") {
+    CHECK(round_trip(std::pair<int, std::string>{1, "one"}) == std::pair<int, std::string>{1, "one"});
+    using tup = std::tuple<int, double, std::string, std::vector<int>>;
+    CHECK(round_trip(tup{1, 2.5, "three", {4}}) == tup{1, 2.5, "three", {4}});
+    CHECK(round_trip(std::tuple<>{}) == std::tuple<>{});
+    CHECK(round_trip(std::optional<int>{}) == std::nullopt);
+    CHECK(round_trip(std::optional<std::string>{"some"}) == std::optional<std::string>{"some"});
+    using var = std::variant<std::monostate, int, std::string>;
+    CHECK(round_trip(var{}) == var{});
+    CHECK(round_trip(var{5}) == var{5});
+    CHECK(round_trip(var{std::string("s")}) == var{std::string("s")});
+}
+
+TEST_CASE("maps and deeply nested combinations round-trip", "[serialize][nested]") {
+    std::map<std::string, std::vector<std::optional<std::pair<int, std::string>>>> m{
+        {"a", {std::nullopt, std::pair<int, std::string>{1, "x"}}}, {"b", {}}};
+    CHECK(round_trip(m) == m);
+    std::unordered_map<int, std::map<int, std::variant<int, std::string>>> u{{1, {{2, 3}, {4, std::string("five")}}},
+                                                                             {6, {}}};
+    CHECK(round_trip(u) == u);
+    std::vector<std::vector<std::vector<int>>> cube{{{1}, {2, 3}}, {}, {{}}};
+    CHECK(round_trip(cube) == cube);
+}
+
+TEST_CASE("aggregates are serialized field by field without any declaration", "[serialize][aggregate]") {
+    CHECK(round_trip(point{1.5, -2}) == point{1.5, -2});
+    record r{"ada", 36, {{0, 0}, {1, 1}}, color::green, {{"k", {1, 2}}}};
+    CHECK(round_trip(r) == r);
+    CHECK(round_trip(std::vector<record>{r, r}) == std::vector<record>{r, r});
+}
+
+TEST_CASE("a user type goes through its serializer specialization", "[serialize][custom]") {
+    REQUIRE(money::live == 0);
+    {
+        std::vector<money> wallet{money("EUR", 1050), money("USD", -3)};
+        auto back = round_trip(wallet);
+        CHECK(back == wallet);
+        std::variant<std::monostate, money, point> v = money("JPY", 100);
+        CHECK(std::get<money>(round_trip(v)).cents() == 100);
+    }
+    CHECK(money::live == 0);
+}
+
+TEST_CASE("truncated or trailing input throws serialize_error", "[serialize][error]") {
+    auto bytes = corio::to_bytes(std::vector<std::string>{"hello", "world"});
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+        CHECK_THROWS_AS(corio::from_bytes<std::vector<std::string>>(std::string_view(bytes).substr(0, n)),
+                        corio::serialize_error);
+    }
+    CHECK_THROWS_AS(corio::from_bytes<int>(corio::to_bytes(1, 2)), corio::serialize_error);
+    // A corrupt length never allocates beyond the input.
+    auto huge = corio::to_bytes(std::uint64_t{1} << 60);
+    CHECK_THROWS_AS(corio::from_bytes<std::vector<std::string>>(huge), corio::serialize_error);
+    CHECK_THROWS_AS(corio::from_bytes<std::string>(huge), corio::serialize_error);
+    auto bad_index = corio::to_bytes(std::uint64_t{9});
+    CHECK_THROWS_AS((corio::from_bytes<std::variant<int, double>>(bad_index)), corio::serialize_error);
+}
+
+TEST_CASE("several values written in a row are read back in order", "[serialize][stream]") {
+    corio::byte_writer w;
+    corio::serialize(w, 1, std::string("two"), 3.0);
+    std::string bytes = w.take();
+    corio::byte_reader r(bytes);
+    CHECK(corio::deserialize<int>(r) == 1);
+    CHECK(corio::deserialize<std::string>(r) == "two");
+    CHECK(corio::deserialize<double>(r) == 3.0);
+    CHECK(r.empty());
+}
+
+TEST_CASE("a 64 MiB payload round-trips in linear time", "[serialize][large]") {
+    std::vector<std::uint64_t> big(8u << 20);
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = i * 2654435761u;
+    std::string text(16u << 20, 'z');
+    auto t0 = std::chrono::steady_clock::now();
+    auto bytes = corio::to_bytes(big, text);
+    corio::byte_reader r(bytes);
+    auto big2 = corio::deserialize<std::vector<std::uint64_t>>(r);
+    auto text2 = corio::deserialize<std::string>(r);
+    auto elapsed = std::chrono::steady_clock::now() - t0;
+    CHECK(big2 == big);
+    CHECK(text2 == text);
+    CHECK(bytes.size() == 16 + big.size() * 8 + text.size());
+    // Linear: a few memcpy passes; quadratic copying would take minutes.
+    CHECK(elapsed < std::chrono::seconds(5));
+}
