@@ -175,15 +175,15 @@ void event_loop::run_until(const detail::future_state_base& state) {
 
 void event_loop::stop() noexcept { stopping_ = true; }
 
-void event_loop::run_once() {
+void event_loop::run_once(std::optional<std::chrono::nanoseconds> max_wait) {
     drain_remote();
     bool block = ready_.empty() && !stopping_;
-    std::optional<std::chrono::nanoseconds> timeout;
+    std::optional<std::chrono::nanoseconds> timeout = max_wait;
     if (block && !timers_.empty()) {
         auto wait = timers_.top().deadline - clock::now();
         if (wait <= wait.zero()) {
             block = false;
-        } else {
+        } else if (!timeout || wait < *timeout) {
             timeout = std::chrono::ceil<std::chrono::nanoseconds>(wait);
         }
     }
@@ -387,14 +387,28 @@ void event_loop::finalize_pending_tasks() {
     victims.clear();
     enter_running();
     try {
-        // Run while anything can still make progress.
+        // Run while anything can still make progress. Kernel operations alone may
+        // never complete (an armed multishot accept, a signal poll), so waiting on
+        // them alone is bounded: after about a second without any step to run, the
+        // remaining tasks are considered stuck.
+        constexpr auto idle_slice = std::chrono::milliseconds(50);
+        constexpr int max_idle_slices = 20;
+        int idle_slices = 0;
         while (!tasks_.empty() || !ready_.empty()) {
-            bool progress = !ready_.empty() || ring_->in_flight() > 0 || ring_->has_pending() ||
-                            !timers_.empty();
-            if (!progress) {
+            bool kernel_only = ready_.empty() && timers_.empty();
+            if (kernel_only && ring_->in_flight() == 0 && !ring_->has_pending() &&
+                remote_head_.load(std::memory_order_acquire) == nullptr) {
+                break; // nothing can ever make progress
+            }
+            if (!kernel_only) {
+                idle_slices = 0;
+                run_once();
+                continue;
+            }
+            run_once(idle_slice);
+            if (ready_.empty() && ++idle_slices >= max_idle_slices) {
                 break;
             }
-            run_once();
         }
     } catch (...) {
         leave_running();

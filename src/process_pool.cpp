@@ -1,4 +1,6 @@
 // process_pool: the dispatcher thread that feeds worker processes over sockets.
+#include "signal_mask.hpp"
+
 #include <corio/detail/fork_server.hpp>
 #include <corio/process_pool.hpp>
 
@@ -152,7 +154,10 @@ process_pool_core::process_pool_core(std::size_t workers, pool_options options)
         throw;
     }
     startup_pending_ = workers;
-    thread_ = std::thread([this] { run(); });
+    {
+        signals_blocked_scope masked; // the dispatcher inherits the blocked mask
+        thread_ = std::thread([this] { run(); });
+    }
     std::exception_ptr failed;
     {
         std::unique_lock lock(mutex_);

@@ -1,6 +1,8 @@
 // thread_pool: worker threads over one global FIFO queue, a lazily started result
 // thread for callbacks, close / terminate / join with Python's meaning.
 
+#include "signal_mask.hpp"
+
 #include <corio/thread_pool.hpp>
 
 #include <algorithm>
@@ -30,6 +32,7 @@ public:
         std::size_t launched = 0;
         try {
             for (std::size_t i = 0; i < workers_.size(); ++i) {
+                signals_blocked_scope masked; // the worker inherits the blocked mask
                 workers_[i].thread = std::thread([this, i, has_init, &started] {
                     if (has_init) {
                         try {
@@ -79,6 +82,7 @@ public:
             }
             if (needs_result_thread && !result_thread_started_) {
                 std::lock_guard rlock(result_mutex_);
+                signals_blocked_scope masked;
                 result_thread_ = std::thread([this] { result_main(); });
                 result_thread_started_ = true;
             }

@@ -18,6 +18,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <corio/source_location.hpp>
 #include <string>
 #include <thread>
@@ -249,7 +250,7 @@ private:
     friend void detail::submit_op(event_loop&, detail::uring_op&) noexcept;
     friend void detail::cancel_op(event_loop&, detail::uring_op&) noexcept;
 
-    void run_once();
+    void run_once(std::optional<std::chrono::nanoseconds> max_wait = std::nullopt);
     void run_ready(std::size_t count);
     void drain_remote() noexcept;
     void expire_timers();

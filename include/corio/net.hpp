@@ -1,0 +1,483 @@
+#pragma once
+/// \file net.hpp
+/// Sockets on io_uring: TCP (`tcp_listener`, `tcp_stream`, `start_server` ->
+/// `server`), UDP (`udp_socket`), Unix-domain streams (`unix_listener`,
+/// `unix_stream`), addresses (`endpoint`) and name resolution (`resolve`).
+///
+/// Every operation is an io_uring request living in the awaiting coroutine's frame
+/// (or, for the multishot accept and provided-buffer receive, in a small state
+/// allocated once per socket); cancelling the awaiting task (`future::cancel`,
+/// `wait_for`) cancels the request in the kernel. A cancelled receive consumes no
+/// data: the next read returns it. OS failures throw `std::system_error` carrying
+/// the errno, its `what()` starting with the operation's name ("connect", "accept",
+/// "recv", "send", ...). Writes use MSG_NOSIGNAL: a closed peer never raises SIGPIPE.
+/// See docs/net.md for the kernel requirements of each operation.
+
+#include <corio/error.hpp>
+#include <corio/io.hpp>
+#include <corio/task.hpp>
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace corio {
+
+namespace detail {
+class recv_state;
+class accept_state;
+struct server_state;
+} // namespace detail
+
+/// `read_exactly` or `read_until` reached the end of the stream first
+/// (asyncio.IncompleteReadError); `partial()` holds the bytes that did arrive.
+/// **Thread safety:** immutable after construction.
+class incomplete_read_error : public error {
+public:
+    /// `expected` is the size asked for (empty for read_until).
+    incomplete_read_error(std::string partial, std::optional<std::size_t> expected);
+    /// The bytes read before the end of the stream (consumed from the stream).
+    const std::string& partial() const noexcept { return partial_; }
+    /// How many bytes were expected, if known.
+    std::optional<std::size_t> expected() const noexcept { return expected_; }
+
+private:
+    std::string partial_;
+    std::optional<std::size_t> expected_;
+};
+
+/// `read_until` saw `limit` bytes without the delimiter (asyncio.LimitOverrunError).
+/// The data stays buffered in the stream: a later read returns it.
+/// **Thread safety:** immutable after construction.
+class limit_overrun_error : public error {
+public:
+    limit_overrun_error(std::string message, std::size_t consumed);
+    /// Bytes buffered when the limit was overrun.
+    std::size_t consumed() const noexcept { return consumed_; }
+
+private:
+    std::size_t consumed_;
+};
+
+/// A socket address: IPv4, IPv6 or Unix-domain (a sockaddr_storage and its size).
+/// **Thread safety:** a value type; const members may be used concurrently.
+class endpoint {
+public:
+    /// An empty endpoint (AF_UNSPEC).
+    endpoint() noexcept;
+    /// Copies `size` bytes of a socket address.
+    endpoint(const ::sockaddr* address, ::socklen_t size) noexcept;
+    /// A numeric IPv4 ("127.0.0.1") or IPv6 ("::1", "[::1]", "fe80::1%lo") address
+    /// and a port; std::nullopt if `address` is not numeric.
+    static std::optional<endpoint> parse(std::string_view address, std::uint16_t port);
+    /// A Unix-domain address; a leading '@' names the abstract namespace. Throws
+    /// std::invalid_argument if the path is too long.
+    static endpoint unix_path(std::string_view path);
+
+    /// AF_INET, AF_INET6, AF_UNIX or AF_UNSPEC.
+    int family() const noexcept { return storage_.ss_family; }
+    /// The address without port ("127.0.0.1", "::1", or the Unix path).
+    std::string address() const;
+    /// The port (0 for Unix addresses).
+    std::uint16_t port() const noexcept;
+    /// "127.0.0.1:80", "[::1]:80" or the Unix path.
+    std::string to_string() const;
+    /// The raw address for system calls.
+    const ::sockaddr* data() const noexcept { return reinterpret_cast<const ::sockaddr*>(&storage_); }
+    /// Writable raw address (for accept/recvfrom style calls; then resize()).
+    ::sockaddr* data() noexcept { return reinterpret_cast<::sockaddr*>(&storage_); }
+    /// Size of the address in bytes.
+    ::socklen_t size() const noexcept { return size_; }
+    /// Sets the meaningful size after the kernel filled data().
+    void resize(::socklen_t size) noexcept { size_ = size; }
+    /// Capacity of data().
+    static constexpr ::socklen_t capacity() noexcept { return sizeof(::sockaddr_storage); }
+    friend bool operator==(const endpoint& a, const endpoint& b) noexcept;
+
+private:
+    ::sockaddr_storage storage_;
+    ::socklen_t size_ = 0;
+};
+
+/// Resolves `host` and `service` (a port number or a name from /etc/services) to
+/// stream-socket endpoints, IPv4 and IPv6, in getaddrinfo's order. getaddrinfo runs
+/// on a helper thread, never blocking the loop; cancelling the awaiting task stops
+/// the wait at once (the lookup itself finishes in the background). Throws
+/// std::system_error ("getaddrinfo") with the errno when the system reports one,
+/// else corio::error with gai_strerror's text (unknown host and the like).
+/// **Thread safety:** on the loop's thread.
+[[nodiscard]] task<std::vector<endpoint>> resolve(std::string host, std::string service);
+
+/// A connected stream socket: the read and write halves of asyncio's StreamReader
+/// and StreamWriter over one descriptor, as used by `tcp_stream` and `unix_stream`.
+///
+/// Reads are buffered only as far as `read_until` needs to look ahead; `read_some`
+/// returns buffered bytes first. Move-only; the destructor closes the socket.
+/// At most one read and one write may be in flight at a time; a stream must be
+/// closed or destroyed before the loop it was read on.
+/// **Thread safety:** one object from one thread (its loop's) at a time.
+class socket_stream {
+public:
+    /// A closed stream.
+    socket_stream() noexcept = default;
+    /// Adopts a connected socket descriptor.
+    explicit socket_stream(int fd) noexcept : fd_(fd) {}
+    socket_stream(socket_stream&& other) noexcept;
+    socket_stream& operator=(socket_stream&& other) noexcept;
+    socket_stream(const socket_stream&) = delete;
+    socket_stream& operator=(const socket_stream&) = delete;
+    /// Closes the socket (see close()).
+    ~socket_stream();
+
+    /// Receives at least one byte into `buffer` and returns how many; 0 means the
+    /// peer closed its side (end of stream) or `buffer` is empty. Throws
+    /// std::system_error ("recv"), e.g. ECONNRESET; cancelled_error if the task is
+    /// cancelled before data arrived (no data is lost: the next read gets it).
+    /// Kernel: multishot IORING_OP_RECV with a provided-buffer ring (6.0) where
+    /// supported, else one IORING_OP_RECV (5.6) per call.
+    /// **Thread safety:** loop thread; one read at a time.
+    [[nodiscard]] task<std::size_t> read_some(std::span<std::byte> buffer);
+    /// read_some() into a char buffer.
+    /// **Thread safety:** as read_some().
+    [[nodiscard]] task<std::size_t> read_some(std::span<char> buffer);
+    /// Reads exactly `n` bytes. Throws incomplete_read_error (with the bytes that
+    /// did arrive) at the end of the stream, std::system_error ("recv") on errors.
+    /// **Thread safety:** loop thread; one read at a time.
+    [[nodiscard]] task<std::string> read_exactly(std::size_t n);
+    /// Reads up to and including `delimiter` and returns it all (delimiter kept, as
+    /// asyncio's readuntil). Throws limit_overrun_error when `limit` bytes arrived
+    /// without the delimiter ending within them (the bytes stay buffered);
+    /// incomplete_read_error with everything buffered at the end of the stream;
+    /// std::invalid_argument for an empty delimiter.
+    /// **Thread safety:** loop thread; one read at a time.
+    [[nodiscard]] task<std::string> read_until(std::string delimiter, std::size_t limit = 65536);
+    /// Sends all of `bytes`, looping over partial sends (MSG_NOSIGNAL). Throws
+    /// std::system_error ("send"), e.g. EPIPE or ECONNRESET once the peer is gone.
+    /// Kernel: IORING_OP_SEND (5.6).
+    /// **Thread safety:** loop thread; one write at a time; `bytes` must stay valid.
+    [[nodiscard]] task<> write_all(std::span<const std::byte> bytes);
+    /// write_all() of characters.
+    /// **Thread safety:** as write_all().
+    [[nodiscard]] task<> write_all(std::string_view bytes);
+    /// Shuts down the sending half (the peer reads end of stream); reading goes on.
+    /// Throws std::system_error ("shutdown").
+    /// **Thread safety:** loop thread.
+    void shutdown_write();
+    /// Closes the socket at once (a read waiting on it fails with EBADF); no effect
+    /// if closed. **Thread safety:** loop thread.
+    void close() noexcept;
+
+    /// The descriptor, or -1 when closed.
+    /// **Thread safety:** read-only.
+    int fd() const noexcept { return fd_; }
+    /// True while open.
+    /// **Thread safety:** read-only.
+    bool is_open() const noexcept { return fd_ >= 0; }
+    /// Bytes read ahead by read_until and not yet returned.
+    /// **Thread safety:** read-only.
+    std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
+    /// The local address (getsockname). Throws std::system_error ("getsockname").
+    /// **Thread safety:** any thread.
+    endpoint local_endpoint() const;
+    /// The peer's address (getpeername). Throws std::system_error ("getpeername").
+    /// **Thread safety:** any thread.
+    endpoint remote_endpoint() const;
+
+private:
+    task<std::size_t> receive(std::span<std::byte> buffer);
+    task<std::size_t> take_buffered(std::span<std::byte> buffer);
+
+    int fd_ = -1;
+    detail::recv_state* recv_ = nullptr; // multishot provided-buffer receive, lazily
+    std::string rbuf_;                   // read-ahead of read_until / read_exactly
+    std::size_t rpos_ = 0;
+    bool plain_ = false; // the loop has no provided-buffer receive
+};
+
+/// A TCP connection (asyncio's open_connection pair in one object).
+/// TCP_NODELAY is on, as in asyncio.
+/// **Thread safety:** as socket_stream.
+class tcp_stream : public socket_stream {
+public:
+    using socket_stream::socket_stream;
+
+    /// Connects to `host` (numeric IPv4/IPv6, or a name resolved with resolve())
+    /// and `port`, trying each address in turn; throws the last std::system_error
+    /// ("connect"), e.g. ECONNREFUSED. Kernel: IORING_OP_CONNECT (5.5).
+    /// **Thread safety:** loop thread.
+    [[nodiscard]] static task<tcp_stream> connect(std::string host, std::uint16_t port);
+    /// Connects to one endpoint. Throws std::system_error ("connect").
+    /// **Thread safety:** loop thread.
+    [[nodiscard]] static task<tcp_stream> connect(endpoint peer);
+    /// Turns Nagle's algorithm off (true, the default) or on.
+    /// Throws std::system_error ("setsockopt").
+    /// **Thread safety:** loop thread.
+    void set_nodelay(bool on);
+};
+
+/// A connected Unix-domain stream socket.
+/// **Thread safety:** as socket_stream.
+class unix_stream : public socket_stream {
+public:
+    using socket_stream::socket_stream;
+
+    /// Connects to the socket at `path` ('@' prefix: abstract namespace).
+    /// Throws std::system_error ("connect"). Kernel: IORING_OP_CONNECT (5.5).
+    /// **Thread safety:** loop thread.
+    [[nodiscard]] static task<unix_stream> connect(std::string path);
+    /// A connected pair (socketpair(2)), handy in tests and between tasks.
+    /// Throws std::system_error ("socketpair").
+    /// **Thread safety:** any thread.
+    static std::pair<unix_stream, unix_stream> pair();
+};
+
+/// Options of a listening socket.
+struct listener_options {
+    /// Accept with one multishot IORING_OP_ACCEPT where the kernel has it (5.19);
+    /// false forces one accept request per call (the plain path).
+    bool multishot = true;
+    /// SO_REUSEADDR (TCP only).
+    bool reuse_address = true;
+};
+
+namespace detail {
+/// The accepting half shared by tcp_listener and unix_listener.
+class socket_acceptor {
+public:
+    socket_acceptor() noexcept = default;
+    socket_acceptor(int fd, bool multishot) noexcept : fd_(fd), multishot_(multishot) {}
+    socket_acceptor(socket_acceptor&& other) noexcept;
+    socket_acceptor& operator=(socket_acceptor&& other) noexcept;
+    ~socket_acceptor();
+    task<int> accept_fd();
+    void close() noexcept;
+    int fd() const noexcept { return fd_; }
+
+private:
+    int fd_ = -1;
+    bool multishot_ = true;
+    accept_state* state_ = nullptr;
+};
+} // namespace detail
+
+/// A listening TCP socket.
+/// **Thread safety:** one object from one thread (its loop's) at a time.
+class tcp_listener {
+public:
+    /// A closed listener.
+    tcp_listener() noexcept = default;
+
+    /// Binds and listens on a numeric `host` ("127.0.0.1", "::1", "0.0.0.0", "::"),
+    /// "localhost" (127.0.0.1) or "" (all IPv4 interfaces); port 0 picks a free
+    /// port (see local_port()). Resolve other names with resolve() and use the
+    /// endpoint overload. Throws std::system_error ("socket", "bind", "listen").
+    /// **Thread safety:** any thread.
+    static tcp_listener bind(std::string_view host, std::uint16_t port, int backlog = 128,
+                             listener_options options = {});
+    /// Binds and listens on `local`.
+    /// **Thread safety:** any thread.
+    static tcp_listener bind(const endpoint& local, int backlog = 128, listener_options options = {});
+
+    /// Waits for and returns the next connection. Throws std::system_error
+    /// ("accept"), e.g. EMFILE when out of descriptors (the connection stays queued
+    /// and a later accept gets it). Kernel: multishot IORING_OP_ACCEPT (5.19) or
+    /// IORING_OP_ACCEPT (5.5).
+    /// **Thread safety:** loop thread; one accept at a time.
+    [[nodiscard]] task<tcp_stream> accept();
+    /// The bound port.
+    /// **Thread safety:** any thread.
+    std::uint16_t local_port() const;
+    /// The bound address. Throws std::system_error ("getsockname").
+    /// **Thread safety:** any thread.
+    endpoint local_endpoint() const;
+    /// Stops listening (an accept waiting on it fails with EBADF).
+    /// **Thread safety:** loop thread.
+    void close() noexcept { acceptor_.close(); }
+    /// The descriptor, or -1.
+    /// **Thread safety:** read-only.
+    int fd() const noexcept { return acceptor_.fd(); }
+    /// True while listening.
+    /// **Thread safety:** read-only.
+    bool is_open() const noexcept { return acceptor_.fd() >= 0; }
+
+private:
+    detail::socket_acceptor acceptor_;
+};
+
+/// A listening Unix-domain stream socket. A stale socket file at the path is
+/// replaced; the file is removed again by close() and the destructor.
+/// **Thread safety:** one object from one thread (its loop's) at a time.
+class unix_listener {
+public:
+    /// A closed listener.
+    unix_listener() noexcept = default;
+    unix_listener(unix_listener&& other) noexcept;
+    unix_listener& operator=(unix_listener&& other) noexcept;
+    /// Closes (see close()).
+    ~unix_listener();
+
+    /// Binds and listens at `path` ('@' prefix: abstract namespace).
+    /// Throws std::system_error ("socket", "bind", "listen").
+    /// **Thread safety:** any thread.
+    static unix_listener bind(std::string path, int backlog = 128, listener_options options = {});
+    /// Waits for the next connection. Throws std::system_error ("accept").
+    /// **Thread safety:** loop thread; one accept at a time.
+    [[nodiscard]] task<unix_stream> accept();
+    /// Stops listening and removes the socket file.
+    /// **Thread safety:** loop thread.
+    void close() noexcept;
+    /// The bound path.
+    /// **Thread safety:** read-only.
+    const std::string& path() const noexcept { return path_; }
+    /// The descriptor, or -1.
+    /// **Thread safety:** read-only.
+    int fd() const noexcept { return acceptor_.fd(); }
+
+private:
+    detail::socket_acceptor acceptor_;
+    std::string path_;
+};
+
+/// What `udp_socket::recv_from` returns: `auto [size, sender] = co_await s.recv_from(buf);`
+struct datagram {
+    std::size_t size; ///< bytes received (a longer datagram is truncated to the buffer)
+    endpoint sender;  ///< where it came from
+};
+
+/// A UDP socket (asyncio's datagram endpoint, as awaitable calls).
+/// **Thread safety:** one object from one thread (its loop's) at a time.
+class udp_socket {
+public:
+    /// A closed socket.
+    udp_socket() noexcept = default;
+    /// Adopts a datagram socket descriptor.
+    explicit udp_socket(int fd) noexcept : fd_(fd) {}
+    udp_socket(udp_socket&& other) noexcept;
+    udp_socket& operator=(udp_socket&& other) noexcept;
+    udp_socket(const udp_socket&) = delete;
+    udp_socket& operator=(const udp_socket&) = delete;
+    /// Closes the socket.
+    ~udp_socket();
+
+    /// A socket bound to a numeric `host`, "localhost" or "" (0.0.0.0) and `port`
+    /// (0: any free port). Throws std::system_error ("socket", "bind").
+    /// **Thread safety:** any thread.
+    static udp_socket bind(std::string_view host, std::uint16_t port);
+    /// A socket bound to `local`.
+    /// **Thread safety:** any thread.
+    static udp_socket bind(const endpoint& local);
+
+    /// Sends one datagram to `host` (numeric or a name, resolved) and `port`;
+    /// returns the bytes sent. Throws std::system_error ("sendmsg").
+    /// Kernel: IORING_OP_SENDMSG (5.3).
+    /// **Thread safety:** loop thread; `bytes` must stay valid until done.
+    [[nodiscard]] task<std::size_t> send_to(std::span<const std::byte> bytes, std::string host,
+                                            std::uint16_t port);
+    /// send_to() of characters.
+    /// **Thread safety:** as above.
+    [[nodiscard]] task<std::size_t> send_to(std::string_view bytes, std::string host, std::uint16_t port);
+    /// Sends one datagram to `peer`.
+    /// **Thread safety:** as above.
+    [[nodiscard]] task<std::size_t> send_to(std::span<const std::byte> bytes, endpoint peer);
+    /// Receives one datagram into `buffer`: its size and sender. Throws
+    /// std::system_error ("recvmsg"). A cancelled receive consumes no datagram.
+    /// Kernel: IORING_OP_RECVMSG (5.3).
+    /// **Thread safety:** loop thread.
+    [[nodiscard]] task<datagram> recv_from(std::span<std::byte> buffer);
+    /// recv_from() into a char buffer.
+    /// **Thread safety:** as above.
+    [[nodiscard]] task<datagram> recv_from(std::span<char> buffer);
+
+    /// The bound port.
+    /// **Thread safety:** any thread.
+    std::uint16_t local_port() const;
+    /// The bound address. Throws std::system_error ("getsockname").
+    /// **Thread safety:** any thread.
+    endpoint local_endpoint() const;
+    /// Closes the socket; no effect if closed.
+    /// **Thread safety:** loop thread.
+    void close() noexcept;
+    /// The descriptor, or -1.
+    /// **Thread safety:** read-only.
+    int fd() const noexcept { return fd_; }
+
+private:
+    int fd_ = -1;
+};
+
+/// The connection callback of start_server: takes the stream by value, returns a task.
+using connection_handler = std::function<task<>(tcp_stream)>;
+
+/// A TCP server started by start_server (asyncio.Server).
+///
+/// Each accepted connection runs `handler(stream)` as its own task on the loop.
+/// An exception escaping a handler is reported through the loop's exception
+/// handler and ends only that connection. Accept errors such as EMFILE are
+/// reported the same way; the server retries accepting after a short pause
+/// (`accept_retry_delay`) and serves again once descriptors are free.
+/// **Thread safety:** one object from one thread (its loop's) at a time.
+class server {
+public:
+    /// An empty server.
+    server() noexcept;
+    server(server&&) noexcept;
+    server& operator=(server&&) noexcept;
+    /// Closes the server (see close()).
+    ~server();
+
+    /// Runs until close() is called (asyncio's serve_forever); cancelling the
+    /// awaiting task closes the server and rethrows cancelled_error.
+    /// **Thread safety:** loop thread.
+    [[nodiscard]] task<> serve_forever();
+    /// Stops listening and cancels every connection task; idempotent.
+    /// **Thread safety:** loop thread.
+    void close();
+    /// Waits until the server is closed and every connection task has finished.
+    /// **Thread safety:** loop thread.
+    [[nodiscard]] task<> wait_closed();
+    /// True until close().
+    /// **Thread safety:** loop thread.
+    bool is_serving() const noexcept;
+    /// The listening port (0 once closed).
+    /// **Thread safety:** loop thread.
+    std::uint16_t local_port() const;
+    /// Connection tasks currently running.
+    /// **Thread safety:** loop thread.
+    std::size_t connection_count() const noexcept;
+
+    /// Internal: adopts the state made by start_server.
+    explicit server(std::shared_ptr<detail::server_state> state) noexcept;
+
+private:
+    std::shared_ptr<detail::server_state> state_;
+};
+
+/// Options of start_server.
+struct server_options {
+    /// listen(2) backlog.
+    int backlog = 128;
+    /// Pause before accepting again after an accept error such as EMFILE.
+    std::chrono::milliseconds accept_retry_delay{100};
+    /// Listener options (multishot accept on/off, SO_REUSEADDR).
+    listener_options listener{};
+};
+
+/// asyncio.start_server: listens on `host` and `port` (port 0 picks a free one; a
+/// non-numeric host is resolved and its first address used) and starts accepting
+/// at once, running `handler(stream)` as a task per connection. Throws
+/// std::system_error ("bind", "listen", "getaddrinfo").
+/// **Thread safety:** loop thread.
+[[nodiscard]] task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
+                                        server_options options = {});
+
+} // namespace corio
