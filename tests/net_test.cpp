@@ -882,3 +882,27 @@ TEST_CASE("connecting by host name resolves it first", "[resolve][net]") {
     CHECK(corio::run(body()) == "named");
 }
 
+
+TEST_CASE("close() ends even when a stuck task holds a listener with an armed accept", "[net][close]") {
+    // An armed multishot accept counts as in flight forever; close() must not wait on
+    // it without bound once the task holding it ignores its cancellation.
+    auto stuck = []() -> corio::task<> {
+        corio::tcp_listener l = corio::tcp_listener::bind("127.0.0.1", 0);
+        try {
+            (void)co_await l.accept();
+        } catch (const corio::cancelled_error&) {
+        }
+        corio::future<> never;
+        co_await never; // swallowed the cancel: only forced destruction ends this
+    };
+    auto start = std::chrono::steady_clock::now();
+    {
+        corio::event_loop loop;
+        auto f = loop.create_task(stuck());
+        loop.call_later(5ms, [&] { loop.stop(); });
+        loop.run_forever();
+        loop.close();
+        CHECK(f.cancelled());
+    }
+    CHECK(std::chrono::steady_clock::now() - start < 30s);
+}
