@@ -2,6 +2,7 @@
 
 #include <corio/async_generator.hpp>
 #include <corio/sleep.hpp>
+#include <corio/sync.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -50,6 +51,37 @@ corio::async_generator<corio_test::counted> counted_items(int& cleanups, int& as
     }
 }
 
+// Counts what a pipeline's innermost source did: items pulled, generator_exits
+// seen (its cleanup awaits before finishing), and destructions of its frame.
+struct source_log {
+    int pulled = 0;
+    int exits = 0;
+    int cleaned = 0;
+    int destroyed = 0;
+};
+
+corio::async_generator<int> tracked_numbers(source_log& log) {
+    struct on_exit {
+        int& n;
+        ~on_exit() { ++n; }
+    } guard{log.destroyed};
+    bool closing = false;
+    try {
+        for (int i = 1;; ++i) {
+            co_await corio::yield_now();
+            ++log.pulled;
+            co_yield i;
+        }
+    } catch (const corio::generator_exit&) {
+        ++log.exits;
+        closing = true;
+    }
+    if (closing) {
+        co_await corio::yield_now(); // asynchronous cleanup
+        ++log.cleaned;
+    }
+}
+
 } // namespace
 
 TEST_CASE("next yields every value, then an empty optional", "[async_generator]") {
@@ -76,12 +108,123 @@ TEST_CASE("an early break and destruction runs the cleanup once", "[async_genera
             auto v = co_await gen.next();
             CHECK(v.has_value());
         }
-        // break out: the generator is destroyed with the task's frame
+        // break out: the generator is destroyed with the task's frame, and finalized
     };
     corio::run(body(cleanups, async_cleanups));
     CHECK(cleanups == 1);
-    CHECK(async_cleanups == 0); // no await can run in a destructor: aclose is the way
+    CHECK(async_cleanups == 1);
     CHECK(corio_test::counted::live == 0);
+}
+
+TEST_CASE("a generator destroyed early runs its awaiting cleanup in a finalizer task",
+          "[async_generator][lifetime]") {
+    std::vector<std::string> log;
+    auto body = [](std::vector<std::string>& l) -> corio::task<> {
+        corio::event cleaned;
+        {
+            auto gen = [](std::vector<std::string>& ll, corio::event& done) -> corio::async_generator<int> {
+                bool closing = false;
+                try {
+                    for (int i = 0;; ++i) {
+                        co_yield i;
+                    }
+                } catch (const corio::generator_exit&) {
+                    ll.push_back("exit");
+                    closing = true;
+                }
+                if (closing) {
+                    co_await corio::yield_now(); // the cleanup awaits
+                    ll.push_back("cleaned");
+                    done.set();
+                }
+            }(l, cleaned);
+            auto first = co_await gen.next();
+            CHECK(first == 0);
+        }
+        l.push_back("destroyed"); // the finalizer runs on a later step, not in the destructor
+        co_await cleaned.wait();
+        l.push_back("awaited");
+    };
+    corio::run(body(log)); // closing the loop must not run the cleanup a second time
+    CHECK(log == std::vector<std::string>{"destroyed", "exit", "cleaned", "awaited"});
+}
+
+TEST_CASE("a generator assigned over while suspended is finalized like a destroyed one",
+          "[async_generator][lifetime]") {
+    auto body = []() -> corio::task<> {
+        source_log first;
+        source_log second;
+        auto gen = tracked_numbers(first);
+        auto one = co_await gen.next();
+        CHECK(one == 1);
+        gen = tracked_numbers(second);
+        auto again = co_await gen.next();
+        CHECK(again == 1);
+        // The finalizer of `first` ran its cleanup (one yield) while `gen` was pulled.
+        co_await corio::yield_now();
+        CHECK(first.exits == 1);
+        CHECK(first.cleaned == 1);
+        CHECK(first.destroyed == 1);
+        CHECK(second.exits == 0);
+    };
+    corio::run(body());
+}
+
+TEST_CASE("without a running loop destroying a suspended generator only runs destructors",
+          "[async_generator][lifetime]") {
+    int cleanups = 0;
+    int async_cleanups = 0;
+    {
+        corio::event_loop loop;
+        {
+            auto gen = counted_items(cleanups, async_cleanups);
+            auto pull = [](corio::async_generator<corio_test::counted>& g) -> corio::task<bool> {
+                co_return (co_await g.next()).has_value();
+            };
+            CHECK(loop.run_until_complete(pull(gen)));
+        } // the loop is not running here
+        CHECK(cleanups == 1);
+        CHECK(async_cleanups == 0);
+        loop.close(); // nothing is left for the loop to close
+    }
+    CHECK(cleanups == 1);
+    CHECK(async_cleanups == 0);
+    CHECK(corio_test::counted::live == 0);
+}
+
+TEST_CASE("a finalizer whose body yields again is reported once", "[async_generator][lifetime][error]") {
+    std::vector<std::string> reports;
+    {
+        corio::event_loop loop;
+        loop.set_exception_handler([&reports](const corio::exception_context& c) {
+            try {
+                std::rethrow_exception(c.exception);
+            } catch (const corio::error& e) {
+                reports.emplace_back(e.what());
+            }
+        });
+        auto body = []() -> corio::task<> {
+            {
+                auto gen = []() -> corio::async_generator<int> {
+                    for (;;) {
+                        try {
+                            co_yield 1;
+                        } catch (const corio::generator_exit&) {
+                            // ignored: yields again
+                        }
+                    }
+                }();
+                auto one = co_await gen.next();
+                CHECK(one == 1);
+            }
+            co_await corio::yield_now(); // the finalizer runs and fails
+            co_await corio::yield_now();
+        };
+        loop.run_until_complete(body());
+        loop.close();
+    }
+    REQUIRE(reports.size() == 1);
+    CHECK_THAT(reports[0], Catch::Contains("ignored generator_exit"));
 }
 
 TEST_CASE("aclose raises generator_exit at the co_yield and runs async cleanup", "[async_generator][aclose]") {
@@ -284,6 +427,60 @@ TEST_CASE("take pulls no item beyond the n-th and closes its source", "[async_ge
         CHECK(pulled == 3);
     };
     corio::run(body());
+}
+
+TEST_CASE("closing a pipeline closes its innermost source once and pulls nothing extra",
+          "[async_generator][adapters][aclose]") {
+    auto body = []() -> corio::task<> {
+        source_log log;
+        std::vector<int> got = co_await (tracked_numbers(log) | corio::transform([](int v) { return v * 10; }) |
+                                         corio::filter([](int v) { return v % 20 == 0; }) | corio::take(3) |
+                                         corio::collect());
+        CHECK(got == std::vector<int>{20, 40, 60});
+        CHECK(log.pulled == 6); // the 3rd even number is 6: nothing beyond it was pulled
+        CHECK(log.exits == 1);  // closed through filter and transform, within take's aclose
+        CHECK(log.cleaned == 1);
+        CHECK(log.destroyed == 1);
+    };
+    corio::run(body());
+}
+
+TEST_CASE("aclose of a transform stage runs the source's cleanup before it returns",
+          "[async_generator][adapters][aclose]") {
+    auto body = []() -> corio::task<> {
+        source_log log;
+        auto doubled = tracked_numbers(log) | corio::transform([](int v) { return 2 * v; });
+        auto two = co_await doubled.next();
+        CHECK(two == 2);
+        co_await doubled.aclose();
+        CHECK(doubled.finished());
+        CHECK(log.exits == 1);
+        CHECK(log.cleaned == 1);
+        CHECK(log.pulled == 1);
+    };
+    corio::run(body());
+}
+
+TEST_CASE("a pipeline destroyed early finalizes its innermost source once", "[async_generator][adapters][lifetime]") {
+    source_log log;
+    auto body = [](source_log& l) -> corio::task<> {
+        {
+            auto odd = tracked_numbers(l) | corio::filter([](int v) { return v % 2 == 1; }) |
+                       corio::transform([](int v) { return v + 100; });
+            auto first = co_await odd.next();
+            CHECK(first == 101);
+        }
+        for (int i = 0; i < 3; ++i) {
+            co_await corio::yield_now(); // the finalizer closes every stage
+        }
+        CHECK(l.exits == 1);
+        CHECK(l.cleaned == 1);
+    };
+    corio::run(body(log));
+    CHECK(log.exits == 1);
+    CHECK(log.cleaned == 1);
+    CHECK(log.destroyed == 1);
+    CHECK(log.pulled == 1);
 }
 
 TEST_CASE("transform may change the value type", "[async_generator][adapters]") {

@@ -91,6 +91,11 @@ public:
         closing_ = closing || closing_;
     }
     bool running() const noexcept { return running_; }
+    /// True once a close was requested (aclose(), or a finalizer was scheduled).
+    bool closing() const noexcept { return closing_; }
+    /// Marks the generator as closing before its finalizer runs, so that no other
+    /// path schedules a second one.
+    void request_close() noexcept { closing_ = true; }
     bool ignored_exit() const noexcept { return ignored_exit_; }
     std::optional<T>& current() noexcept { return current_; }
     std::exception_ptr& exception() noexcept { return exception_; }
@@ -122,9 +127,12 @@ private:
 ///   then finished and later `next()`s return an empty optional.
 /// - `co_await gen.aclose()` raises generator_exit at the suspended `co_yield` so the
 ///   body can run its cleanup, awaits included.
-/// - Destroying the generator destroys its frame: destructors of the body's live
-///   objects run exactly once, but code in a `catch (generator_exit)` does not, and
-///   no await can run in a destructor. Use `aclose()` for asynchronous cleanup.
+/// - Destroying (or assigning over) a generator whose body is suspended at a
+///   `co_yield`, while an event loop runs on this thread, hands the frame to that
+///   loop: a finalizer task runs the aclose() path (generator_exit at the `co_yield`,
+///   awaits allowed in the cleanup), so the cleanup runs exactly once, after the
+///   destroying step. With no loop running, or if aclose() was already called, the
+///   frame is destroyed: destructors run, a `catch (generator_exit)` does not.
 /// - A generator still suspended at a `co_yield` when its loop closes is closed by
 ///   the loop (a close hook runs `aclose()` in a task; as with every task at close,
 ///   an await in that cleanup is cancelled).
@@ -137,22 +145,28 @@ class [[nodiscard]] async_generator {
                   "async_generator<T> yields values: T must be an object type");
 
 public:
+    /// The coroutine promise type (the body's frame state); an implementation detail.
     using promise_type = detail::async_generator_promise<T>;
+    /// The coroutine handle owned by the generator.
     using handle_type = std::coroutine_handle<promise_type>;
+    /// The type of the values the body yields (next() returns `std::optional<T>`).
     using value_type = T;
 
     /// An empty generator (finished: next() returns an empty optional).
     async_generator() noexcept = default;
+    /// Takes ownership of the frame `h` (called by the promise; not for user code).
     explicit async_generator(handle_type h) noexcept : handle_(h) { h.promise().owner = this; }
+    /// Takes over `o`'s frame; `o` becomes empty.
     async_generator(async_generator&& o) noexcept
         : handle_(std::exchange(o.handle_, {})), started_(o.started_) {
         if (handle_) {
             handle_.promise().owner = this;
         }
     }
+    /// Finalizes the current frame as the destructor does, then takes over `o`'s.
     async_generator& operator=(async_generator&& o) noexcept {
         if (this != &o) {
-            destroy_frame();
+            release();
             handle_ = std::exchange(o.handle_, {});
             started_ = o.started_;
             if (handle_) {
@@ -163,16 +177,20 @@ public:
     }
     async_generator(const async_generator&) = delete;
     async_generator& operator=(const async_generator&) = delete;
-    /// Destroys the frame; see the class comment for what runs.
-    ~async_generator() { destroy_frame(); }
+    /// Finalizes the generator: a body suspended at a `co_yield` is closed by a
+    /// finalizer task on the loop running on this thread; otherwise the frame is
+    /// destroyed (see the class comment).
+    ~async_generator() { release(); }
 
     /// Awaitable returned by next().
     /// **Thread safety:** loop thread only; lives in the awaiting frame until resumed.
     class [[nodiscard]] next_awaiter {
     public:
+        /// An awaiter resuming `g` (from next()).
         explicit next_awaiter(async_generator* g) noexcept : gen_(g) {}
         next_awaiter(const next_awaiter&) = delete;
         next_awaiter& operator=(const next_awaiter&) = delete;
+        /// Destroys the body's frame if it is still running on this awaiter's behalf.
         // A consumer frame destroyed while the body runs on its behalf (suspended
         // inside an await) takes the body down with it: nothing may resume into it.
         ~next_awaiter() {
@@ -204,9 +222,11 @@ public:
     /// **Thread safety:** loop thread only; lives in the awaiting frame until resumed.
     class [[nodiscard]] aclose_awaiter {
     public:
+        /// An awaiter closing `g` (from aclose()).
         explicit aclose_awaiter(async_generator* g) noexcept : gen_(g) {}
         aclose_awaiter(const aclose_awaiter&) = delete;
         aclose_awaiter& operator=(const aclose_awaiter&) = delete;
+        /// Destroys the body's frame if it is still running its cleanup for this awaiter.
         ~aclose_awaiter() {
             if (in_flight_) {
                 gen_->destroy_frame();
@@ -217,6 +237,7 @@ public:
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
             return gen_->enter(h, detail::root_of(h), true, in_flight_, busy_);
         }
+        /// Returns once the body ended; throws as aclose() describes.
         void await_resume() {
             in_flight_ = false;
             if (busy_) {
@@ -335,6 +356,35 @@ private:
         }
     }
     static task<> finalize(async_generator* g) { co_await g->aclose(); }
+    // The finalizer of a generator destroyed early: owns the frame from here on.
+    static task<> finalize_orphan(async_generator g) { co_await g.aclose(); }
+
+    // Ends this handle's ownership of the frame (asyncio's asyncgen finalizer hook):
+    // a body suspended at a co_yield is closed by a task on the running loop, so its
+    // generator_exit cleanup runs, awaits included; otherwise the frame is destroyed.
+    void release() noexcept {
+        if (!handle_) {
+            return;
+        }
+        promise_type& p = handle_.promise();
+        event_loop* loop = detail::running_loop;
+        if (loop == nullptr || !started_ || handle_.done() || p.running() || p.closing()) {
+            destroy_frame();
+            return;
+        }
+        // Set first: if scheduling fails, the generator moved into the finalizer's
+        // parameter is destroyed, and must then only destroy the frame.
+        p.request_close();
+        // The finalizer task is the loop's own; the loop's close finalizes it.
+        unregister_hook();
+        try {
+            (void)loop->create_task(finalize_orphan(std::move(*this)), "async_generator finalizer");
+        } catch (...) {
+            loop->call_exception_handler({"corio: could not schedule an async generator's finalizer; "
+                                          "its frame was destroyed without cleanup",
+                                          std::current_exception(), {}});
+        }
+    }
 
     void destroy_frame() noexcept {
         if (handle_) {
@@ -368,34 +418,54 @@ struct take_adapter {
 };
 struct collect_adapter {};
 
+// An adapter closed at its co_yield closes its source before it ends (no await
+// is allowed inside a handler, hence the flag), so that the aclose() of a pipeline
+// runs the cleanup of every stage, innermost last, as part of that aclose().
 template <class U, class T, class F>
 async_generator<U> transform_body(async_generator<T> source, F fn) {
-    while (std::optional<T> v = co_await source.next()) {
-        co_yield std::invoke(fn, std::move(*v));
+    bool closed = false;
+    try {
+        while (std::optional<T> v = co_await source.next()) {
+            co_yield std::invoke(fn, std::move(*v));
+        }
+    } catch (const generator_exit&) {
+        closed = true;
+    }
+    if (closed) {
+        co_await source.aclose();
     }
 }
 template <class T, class P>
 async_generator<T> filter_body(async_generator<T> source, P pred) {
-    while (std::optional<T> v = co_await source.next()) {
-        if (std::invoke(pred, std::as_const(*v))) {
-            co_yield std::move(*v);
+    bool closed = false;
+    try {
+        while (std::optional<T> v = co_await source.next()) {
+            if (std::invoke(pred, std::as_const(*v))) {
+                co_yield std::move(*v);
+            }
         }
+    } catch (const generator_exit&) {
+        closed = true;
+    }
+    if (closed) {
+        co_await source.aclose();
     }
 }
 template <class T>
 async_generator<T> take_body(async_generator<T> source, std::size_t count) {
-    if (count == 0) {
-        co_await source.aclose();
-        co_return;
-    }
-    std::size_t taken = 0;
-    while (std::optional<T> v = co_await source.next()) {
-        co_yield std::move(*v);
-        if (++taken == count) {
-            break; // the n-th item was the last one pulled
+    try {
+        // Counted before pulling: nothing beyond the n-th item is ever requested.
+        for (std::size_t taken = 0; taken < count; ++taken) {
+            std::optional<T> v = co_await source.next();
+            if (!v) {
+                break;
+            }
+            co_yield std::move(*v);
         }
+    } catch (const generator_exit&) {
+        // closed before the n-th item: the source is closed below, then take ends
     }
-    co_await source.aclose();
+    co_await source.aclose(); // no effect on a source that ran to its end
 }
 template <class T>
 task<std::vector<T>> collect_body(async_generator<T> source) {
@@ -407,20 +477,22 @@ task<std::vector<T>> collect_body(async_generator<T> source) {
 }
 } // namespace detail
 
-/// Adapter: `gen | transform(f)` yields `f(v)` for every value `v` of `gen`.
+/// Adapter: `gen | transform(f)` yields `f(v)` for every value `v` of `gen`; closing
+/// the result closes `gen`.
 /// **Thread safety:** the adapter is a value; the pipeline has the generator's rules.
 template <class F>
 [[nodiscard]] detail::transform_adapter<std::decay_t<F>> transform(F&& fn) {
     return {std::forward<F>(fn)};
 }
-/// Adapter: `gen | filter(p)` yields the values `v` of `gen` for which `p(v)` holds.
+/// Adapter: `gen | filter(p)` yields the values `v` of `gen` for which `p(v)` holds;
+/// closing the result closes `gen`.
 /// **Thread safety:** the adapter is a value; the pipeline has the generator's rules.
 template <class P>
 [[nodiscard]] detail::filter_adapter<std::decay_t<P>> filter(P&& pred) {
     return {std::forward<P>(pred)};
 }
 /// Adapter: `gen | take(n)` yields the first `n` values of `gen`, pulls none beyond
-/// the n-th, then closes `gen` with aclose().
+/// the n-th, then closes `gen` with aclose() (as does closing the result early).
 /// **Thread safety:** the adapter is a value; the pipeline has the generator's rules.
 [[nodiscard]] inline detail::take_adapter take(std::size_t n) noexcept { return {n}; }
 /// Adapter: `co_await (gen | collect())` gives every value of `gen` in a std::vector.

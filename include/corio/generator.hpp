@@ -164,14 +164,20 @@ private:
 template <class T, class Send = void>
 class [[nodiscard]] generator {
 public:
+    /// The coroutine promise type (the body's frame state); an implementation detail.
     class promise_type : public detail::generator_promise<T, Send> {
     public:
+        /// The generator that owns the new frame.
         generator get_return_object() noexcept {
             return generator(std::coroutine_handle<promise_type>::from_promise(*this));
         }
     };
+    /// The coroutine handle owned by the generator.
     using handle_type = std::coroutine_handle<promise_type>;
+    /// The yielded type without reference or cv-qualifiers (what next() returns in
+    /// a std::optional).
     using value_type = std::remove_cvref_t<T>;
+    /// What dereferencing an iterator gives: `T&` (`void` for `T = void`).
     using reference = std::conditional_t<std::is_void_v<T>, void, std::add_lvalue_reference_t<T>>;
 
     /// Sentinel of the generator's range.
@@ -183,14 +189,22 @@ public:
     /// **Thread safety:** as the generator it iterates.
     class iterator {
     public:
+        /// A single-pass input iterator (move-only, as C++23's std::generator's).
         using iterator_concept = std::input_iterator_tag;
+        /// The yielded type without reference or cv-qualifiers.
         using value_type = std::remove_cvref_t<T>;
+        /// Required by std::weakly_incrementable; never used for arithmetic.
         using difference_type = std::ptrdiff_t;
+        /// What `*it` gives: `T&` (`void` for `T = void`).
         using reference = generator::reference;
 
+        /// A singular iterator, equal to the sentinel.
         iterator() noexcept = default;
+        /// An iterator over `g`'s current value (from generator::begin()).
         explicit iterator(generator* g) noexcept : gen_(g) {}
+        /// Takes over `o`'s position; `o` becomes singular.
         iterator(iterator&& o) noexcept : gen_(std::exchange(o.gen_, nullptr)) {}
+        /// Takes over `o`'s position; `o` becomes singular.
         iterator& operator=(iterator&& o) noexcept {
             gen_ = std::exchange(o.gen_, nullptr);
             return *this;
@@ -207,7 +221,10 @@ public:
             gen_->advance();
             return *this;
         }
+        /// Resumes the generator to its next `co_yield` (an input iterator's
+        /// post-increment returns nothing).
         void operator++(int) { ++*this; }
+        /// True once the generator is finished (or for a singular iterator).
         friend bool operator==(const iterator& it, sentinel) noexcept {
             return it.gen_ == nullptr || it.gen_->finished();
         }
@@ -216,10 +233,14 @@ public:
         generator* gen_ = nullptr;
     };
 
+    /// An empty generator (finished: next() returns an empty optional).
     generator() noexcept = default;
+    /// Takes ownership of the frame `h` (called by the promise; not for user code).
     explicit generator(handle_type h) noexcept : handle_(h) {}
+    /// Takes over `o`'s frame; `o` becomes empty.
     generator(generator&& o) noexcept
         : handle_(std::exchange(o.handle_, {})), started_(o.started_) {}
+    /// Destroys the current frame (as the destructor does), then takes over `o`'s.
     generator& operator=(generator&& o) noexcept {
         if (this != &o) {
             destroy();

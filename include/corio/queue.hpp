@@ -23,7 +23,9 @@ namespace corio {
 /// **Thread safety:** exception objects are immutable after construction.
 class queue_full : public error {
 public:
+    /// With the message "corio: the queue is full".
     queue_full() : error("corio: the queue is full") {}
+    /// With the message `what` (the constructors of corio::error).
     using error::error;
 };
 
@@ -31,7 +33,9 @@ public:
 /// **Thread safety:** exception objects are immutable after construction.
 class queue_empty : public error {
 public:
+    /// With the message "corio: the queue is empty".
     queue_empty() : error("corio: the queue is empty") {}
+    /// With the message `what` (the constructors of corio::error).
     using error::error;
 };
 
@@ -39,7 +43,9 @@ public:
 /// **Thread safety:** exception objects are immutable after construction.
 class queue_shut_down : public error {
 public:
+    /// With the message "corio: the queue is shut down".
     queue_shut_down() : error("corio: the queue is shut down") {}
+    /// With the message `what` (the constructors of corio::error).
     using error::error;
 };
 

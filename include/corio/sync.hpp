@@ -33,7 +33,9 @@ namespace corio {
 /// **Thread safety:** exception objects are immutable after construction.
 class broken_barrier_error : public error {
 public:
+    /// With the message "corio: the barrier is broken".
     broken_barrier_error() : error("corio: the barrier is broken") {}
+    /// With the message `what` (the constructors of corio::error).
     using error::error;
 };
 
@@ -100,9 +102,13 @@ class lock;
 /// **Thread safety:** loop thread only.
 class [[nodiscard]] lock_guard {
 public:
+    /// A guard that owns no lock.
     lock_guard() noexcept = default;
+    /// Adopts `l`, which the caller has acquired (lock::scoped() does this).
     explicit lock_guard(lock& l) noexcept : lock_(&l) {}
+    /// Takes over `o`'s lock; `o` then owns none.
     lock_guard(lock_guard&& o) noexcept : lock_(std::exchange(o.lock_, nullptr)) {}
+    /// Releases the lock it owns, then takes over `o`'s.
     lock_guard& operator=(lock_guard&& o) noexcept {
         if (this != &o) {
             reset();
@@ -110,6 +116,7 @@ public:
         }
         return *this;
     }
+    /// Releases the lock it owns (handing it to the first waiter, if any).
     ~lock_guard() { reset(); }
     /// Releases the lock now (no effect if already released).
     void reset() noexcept;
