@@ -396,8 +396,8 @@ template <std::ranges::input_range Range>
 /// start at the first `next()`. Cancelling the consuming task while it waits in
 /// `next()` cancels every child, waits for them, and throws cancelled_error.
 /// `aclose()` cancels the children still running and waits for them; destroying the
-/// generator early cancels them without waiting (they finish on the loop, which owns
-/// them). An exception in an outcome never consumed is reported by the loop's
+/// generator early hands it to a finalizer task on the loop, which does the same
+/// (the destroyer itself does not wait). An exception in an outcome never consumed is reported by the loop's
 /// exception handler.
 /// **Thread safety:** loop thread only; one consumer at a time.
 template <std::ranges::input_range Range>
