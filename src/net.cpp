@@ -229,8 +229,12 @@ bool operator==(const endpoint& a, const endpoint& b) noexcept {
 
 socket_stream::socket_stream(socket_stream&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), recv_(std::exchange(other.recv_, nullptr)),
-      rbuf_(std::move(other.rbuf_)), rpos_(std::exchange(other.rpos_, 0)), plain_(other.plain_) {
+      rbuf_(std::move(other.rbuf_)), rpos_(std::exchange(other.rpos_, 0)),
+      reading_(std::exchange(other.reading_, nullptr)), writing_(std::exchange(other.writing_, nullptr)),
+      plain_(other.plain_) {
     other.rbuf_.clear();
+    detail::closable_op::relink(reading_);
+    detail::closable_op::relink(writing_);
 }
 
 socket_stream& socket_stream::operator=(socket_stream&& other) noexcept {
@@ -241,6 +245,10 @@ socket_stream& socket_stream::operator=(socket_stream&& other) noexcept {
         rbuf_ = std::move(other.rbuf_);
         other.rbuf_.clear();
         rpos_ = std::exchange(other.rpos_, 0);
+        reading_ = std::exchange(other.reading_, nullptr);
+        writing_ = std::exchange(other.writing_, nullptr);
+        detail::closable_op::relink(reading_);
+        detail::closable_op::relink(writing_);
         plain_ = other.plain_;
     }
     return *this;
@@ -252,6 +260,10 @@ void socket_stream::close() noexcept {
     if (recv_ != nullptr) {
         std::exchange(recv_, nullptr)->orphan();
     }
+    // A request in flight holds the file: closing the descriptor alone would not
+    // end it. Cancelled, it ends with EBADF.
+    detail::closable_op::abort(reading_);
+    detail::closable_op::abort(writing_);
     if (fd_ >= 0) {
         ::close(std::exchange(fd_, -1));
     }
@@ -319,8 +331,8 @@ task<std::size_t> socket_stream::receive(std::span<std::byte> buffer) {
         // caller's buffer; the next read tries the multishot receive again.
         recv_->clear_nobufs();
     }
-    int res = co_await detail::io_op(&detail::prep_recv,
-                                     {.fd = fd_, .addr = buffer.data(), .len = io_len(buffer.size())});
+    int res = co_await detail::closable_op(
+        &detail::prep_recv, {.fd = fd_, .addr = buffer.data(), .len = io_len(buffer.size())}, reading_);
     if (res < 0) {
         throw_errno(-res, "recv");
     }
@@ -335,10 +347,13 @@ task<std::string> socket_stream::read_exactly(std::size_t n) {
         try {
             k = co_await read_some(std::span<char>(out.data() + have, n - have));
         } catch (...) {
-            // Cancelled or failed midway: keep what arrived for the next read.
-            // (read_some drained the read-ahead before touching the socket.)
-            rbuf_.assign(out.data(), have);
-            rpos_ = 0;
+            // Cancelled or failed midway: keep what arrived for the next read
+            // (read_some drained the read-ahead before touching the socket),
+            // unless close() dropped the stream's data meanwhile.
+            if (is_open()) {
+                rbuf_.assign(out.data(), have);
+                rpos_ = 0;
+            }
             throw;
         }
         if (k == 0) {
@@ -387,7 +402,9 @@ task<std::string> socket_stream::read_until(std::string delimiter, std::size_t l
         try {
             k = co_await receive(std::span<std::byte>(reinterpret_cast<std::byte*>(rbuf_.data()) + old, chunk));
         } catch (...) {
-            rbuf_.resize(old);
+            if (is_open()) { // else close() dropped the read-ahead already
+                rbuf_.resize(old);
+            }
             throw;
         }
         rbuf_.resize(old + k);
@@ -403,11 +420,12 @@ task<std::string> socket_stream::read_until(std::string delimiter, std::size_t l
 task<> socket_stream::write_all(std::span<const std::byte> bytes) {
     std::size_t done = 0;
     while (done < bytes.size()) {
-        int res = co_await detail::io_op(&detail::prep_send,
-                                         {.fd = fd_,
-                                          .addr = const_cast<std::byte*>(bytes.data() + done),
-                                          .len = io_len(bytes.size() - done),
-                                          .flags = MSG_NOSIGNAL});
+        int res = co_await detail::closable_op(&detail::prep_send,
+                                               {.fd = fd_,
+                                                .addr = const_cast<std::byte*>(bytes.data() + done),
+                                                .len = io_len(bytes.size() - done),
+                                                .flags = MSG_NOSIGNAL},
+                                               writing_);
         if (res < 0) {
             throw_errno(-res, "send");
         }
@@ -480,7 +498,9 @@ namespace detail {
 
 socket_acceptor::socket_acceptor(socket_acceptor&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), multishot_(other.multishot_),
-      state_(std::exchange(other.state_, nullptr)) {}
+      state_(std::exchange(other.state_, nullptr)), accepting_(std::exchange(other.accepting_, nullptr)) {
+    closable_op::relink(accepting_);
+}
 
 socket_acceptor& socket_acceptor::operator=(socket_acceptor&& other) noexcept {
     if (this != &other) {
@@ -488,6 +508,8 @@ socket_acceptor& socket_acceptor::operator=(socket_acceptor&& other) noexcept {
         fd_ = std::exchange(other.fd_, -1);
         multishot_ = other.multishot_;
         state_ = std::exchange(other.state_, nullptr);
+        accepting_ = std::exchange(other.accepting_, nullptr);
+        closable_op::relink(accepting_);
     }
     return *this;
 }
@@ -498,6 +520,7 @@ void socket_acceptor::close() noexcept {
     if (state_ != nullptr) {
         std::exchange(state_, nullptr)->orphan();
     }
+    closable_op::abort(accepting_); // see socket_stream::close()
     if (fd_ >= 0) {
         ::close(std::exchange(fd_, -1));
     }
@@ -524,7 +547,7 @@ task<int> socket_acceptor::accept_fd() {
             res = co_await multishot_awaiter(*state_, {});
         }
     } else {
-        res = co_await io_op(&prep_accept, {.fd = fd_});
+        res = co_await closable_op(&prep_accept, {.fd = fd_}, accepting_);
     }
     if (res < 0) {
         throw_errno(-res, "accept");
@@ -602,12 +625,21 @@ void unix_listener::close() noexcept {
 
 // ---- udp_socket -----------------------------------------------------------------------------
 
-udp_socket::udp_socket(udp_socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+udp_socket::udp_socket(udp_socket&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), receiving_(std::exchange(other.receiving_, nullptr)),
+      sending_(std::exchange(other.sending_, nullptr)) {
+    detail::closable_op::relink(receiving_);
+    detail::closable_op::relink(sending_);
+}
 
 udp_socket& udp_socket::operator=(udp_socket&& other) noexcept {
     if (this != &other) {
         close();
         fd_ = std::exchange(other.fd_, -1);
+        receiving_ = std::exchange(other.receiving_, nullptr);
+        sending_ = std::exchange(other.sending_, nullptr);
+        detail::closable_op::relink(receiving_);
+        detail::closable_op::relink(sending_);
     }
     return *this;
 }
@@ -615,6 +647,8 @@ udp_socket& udp_socket::operator=(udp_socket&& other) noexcept {
 udp_socket::~udp_socket() { close(); }
 
 void udp_socket::close() noexcept {
+    detail::closable_op::abort(receiving_); // see socket_stream::close()
+    detail::closable_op::abort(sending_);
     if (fd_ >= 0) {
         ::close(std::exchange(fd_, -1));
     }
@@ -650,6 +684,10 @@ task<std::size_t> udp_socket::send_to(std::string_view bytes, std::string host, 
     return send_to(detail::readable_bytes(bytes), std::move(host), port);
 }
 
+task<std::size_t> udp_socket::send_to(std::string_view bytes, endpoint peer) {
+    return send_to(detail::readable_bytes(bytes), std::move(peer));
+}
+
 task<std::size_t> udp_socket::send_to(std::span<const std::byte> bytes, endpoint peer) {
     ::iovec iov{const_cast<std::byte*>(bytes.data()), bytes.size()};
     ::msghdr msg{};
@@ -657,7 +695,8 @@ task<std::size_t> udp_socket::send_to(std::span<const std::byte> bytes, endpoint
     msg.msg_namelen = peer.size();
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    int res = co_await detail::io_op(&detail::prep_sendmsg, {.fd = fd_, .addr = &msg, .flags = MSG_NOSIGNAL});
+    int res = co_await detail::closable_op(&detail::prep_sendmsg, {.fd = fd_, .addr = &msg, .flags = MSG_NOSIGNAL},
+                                           sending_);
     if (res < 0) {
         throw_errno(-res, "sendmsg");
     }
@@ -672,7 +711,7 @@ task<datagram> udp_socket::recv_from(std::span<std::byte> buffer) {
     msg.msg_namelen = endpoint::capacity();
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    int res = co_await detail::io_op(&detail::prep_recvmsg, {.fd = fd_, .addr = &msg});
+    int res = co_await detail::closable_op(&detail::prep_recvmsg, {.fd = fd_, .addr = &msg}, receiving_);
     if (res < 0) {
         throw_errno(-res, "recvmsg");
     }

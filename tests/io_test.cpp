@@ -5,11 +5,15 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <string>
+#include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace {
 
@@ -30,6 +34,39 @@ struct temp_dir {
 };
 
 int errno_of(const std::system_error& e) { return e.code().value(); }
+
+// A pipe whose two ends are adopted by corio::file objects: {read end, write end}.
+std::pair<corio::file, corio::file> file_pipe() {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    return {corio::file(fds[0]), corio::file(fds[1])};
+}
+
+// Bytes waiting in a pipe (FIONREAD).
+int unread(int fd) {
+    int n = -1;
+    REQUIRE(::ioctl(fd, FIONREAD, &n) == 0);
+    return n;
+}
+
+// Two loop iterations: one runs a task just created (it prepares its SQE), the
+// next submits it to the kernel.
+corio::task<> in_kernel() {
+    for (int i = 0; i < 3; ++i) {
+        co_await corio::yield_now();
+    }
+}
+
+// Yields until `done()` holds; fails with timeout_error rather than hang.
+template <class Pred>
+corio::task<> yield_until(Pred done) {
+    auto spin = [](Pred p) -> corio::task<> {
+        while (!p()) {
+            co_await corio::yield_now();
+        }
+    };
+    co_await corio::wait_for(spin(std::move(done)), std::chrono::seconds(10));
+}
 
 } // namespace
 
@@ -236,3 +273,88 @@ TEST_CASE("several reads of one file may be in flight at once", "[file][concurre
     corio::run(body(dir / "parallel"));
 }
 
+
+TEST_CASE("a file adopts a descriptor, reports it and gives it up with release()", "[file][fd]") {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    {
+        corio::file in(fds[0]);
+        CHECK(in.is_open());
+        CHECK(in.fd() == fds[0]);
+        CHECK(in.release() == fds[0]);
+        CHECK_FALSE(in.is_open());
+        CHECK(in.fd() == -1);
+        corio::file out(fds[1]);
+        corio::file moved(std::move(out));
+        CHECK(moved.fd() == fds[1]);
+        CHECK(out.fd() == -1);
+    } // `moved` closed the write end; the released read end is still ours
+    char c = 0;
+    CHECK(::read(fds[0], &c, 1) == 0); // end of file: the writer is gone
+    CHECK(::close(fds[0]) == 0);
+}
+
+TEST_CASE("a read loops over short reads until its buffer is full", "[file][short]") {
+    auto body = []() -> corio::task<std::string> {
+        auto [in, out] = file_pipe();
+        std::string buf(10, '\0');
+        auto reader = corio::create_task(in.read(std::span<char>(buf), 0));
+        // Feed the pipe in pieces, each taken by its own short read before the next.
+        for (std::string_view piece : {"abc", "defg", "hij"}) {
+            co_await in_kernel();
+            REQUIRE_FALSE(reader.done());
+            REQUIRE(::write(out.fd(), piece.data(), piece.size()) == static_cast<ssize_t>(piece.size()));
+            co_await yield_until([fd = in.fd()] { return unread(fd) == 0; });
+        }
+        {
+            auto got_ = co_await corio::wait_for(reader, std::chrono::seconds(10));
+            CHECK(got_ == 10);
+        }
+        co_return buf;
+    };
+    CHECK(corio::run(body()) == "abcdefghij");
+}
+
+TEST_CASE("a read that meets the end of a pipe returns the bytes it has", "[file][short]") {
+    auto body = []() -> corio::task<> {
+        auto [in, out] = file_pipe();
+        std::string buf(10, '\0');
+        auto reader = corio::create_task(in.read(std::span<char>(buf), 0));
+        co_await in_kernel();
+        REQUIRE(::write(out.fd(), "xy", 2) == 2);
+        co_await yield_until([fd = in.fd()] { return unread(fd) == 0; });
+        co_await out.close(); // end of file for the reader
+        {
+            auto got_ = co_await corio::wait_for(reader, std::chrono::seconds(10));
+            CHECK(got_ == 2);
+        }
+        CHECK(buf.substr(0, 2) == "xy");
+    };
+    corio::run(body());
+}
+
+TEST_CASE("a write loops over short writes until everything is written", "[file][short]") {
+    auto body = []() -> corio::task<> {
+        auto [in, out] = file_pipe();
+        // A one-page pipe: the write goes through in pipe-sized pieces.
+        REQUIRE(::fcntl(out.fd(), F_SETPIPE_SZ, 4096) >= 4096);
+        std::string data(256 * 1024, '\0');
+        for (std::size_t i = 0; i < data.size(); ++i) {
+            data[i] = static_cast<char>(i * 31 + i / 4096);
+        }
+        auto writer = corio::create_task(out.write(data, 0));
+        std::string got;
+        std::string chunk(4096, '\0');
+        while (got.size() < data.size()) {
+            std::size_t n = co_await corio::wait_for(in.read(std::span<char>(chunk), 0), std::chrono::seconds(10));
+            REQUIRE(n == chunk.size());
+            got.append(chunk, 0, n);
+        }
+        {
+            auto got_ = co_await corio::wait_for(writer, std::chrono::seconds(10));
+            CHECK(got_ == data.size());
+        }
+        CHECK(got == data);
+    };
+    corio::run(body());
+}

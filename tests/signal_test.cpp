@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <stdexcept>
 
 namespace {
@@ -47,13 +48,21 @@ TEST_CASE("wait_signal returns when the process signals itself", "[signal][wait]
 TEST_CASE("a handler and a waiter on one signal both see it", "[signal][wait]") {
     corio::event_loop loop;
     int calls = 0;
-    loop.add_signal_handler(SIGUSR1, [&] { ++calls; });
-    auto body = []() -> corio::task<> {
+    corio::future<> handled(loop);
+    loop.add_signal_handler(SIGUSR1, [&] {
+        ++calls;
+        if (!handled.done()) {
+            handled.set_result();
+        }
+    });
+    auto body = [](corio::future<> handler_ran) -> corio::task<> {
         corio::get_running_loop().call_soon([] { ::raise(SIGUSR1); });
         co_await corio::wait_signal(SIGUSR1);
-        co_await corio::sleep(std::chrono::milliseconds(1)); // the handler runs via call_soon
+        // The handler runs through call_soon, maybe after this waiter resumed:
+        // wait for it, bounded so that a handler never called fails the test.
+        co_await corio::wait_for(handler_ran, std::chrono::seconds(10));
     };
-    loop.run_until_complete(body());
+    loop.run_until_complete(body(handled));
     CHECK(calls == 1);
     CHECK(blocked(SIGUSR1)); // the handler still holds it
     loop.close();

@@ -40,9 +40,13 @@ class file {
 public:
     /// A closed file.
     file() noexcept = default;
-    /// Adopts an open descriptor (closed by this object from now on).
+    /// Adopts an open descriptor (closed by this object from now on): a regular
+    /// file, or a stream such as a pipe (whose reads and writes ignore the offset).
     explicit file(int fd) noexcept : fd_(fd) {}
+    /// Takes over `other`'s descriptor; `other` is left closed.
     file(file&& other) noexcept;
+    /// Closes this file's descriptor (synchronous close(2)), then takes over
+    /// `other`'s; `other` is left closed.
     file& operator=(file&& other) noexcept;
     file(const file&) = delete;
     file& operator=(const file&) = delete;

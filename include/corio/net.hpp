@@ -7,8 +7,10 @@
 /// Every operation is an io_uring request living in the awaiting coroutine's frame
 /// (or, for the multishot accept and provided-buffer receive, in a small state
 /// allocated once per socket); cancelling the awaiting task (`future::cancel`,
-/// `wait_for`) cancels the request in the kernel. A cancelled receive consumes no
-/// data: the next read returns it. OS failures throw `std::system_error` carrying
+/// `wait_for`) cancels the request in the kernel, except that a socket's multishot
+/// request outlives a cancelled call by design (see docs/net.md). A cancelled
+/// receive consumes no data: the next read returns it. Closing a socket ends the
+/// operations waiting on it with EBADF. OS failures throw `std::system_error` carrying
 /// the errno, its `what()` starting with the operation's name ("connect", "accept",
 /// "recv", "send", ...). Writes use MSG_NOSIGNAL: a closed peer never raises SIGPIPE.
 /// See docs/net.md for the kernel requirements of each operation.
@@ -36,6 +38,7 @@ namespace corio {
 namespace detail {
 class recv_state;
 class accept_state;
+class closable_op;
 struct server_state;
 } // namespace detail
 
@@ -61,6 +64,8 @@ private:
 /// **Thread safety:** immutable after construction.
 class limit_overrun_error : public error {
 public:
+    /// `message` becomes what(); `consumed` is the number of bytes buffered when
+    /// the limit was overrun.
     limit_overrun_error(std::string message, std::size_t consumed);
     /// Bytes buffered when the limit was overrun.
     std::size_t consumed() const noexcept { return consumed_; }
@@ -102,6 +107,9 @@ public:
     void resize(::socklen_t size) noexcept { size_ = size; }
     /// Capacity of data().
     static constexpr ::socklen_t capacity() noexcept { return sizeof(::sockaddr_storage); }
+    /// True if both hold the same address bytes: same family, address, port (and,
+    /// for IPv6, flow information and scope).
+    /// **Thread safety:** as const members.
     friend bool operator==(const endpoint& a, const endpoint& b) noexcept;
 
 private:
@@ -132,7 +140,10 @@ public:
     socket_stream() noexcept = default;
     /// Adopts a connected socket descriptor.
     explicit socket_stream(int fd) noexcept : fd_(fd) {}
+    /// Takes over `other`'s socket, read-ahead and operations in flight; `other`
+    /// is left closed.
     socket_stream(socket_stream&& other) noexcept;
+    /// Closes this stream (see close()), then takes over `other`'s socket.
     socket_stream& operator=(socket_stream&& other) noexcept;
     socket_stream(const socket_stream&) = delete;
     socket_stream& operator=(const socket_stream&) = delete;
@@ -173,8 +184,10 @@ public:
     /// Throws std::system_error ("shutdown").
     /// **Thread safety:** loop thread.
     void shutdown_write();
-    /// Closes the socket at once (a read waiting on it fails with EBADF); no effect
-    /// if closed. **Thread safety:** loop thread.
+    /// Closes the socket at once and drops the read-ahead; no effect if closed. A
+    /// read or write waiting on the socket is cancelled in the kernel and fails with
+    /// std::system_error EBADF ("recv", "send"), unless it completed first.
+    /// **Thread safety:** loop thread.
     void close() noexcept;
 
     /// The descriptor, or -1 when closed.
@@ -201,7 +214,9 @@ private:
     detail::recv_state* recv_ = nullptr; // multishot provided-buffer receive, lazily
     std::string rbuf_;                   // read-ahead of read_until / read_exactly
     std::size_t rpos_ = 0;
-    bool plain_ = false; // the loop has no provided-buffer receive
+    detail::closable_op* reading_ = nullptr; // plain receive in flight, cancelled by close()
+    detail::closable_op* writing_ = nullptr; // send in flight, cancelled by close()
+    bool plain_ = false;                     // the loop has no provided-buffer receive
 };
 
 /// A TCP connection (asyncio's open_connection pair in one object).
@@ -209,6 +224,9 @@ private:
 /// **Thread safety:** as socket_stream.
 class tcp_stream : public socket_stream {
 public:
+    /// socket_stream's constructors: a closed stream, and one adopting a connected
+    /// TCP socket descriptor (its TCP_NODELAY setting is left as it is). Moves as
+    /// socket_stream does.
     using socket_stream::socket_stream;
 
     /// Connects to `host` (numeric IPv4/IPv6, or a name resolved with resolve())
@@ -229,6 +247,8 @@ public:
 /// **Thread safety:** as socket_stream.
 class unix_stream : public socket_stream {
 public:
+    /// socket_stream's constructors: a closed stream, and one adopting a connected
+    /// Unix-domain stream socket descriptor. Moves as socket_stream does.
     using socket_stream::socket_stream;
 
     /// Connects to the socket at `path` ('@' prefix: abstract namespace).
@@ -267,6 +287,7 @@ private:
     int fd_ = -1;
     bool multishot_ = true;
     accept_state* state_ = nullptr;
+    closable_op* accepting_ = nullptr; // plain accept in flight, cancelled by close()
 };
 } // namespace detail
 
@@ -300,7 +321,8 @@ public:
     /// The bound address. Throws std::system_error ("getsockname").
     /// **Thread safety:** any thread.
     endpoint local_endpoint() const;
-    /// Stops listening (an accept waiting on it fails with EBADF).
+    /// Stops listening; no effect if closed. An accept waiting on the listener is
+    /// cancelled in the kernel and fails with std::system_error EBADF ("accept").
     /// **Thread safety:** loop thread.
     void close() noexcept { acceptor_.close(); }
     /// The descriptor, or -1.
@@ -321,7 +343,10 @@ class unix_listener {
 public:
     /// A closed listener.
     unix_listener() noexcept = default;
+    /// Takes over `other`'s socket and path (and the duty to remove the file);
+    /// `other` is left closed.
     unix_listener(unix_listener&& other) noexcept;
+    /// Closes this listener (see close()), then takes over `other`'s socket and path.
     unix_listener& operator=(unix_listener&& other) noexcept;
     /// Closes (see close()).
     ~unix_listener();
@@ -333,10 +358,11 @@ public:
     /// Waits for the next connection. Throws std::system_error ("accept").
     /// **Thread safety:** loop thread; one accept at a time.
     [[nodiscard]] task<unix_stream> accept();
-    /// Stops listening and removes the socket file.
+    /// Stops listening and removes the socket file; no effect if closed. An accept
+    /// waiting on the listener fails with std::system_error EBADF ("accept").
     /// **Thread safety:** loop thread.
     void close() noexcept;
-    /// The bound path.
+    /// The bound path ("@name" for the abstract namespace; empty once closed).
     /// **Thread safety:** read-only.
     const std::string& path() const noexcept { return path_; }
     /// The descriptor, or -1.
@@ -362,7 +388,9 @@ public:
     udp_socket() noexcept = default;
     /// Adopts a datagram socket descriptor.
     explicit udp_socket(int fd) noexcept : fd_(fd) {}
+    /// Takes over `other`'s socket and operations in flight; `other` is left closed.
     udp_socket(udp_socket&& other) noexcept;
+    /// Closes this socket (see close()), then takes over `other`'s.
     udp_socket& operator=(udp_socket&& other) noexcept;
     udp_socket(const udp_socket&) = delete;
     udp_socket& operator=(const udp_socket&) = delete;
@@ -386,9 +414,13 @@ public:
     /// send_to() of characters.
     /// **Thread safety:** as above.
     [[nodiscard]] task<std::size_t> send_to(std::string_view bytes, std::string host, std::uint16_t port);
-    /// Sends one datagram to `peer`.
+    /// Sends one datagram to `peer`; returns the bytes sent. Throws
+    /// std::system_error ("sendmsg").
     /// **Thread safety:** as above.
     [[nodiscard]] task<std::size_t> send_to(std::span<const std::byte> bytes, endpoint peer);
+    /// send_to() of characters to `peer`.
+    /// **Thread safety:** as above.
+    [[nodiscard]] task<std::size_t> send_to(std::string_view bytes, endpoint peer);
     /// Receives one datagram into `buffer`: its size and sender. Throws
     /// std::system_error ("recvmsg"). A cancelled receive consumes no datagram.
     /// Kernel: IORING_OP_RECVMSG (5.3).
@@ -404,7 +436,8 @@ public:
     /// The bound address. Throws std::system_error ("getsockname").
     /// **Thread safety:** any thread.
     endpoint local_endpoint() const;
-    /// Closes the socket; no effect if closed.
+    /// Closes the socket; no effect if closed. A send_to or recv_from waiting on
+    /// it is cancelled in the kernel and fails with std::system_error EBADF.
     /// **Thread safety:** loop thread.
     void close() noexcept;
     /// The descriptor, or -1.
@@ -413,6 +446,8 @@ public:
 
 private:
     int fd_ = -1;
+    detail::closable_op* receiving_ = nullptr; // recv_from in flight, cancelled by close()
+    detail::closable_op* sending_ = nullptr;   // send_to in flight, cancelled by close()
 };
 
 /// The connection callback of start_server: takes the stream by value, returns a task.
@@ -430,7 +465,9 @@ class server {
 public:
     /// An empty server.
     server() noexcept;
+    /// Takes over the other server's listener and connections; it is left empty.
     server(server&&) noexcept;
+    /// Closes this server (see close()), then takes over the other's.
     server& operator=(server&&) noexcept;
     /// Closes the server (see close()).
     ~server();
