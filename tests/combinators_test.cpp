@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -396,6 +397,33 @@ TEST_CASE("wait_for with a zero or negative timeout returns a result that is alr
     };
     run_on(loop, body(immediate));
     CHECK(counted::live == 0);
+}
+
+TEST_CASE("wait_for and shield of a future with a move-only value move it out, done or not",
+          "[combinators][wait_for][shield]") {
+    corio::event_loop loop;
+    auto body = []() -> corio::task<> {
+        corio::future<std::unique_ptr<int>> a;
+        a.set_result(std::make_unique<int>(4));
+        corio::future<std::unique_ptr<int>> b;
+        b.set_result(std::make_unique<int>(5));
+        std::unique_ptr<int> from_wait_for = co_await corio::wait_for(a, 1s);
+        std::unique_ptr<int> from_shield = co_await corio::shield(b);
+        REQUIRE(from_wait_for != nullptr);
+        REQUIRE(from_shield != nullptr);
+        CHECK(*from_wait_for == 4);
+        CHECK(*from_shield == 5);
+        CHECK(a.done()); // the futures stay done, their values moved out
+        corio::future<std::unique_ptr<int>> later;
+        corio::get_running_loop().call_soon([later]() mutable { later.set_result(std::make_unique<int>(6)); });
+        std::unique_ptr<int> from_pending = co_await corio::wait_for(later, 1s);
+        REQUIRE(from_pending != nullptr);
+        CHECK(*from_pending == 6);
+        corio::future<int> failed;
+        failed.set_exception(std::make_exception_ptr(std::out_of_range("done badly")));
+        CHECK_THROWS_AS(co_await corio::shield(failed), std::out_of_range);
+    };
+    run_on(loop, body());
 }
 
 TEST_CASE("cancelling the task awaiting wait_for gives cancelled_error, not timeout_error",

@@ -297,7 +297,12 @@ template <class A, class Rep, class Period>
     event_loop& loop = get_running_loop();
     if constexpr (detail::is_future_v<A>) {
         if (aw.done()) {
-            co_return aw.result();
+            // As a child would: copied, or moved out when it cannot be copied.
+            if constexpr (std::is_void_v<R> || std::is_reference_v<R> || std::is_copy_constructible_v<R>) {
+                co_return aw.result();
+            } else {
+                co_return std::move(aw.result());
+            }
         }
     }
     const auto deadline = detail::deadline_after(loop, timeout);
@@ -472,7 +477,12 @@ template <class A>
     using R = detail::child_result_t<A>;
     if constexpr (detail::is_future_v<A>) {
         if (aw.done()) {
-            co_return aw.result();
+            // As a child would: copied, or moved out when it cannot be copied.
+            if constexpr (std::is_void_v<R> || std::is_reference_v<R> || std::is_copy_constructible_v<R>) {
+                co_return aw.result();
+            } else {
+                co_return std::move(aw.result());
+            }
         }
     }
     detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::shield);

@@ -465,8 +465,9 @@ private:
 };
 
 /// The body of every child task: awaits `aw` and reports to the scope in the same
-/// step. A future is awaited as an lvalue (its value is copied, the caller's future
-/// keeps it); anything else as an rvalue.
+/// step. A future is awaited as an lvalue: its value is copied (the caller's future
+/// keeps it), or moved out when the type cannot be copied; anything else is awaited
+/// as an rvalue.
 template <class R, class A>
 task<R> combinator_child(A aw, scope_ref scope, std::size_t index) {
     task_root* root = co_await current_root_awaiter{};
@@ -480,8 +481,12 @@ task<R> combinator_child(A aw, scope_ref scope, std::size_t index) {
                 co_await std::move(aw);
             }
             guard.finish(nullptr);
-        } else if constexpr (is_future_v<A>) {
+        } else if constexpr (is_future_v<A> && std::is_copy_constructible_v<R>) {
             R value = co_await aw;
+            guard.finish(nullptr);
+            co_return static_cast<R&&>(value);
+        } else if constexpr (is_future_v<A>) {
+            R value = std::move(co_await aw);
             guard.finish(nullptr);
             co_return static_cast<R&&>(value);
         } else {
