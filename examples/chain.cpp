@@ -1,6 +1,7 @@
 // The asyncio "chaining coroutines" pattern: for several inputs at once, stage 1
 // sleeps a random short while and produces a value, stage 2 consumes it. Each line
-// shows the elapsed time; the total shows the chains overlapped.
+// shows the elapsed time; the program fails (exit status 1) unless the total shows
+// the chains overlapped, i.e. took less than the same sleeps one after another.
 #include <corio/corio.hpp>
 
 #include <fmt/format.h>
@@ -45,10 +46,12 @@ corio::task<std::string> chain(int n, std::chrono::milliseconds d1, std::chrono:
     co_return p2;
 }
 
-corio::task<> main_task() {
+corio::task<bool> main_task() {
     auto start = clock_type::now();
     std::mt19937 rng(std::random_device{}());
-    std::uniform_int_distribution<int> ms(10, 100);
+    // At least 50 ms each: the overlap saves at least the two shorter chains
+    // (200 ms), far more than any scheduling delay.
+    std::uniform_int_distribution<int> ms(50, 150);
     std::vector<corio::future<std::string>> chains;
     std::chrono::milliseconds serial{0};
     for (int n : {9, 6, 3}) {
@@ -60,13 +63,18 @@ corio::task<> main_task() {
         co_await c;
     }
     double total = since(start);
+    double one_after_another = std::chrono::duration<double>(serial).count();
     fmt::print("Program finished in {:.3f} s (the same work one after another: {:.3f} s)\n", total,
-               std::chrono::duration<double>(serial).count());
+               one_after_another);
+    co_return total < one_after_another;
 }
 
 } // namespace
 
 int main() {
-    corio::run(main_task());
+    if (!corio::run(main_task())) {
+        fmt::print(stderr, "error: the chains did not overlap\n");
+        return 1;
+    }
     return 0;
 }

@@ -131,6 +131,12 @@ void event_loop::enter_running() {
     if (detail::running_loop != nullptr) {
         throw error("corio: another event loop is already running on this thread");
     }
+    if (std::this_thread::get_id() != owner_) {
+        // With SINGLE_ISSUER only the creating thread may enter the ring (and with
+        // DEFER_TASKRUN only it gets completions): run elsewhere, the loop would
+        // wait forever.
+        throw error("corio: an event loop can only run on the thread that created it");
+    }
     running_ = true;
     detail::running_loop = this;
 }
@@ -415,21 +421,41 @@ void event_loop::finalize_pending_tasks() {
         throw;
     }
     leave_running();
-    // Tasks still pending wait for something that can never happen now: destroy
-    // their frames (awaiters unlink themselves) and mark them cancelled.
+    if (tasks_.empty()) {
+        return;
+    }
+    // Tasks still pending wait for something that can never happen now. Their
+    // frames may hold kernel operations (a task that swallowed its cancellation and
+    // started another read): end every operation and reap its completion first, so
+    // the kernel never writes into a freed frame and no completion is dispatched to
+    // one. Completions dispatched here only schedule steps, dropped below.
+    bool drained = true;
+    if (ring_->in_flight() > 0 || ring_->has_pending()) {
+        constexpr auto drain_limit = std::chrono::seconds(1);
+        drained = ring_->cancel_all(drain_limit);
+    }
+    // Then destroy the frames (awaiters unlink themselves) and mark the tasks
+    // cancelled. If some operation did not end, no frame can be known free of it:
+    // the frames are leaked, which is safe, and reported.
     bool destroyed_any = false;
     while (!tasks_.empty()) {
         auto* rec = static_cast<detail::task_record*>(tasks_.next->owner);
         detail::future_state_base& state = rec->state();
         state.add_ref();
-        if (options_.debug) {
+        if (!drained) {
+            call_exception_handler(
+                {fmt::format("Task was leaked at close: a kernel operation did not end after its "
+                             "cancellation, so its frame cannot be freed (created at {}:{})",
+                             rec->where().file_name(), rec->where().line()),
+                 nullptr, rec->name()});
+        } else if (options_.debug) {
             call_exception_handler({fmt::format("Task was destroyed but it is pending (created at {}:{})",
                                                 rec->where().file_name(), rec->where().line()),
                                     nullptr, rec->name()});
         }
         std::coroutine_handle<> h = std::exchange(rec->coroutine, {});
         rec->pending_hook.unlink();
-        if (h) {
+        if (h && drained) {
             h.destroy();
         }
         state.set_exception(std::make_exception_ptr(cancelled_error()));
@@ -455,6 +481,12 @@ void event_loop::close() {
     }
     if (running_) {
         throw error("corio: cannot close a running event loop");
+    }
+    if (std::this_thread::get_id() != owner_ &&
+        (!tasks_.empty() || !ready_.empty() || ring_->in_flight() > 0)) {
+        // Finalizing runs the loop, which only its own thread can do; checked before
+        // anything is cancelled, so the loop is left as it was.
+        throw error("corio: an event loop with pending work can only be closed on the thread that created it");
     }
     closing_ = true;
     finalize_pending_tasks();

@@ -1,10 +1,13 @@
 #include "uring.hpp"
 
+#include <corio/detail/loop_access.hpp>
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
+#include <vector>
 
 namespace corio::detail {
 
@@ -49,53 +52,114 @@ uring::uring(const loop_options& options) {
 }
 
 uring::~uring() {
-    // Ops still in flight belong to frames that are gone by now (the loop finalized
-    // its tasks); the kernel cancels everything when the ring is torn down.
+    // What is still in flight is owned by the loop's own structures (signal polls,
+    // multishot states, freed after this) or by frames close() had to leak; the
+    // kernel cancels everything when the ring is torn down.
     io_uring_queue_exit(&ring_);
     ::close(eventfd_);
 }
 
 io_uring_sqe* uring::get_sqe() noexcept {
+    if (sqes_since_poll_ >= sqe_limit_) {
+        return nullptr; // test hook: as if the kernel had not consumed the queue yet
+    }
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {
         io_uring_submit(&ring_);
         sqe = io_uring_get_sqe(&ring_);
     }
+    if (sqe != nullptr && sqe_limit_ != unlimited_submissions) {
+        ++sqes_since_poll_;
+    }
     return sqe;
 }
 
+void uring::start(uring_op& op, io_uring_sqe& sqe) noexcept {
+    op.prep(op, sqe);
+    io_uring_sqe_set_data(&sqe, &op);
+    op.state = uring_op::op_state::in_flight;
+    op.draining = false;
+    op.prev_op = nullptr;
+    op.next_op = in_flight_head_;
+    if (in_flight_head_ != nullptr) {
+        in_flight_head_->prev_op = &op;
+    }
+    in_flight_head_ = &op;
+    ++in_flight_;
+}
+
+void uring::unlink_in_flight(uring_op& op) noexcept {
+    if (op.prev_op != nullptr) {
+        op.prev_op->next_op = op.next_op;
+    } else {
+        in_flight_head_ = op.next_op;
+    }
+    if (op.next_op != nullptr) {
+        op.next_op->prev_op = op.prev_op;
+    }
+    op.prev_op = op.next_op = nullptr;
+    op.state = uring_op::op_state::idle;
+    --in_flight_;
+    if (op.draining) {
+        op.draining = false;
+        --draining_;
+    }
+    if (!parked_cancels_.empty()) {
+        // A cancel parked for an op that has ended must not reach it: the op may be
+        // gone once its completion handler returns.
+        std::erase(parked_cancels_, &op);
+    }
+}
+
+void uring::park(uring_op& op) noexcept {
+    op.state = uring_op::op_state::pending;
+    op.next_op = nullptr;
+    op.prev_op = pending_tail_;
+    if (pending_tail_ != nullptr) {
+        pending_tail_->next_op = &op;
+    } else {
+        pending_head_ = &op;
+    }
+    pending_tail_ = &op;
+}
+
+void uring::unpark(uring_op& op) noexcept {
+    if (op.prev_op != nullptr) {
+        op.prev_op->next_op = op.next_op;
+    } else {
+        pending_head_ = op.next_op;
+    }
+    if (op.next_op != nullptr) {
+        op.next_op->prev_op = op.prev_op;
+    } else {
+        pending_tail_ = op.prev_op;
+    }
+    op.prev_op = op.next_op = nullptr;
+    op.state = uring_op::op_state::idle;
+    op.draining = false;
+}
+
+std::size_t uring::pending_count() const noexcept {
+    std::size_t n = 0;
+    for (const uring_op* op = pending_head_; op != nullptr; op = op->next_op) {
+        ++n;
+    }
+    return n;
+}
+
 void uring::submit(uring_op& op) noexcept {
+    // Behind parked ops, a new one parks too: submission order is kept.
     io_uring_sqe* sqe = pending_head_ == nullptr ? get_sqe() : nullptr;
     if (sqe == nullptr) {
-        op.state = uring_op::op_state::pending;
-        op.next_pending = nullptr;
-        if (pending_tail_ != nullptr) {
-            pending_tail_->next_pending = &op;
-        } else {
-            pending_head_ = &op;
-        }
-        pending_tail_ = &op;
+        park(op);
         return;
     }
-    op.prep(op, *sqe);
-    io_uring_sqe_set_data(sqe, &op);
-    op.state = uring_op::op_state::in_flight;
-    ++in_flight_;
+    start(op, *sqe);
 }
 
 void uring::cancel(uring_op& op) noexcept {
     if (op.state == uring_op::op_state::pending) {
-        uring_op** link = &pending_head_;
-        uring_op* prev = nullptr;
-        while (*link != &op) {
-            prev = *link;
-            link = &(*link)->next_pending;
-        }
-        *link = op.next_pending;
-        if (pending_tail_ == &op) {
-            pending_tail_ = prev;
-        }
-        op.state = uring_op::op_state::idle;
+        unpark(op);
         op.complete(op, -ECANCELED, 0);
         return;
     }
@@ -113,6 +177,8 @@ void uring::cancel(uring_op& op) noexcept {
 
 void uring::flush_parked() noexcept {
     if (!parked_cancels_.empty()) {
+        // No completion is dispatched in this loop, so every op listed is alive; a
+        // cancel that still finds no SQE parks again.
         std::vector<uring_op*> cancels;
         cancels.swap(parked_cancels_);
         for (uring_op* op : cancels) {
@@ -124,19 +190,48 @@ void uring::flush_parked() noexcept {
         if (sqe == nullptr) {
             return;
         }
-        uring_op* op = pending_head_;
-        pending_head_ = op->next_pending;
-        if (pending_head_ == nullptr) {
-            pending_tail_ = nullptr;
-        }
-        op->prep(*op, *sqe);
-        io_uring_sqe_set_data(sqe, op);
-        op->state = uring_op::op_state::in_flight;
-        ++in_flight_;
+        uring_op& op = *pending_head_;
+        unpark(op);
+        start(op, *sqe);
     }
 }
 
+bool uring::cancel_all(std::chrono::nanoseconds limit) {
+    // Parked ops never reached the kernel: complete them now, oldest first. What
+    // their handlers submit parks behind them, unmarked, and is left alone.
+    for (uring_op* op = pending_head_; op != nullptr; op = op->next_op) {
+        op->draining = true;
+    }
+    while (pending_head_ != nullptr && pending_head_->draining) {
+        cancel(*pending_head_);
+    }
+    // Cancelling an in-flight op dispatches nothing, so the list stays as it is
+    // while it is walked.
+    draining_ = 0;
+    for (uring_op* op = in_flight_head_; op != nullptr; op = op->next_op) {
+        if (op != &doorbell_) {
+            op->draining = true;
+            ++draining_;
+        }
+    }
+    for (uring_op* op = in_flight_head_; op != nullptr; op = op->next_op) {
+        if (op->draining) {
+            cancel(*op);
+        }
+    }
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (draining_ > 0) {
+        auto left = deadline - std::chrono::steady_clock::now();
+        if (left <= left.zero()) {
+            return false;
+        }
+        poll(true, std::chrono::ceil<std::chrono::nanoseconds>(left));
+    }
+    return true;
+}
+
 void uring::poll(bool block, std::optional<std::chrono::nanoseconds> timeout) {
+    sqes_since_poll_ = 0;
     flush_parked();
     if (block) {
         __kernel_timespec ts{};
@@ -184,8 +279,7 @@ void uring::reap() noexcept {
         for (unsigned i = 0; i < count; ++i) {
             uring_op* op = batch[i].op;
             if ((batch[i].flags & IORING_CQE_F_MORE) == 0) {
-                op->state = uring_op::op_state::idle;
-                --in_flight_;
+                unlink_in_flight(*op);
             }
             op->complete(*op, batch[i].res, batch[i].flags);
         }
@@ -229,6 +323,14 @@ bool uring::supports(unsigned opcode) noexcept {
         }
     }
     return opcode < 256 && ((supported_ops_[opcode / 64] >> (opcode % 64)) & 1U) != 0;
+}
+
+void limit_submissions(event_loop& loop, unsigned per_iteration) noexcept {
+    loop_access::ring(loop).limit_sqes(per_iteration);
+}
+std::size_t parked_ops(event_loop& loop) noexcept { return loop_access::ring(loop).pending_count(); }
+std::size_t parked_cancels(event_loop& loop) noexcept {
+    return loop_access::ring(loop).parked_cancel_count();
 }
 
 } // namespace corio::detail

@@ -32,6 +32,13 @@ public:
     void poll(bool block, std::optional<std::chrono::nanoseconds> timeout);
     /// Any thread: rings the eventfd doorbell.
     void wake() noexcept;
+    /// Ends every operation: parked ones complete with -ECANCELED at once, in-flight
+    /// ones (except the doorbell) get an IORING_OP_ASYNC_CANCEL; then dispatches
+    /// completions until each of those has delivered its final one, for at most
+    /// `limit`. True if they all did; false leaves the rest in flight (the kernel may
+    /// still write into their memory). Operations submitted meanwhile by completion
+    /// handlers are not waited for.
+    bool cancel_all(std::chrono::nanoseconds limit);
 
     /// Operations in flight, not counting the loop's own eventfd doorbell read (the
     /// loop drains its incoming list every iteration, so it needs the doorbell only
@@ -40,6 +47,16 @@ public:
         return in_flight_ - (doorbell_.state == uring_op::op_state::in_flight ? 1 : 0);
     }
     bool has_pending() const noexcept { return pending_head_ != nullptr || !parked_cancels_.empty(); }
+    /// Operations parked on the pending list.
+    std::size_t pending_count() const noexcept;
+    /// Cancel requests parked for want of an SQE.
+    std::size_t parked_cancel_count() const noexcept { return parked_cancels_.size(); }
+    /// Test hook: at most `per_poll` SQEs are handed out from now until the next poll
+    /// and between two polls after it (unlimited_submissions: no limit).
+    void limit_sqes(unsigned per_poll) noexcept {
+        sqe_limit_ = per_poll;
+        sqes_since_poll_ = 0;
+    }
     unsigned setup_flags() const noexcept { return flags_; }
 
     /// The liburing ring itself (to register provided-buffer rings and the like).
@@ -53,6 +70,10 @@ public:
 
 private:
     io_uring_sqe* get_sqe() noexcept;
+    void start(uring_op& op, io_uring_sqe& sqe) noexcept;
+    void park(uring_op& op) noexcept;
+    void unpark(uring_op& op) noexcept;
+    void unlink_in_flight(uring_op& op) noexcept;
     void flush_parked() noexcept;
     void reap() noexcept;
     void arm_doorbell() noexcept;
@@ -65,9 +86,13 @@ private:
     unsigned flags_ = 0;
     bool defer_taskrun_ = false;
     std::size_t in_flight_ = 0;
-    uring_op* pending_head_ = nullptr;
+    uring_op* in_flight_head_ = nullptr; // doubly linked through prev_op/next_op
+    uring_op* pending_head_ = nullptr;   // FIFO, doubly linked through prev_op/next_op
     uring_op* pending_tail_ = nullptr;
     std::vector<uring_op*> parked_cancels_;
+    std::size_t draining_ = 0;    // in-flight ops cancel_all still waits for
+    unsigned sqe_limit_ = unlimited_submissions; // test hook: SQEs per poll
+    unsigned sqes_since_poll_ = 0;
     int eventfd_ = -1;
     std::uint64_t doorbell_value_ = 0;
     struct doorbell_op : uring_op {

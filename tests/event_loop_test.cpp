@@ -6,8 +6,12 @@
 #include <catch2/catch.hpp>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -21,6 +25,67 @@ std::chrono::microseconds cpu_time() {
     getrusage(RUSAGE_THREAD, &u);
     return std::chrono::seconds(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
            std::chrono::microseconds(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+/// Sends everything written to stderr (fd 2) to a temporary file while alive.
+class stderr_capture {
+public:
+    stderr_capture() : file_(std::tmpfile()), saved_(::dup(2)) {
+        REQUIRE(file_ != nullptr);
+        REQUIRE(saved_ >= 0);
+        std::fflush(stderr);
+        REQUIRE(::dup2(::fileno(file_), 2) == 2);
+    }
+    stderr_capture(const stderr_capture&) = delete;
+    stderr_capture& operator=(const stderr_capture&) = delete;
+    ~stderr_capture() {
+        restore();
+        std::fclose(file_);
+    }
+    /// Restores stderr and returns what was written meanwhile.
+    std::string finish() {
+        restore();
+        std::string out;
+        std::rewind(file_);
+        char buf[512];
+        std::size_t n = 0;
+        while ((n = std::fread(buf, 1, sizeof buf, file_)) > 0) {
+            out.append(buf, n);
+        }
+        return out;
+    }
+
+private:
+    void restore() {
+        if (saved_ >= 0) {
+            std::fflush(stderr);
+            ::dup2(saved_, 2);
+            ::close(saved_);
+            saved_ = -1;
+        }
+    }
+    std::FILE* file_;
+    int saved_;
+};
+
+corio::task<> yields(int n) {
+    for (int i = 0; i < n; ++i) {
+        co_await corio::yield_now();
+    }
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        if (end == std::string::npos) {
+            end = text.size();
+        }
+        out.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
 }
 
 } // namespace
@@ -394,4 +459,187 @@ TEST_CASE("done callbacks of a task destroyed at close release their future", "[
         CHECK(corio_test::counted::live == 0);
     }
     CHECK(called == 0); // dropped unrun with the loop's other pending callbacks
+}
+
+TEST_CASE("sleep_until never resumes before its deadline", "[event_loop][timers][sleep]") {
+    auto body = []() -> corio::task<bool> {
+        auto deadline = clock_type::now() + 20ms;
+        co_await corio::sleep_until(deadline);
+        co_return clock_type::now() >= deadline;
+    };
+    CHECK(corio::run(body()));
+}
+
+TEST_CASE("sleep_until a past deadline still yields once to the other ready tasks",
+          "[event_loop][timers][sleep]") {
+    corio::event_loop loop;
+    std::vector<std::string> order;
+    auto other = [](std::vector<std::string>& o) -> corio::task<> {
+        o.push_back("other");
+        co_return;
+    };
+    auto body = [](corio::event_loop& l, std::vector<std::string>& o, auto make) -> corio::task<> {
+        (void)corio::create_task(make(o));
+        auto awaiter = corio::sleep_until(clock_type::now() - 1s);
+        CHECK(l.timer_count() == 0); // a yield, not a timer
+        co_await awaiter;
+        o.push_back("sleeper");
+    };
+    loop.run_until_complete(body(loop, order, other));
+    CHECK(order == std::vector<std::string>{"other", "sleeper"});
+}
+
+TEST_CASE("cancelling a sleep_until removes its timer at once", "[event_loop][timers][sleep][cancel]") {
+    corio::event_loop loop;
+    auto sleeper = []() -> corio::task<> { co_await corio::sleep_until(clock_type::now() + 1h); };
+    auto body = [](corio::event_loop& l, auto make) -> corio::task<> {
+        auto s = corio::create_task(make());
+        co_await corio::yield_now(); // the sleeper is in the timer heap
+        CHECK(l.timer_count() == 1);
+        CHECK(s.cancel());
+        CHECK(l.timer_count() == 0);
+        CHECK_THROWS_AS(co_await s, corio::cancelled_error);
+    };
+    loop.run_until_complete(body(loop, sleeper));
+    CHECK(loop.timer_count() == 0);
+}
+
+TEST_CASE("the default exception handler writes one line with the task name and the message",
+          "[event_loop][error]") {
+    auto failing = []() -> corio::task<> {
+        co_await corio::yield_now();
+        throw std::runtime_error("lost on purpose");
+    };
+    std::string out;
+    {
+        stderr_capture capture;
+        {
+            corio::event_loop loop;
+            (void)loop.create_task(failing(), "doomed");
+            loop.run_until_complete(yields(2)); // the task has failed by now
+            loop.close();
+        }
+        out = capture.finish();
+    }
+    auto lines = lines_of(out);
+    REQUIRE(lines.size() == 1);
+    CHECK_THAT(lines[0], Catch::Matchers::StartsWith("corio: Task exception was never retrieved"));
+    CHECK_THAT(lines[0], Catch::Matchers::Contains("[task doomed]"));
+    CHECK_THAT(lines[0], Catch::Matchers::EndsWith(": lost on purpose"));
+}
+
+TEST_CASE("call_exception_handler reaches the handler set, and a throwing or empty one falls back to stderr",
+          "[event_loop][error]") {
+    corio::event_loop loop;
+    std::vector<std::string> seen;
+    loop.set_exception_handler([&](const corio::exception_context& c) {
+        seen.push_back(c.message + "|" + c.task_name);
+        if (c.message == "throw") {
+            throw std::logic_error("handler failed");
+        }
+    });
+    loop.call_exception_handler({"hello", nullptr, "t1"});
+    CHECK(seen == std::vector<std::string>{"hello|t1"});
+    std::string out;
+    {
+        stderr_capture capture;
+        loop.call_exception_handler({"throw", nullptr, {}}); // never throws itself
+        loop.set_exception_handler({});                      // the default again
+        loop.call_exception_handler(
+            {"plain", std::make_exception_ptr(std::runtime_error("why")), "t2"});
+        out = capture.finish();
+    }
+    CHECK(seen == std::vector<std::string>{"hello|t1", "throw|"});
+    CHECK(lines_of(out) == std::vector<std::string>{"corio: throw", "corio: plain [task t2]: why"});
+}
+
+TEST_CASE("running a loop on a thread other than the one that created it is a clear error",
+          "[event_loop][error][threads]") {
+    corio::event_loop loop;
+    std::string run_message;
+    std::string close_message;
+    std::thread other([&] {
+        try {
+            loop.run_forever();
+        } catch (const corio::error& e) {
+            run_message = e.what();
+        }
+        (void)loop.create_task(yields(1)); // pending work: closing it needs the loop's thread
+        try {
+            loop.close();
+        } catch (const corio::error& e) {
+            close_message = e.what();
+        }
+    });
+    other.join();
+    CHECK_THAT(run_message, Catch::Matchers::Contains("thread that created it"));
+    CHECK_THAT(close_message, Catch::Matchers::Contains("thread that created it"));
+    CHECK_FALSE(loop.is_running());
+    CHECK_FALSE(loop.is_closed());
+    // The loop still runs on its own thread.
+    CHECK(loop.run_until_complete([]() -> corio::task<int> { co_return 4; }()) == 4);
+}
+
+TEST_CASE("a task_handle reports done, where its task was created, and compares by task",
+          "[event_loop][task_handle]") {
+    corio::event_loop loop;
+    auto worker = []() -> corio::task<> { co_await corio::yield_now(); };
+    const auto line = __LINE__ + 1;
+    auto f = loop.create_task(worker(), "worker");
+    corio::task_handle h = f.as_task();
+    REQUIRE(h);
+    CHECK_FALSE(h.done());
+    CHECK(h.name() == "worker");
+    CHECK(std::string(h.created_at().file_name()).find("event_loop_test.cpp") != std::string::npos);
+    CHECK(h.created_at().line() == line);
+    corio::task_handle copy = h;
+    CHECK(copy == h);
+    CHECK_FALSE(copy == loop.create_task(worker()).as_task());
+    CHECK_FALSE(corio::task_handle() == h);
+    CHECK(corio::task_handle() == corio::task_handle());
+    CHECK_FALSE(corio::task_handle());
+    loop.run_until_complete(f);
+    CHECK(h.done());
+    CHECK(copy.done());
+}
+
+TEST_CASE("the tasks from all_tasks can be named and cancelled", "[event_loop][task_handle][cancel]") {
+    corio::event_loop loop;
+    auto sleeper = []() -> corio::task<> { co_await corio::sleep(1h); };
+    auto body = [](auto make) -> corio::task<std::vector<std::string>> {
+        auto a = corio::create_task(make(), "a");
+        auto b = corio::create_task(make(), "b");
+        co_await corio::yield_now();
+        std::vector<std::string> names;
+        corio::task_handle self = corio::current_task();
+        for (corio::task_handle& t : corio::all_tasks()) {
+            names.push_back(t.name());
+            if (!(t == self)) {
+                CHECK(t.cancel());
+                CHECK_FALSE(t.done()); // cancelled at its suspension point, later
+            }
+        }
+        CHECK_THROWS_AS(co_await a, corio::cancelled_error);
+        CHECK_THROWS_AS(co_await b, corio::cancelled_error);
+        CHECK(a.as_task().done());
+        CHECK_FALSE(a.as_task().cancel()); // already done
+        co_return names;
+    };
+    auto f = loop.create_task(body(sleeper), "main");
+    CHECK(loop.run_until_complete(f) == std::vector<std::string>{"main", "a", "b"});
+}
+
+TEST_CASE("a removed close hook does not run, the others do", "[event_loop][lifetime]") {
+    std::vector<int> ran;
+    {
+        corio::event_loop loop;
+        loop.add_close_hook([&] { ran.push_back(1); });
+        auto id = loop.add_close_hook([&] { ran.push_back(2); });
+        loop.add_close_hook([&] { ran.push_back(3); });
+        loop.remove_close_hook(id);
+        loop.remove_close_hook(id); // removing twice is harmless
+        loop.close();
+        CHECK(ran == std::vector<int>{1, 3});
+    }
+    CHECK(ran == std::vector<int>{1, 3});
 }

@@ -208,3 +208,35 @@ TEST_CASE("run_until_complete accepts a future", "[future][event_loop]") {
     loop.call_later(1ms, [&] { f.set_result(3); });
     CHECK(loop.run_until_complete(f) == 3);
 }
+
+TEST_CASE("as_task is the created task's handle, and empty for a plain future", "[future][task]") {
+    auto body = []() -> corio::task<> {
+        // (Not returned as the task's value: a task holding a handle on itself
+        // would never be freed.)
+        corio::task_handle seen_inside;
+        auto self = [](corio::task_handle* out) -> corio::task<> {
+            co_await corio::yield_now();
+            *out = corio::current_task();
+        };
+        auto f = corio::create_task(self(&seen_inside), "child");
+        corio::task_handle h = f.as_task();
+        REQUIRE(h);
+        CHECK(h.name() == "child");
+        CHECK_FALSE(h.done());
+        co_await f;
+        CHECK(seen_inside == h); // the same task as current_task() saw it
+        CHECK(h.done());
+
+        auto sleeper = []() -> corio::task<> { co_await corio::sleep(std::chrono::hours(1)); };
+        auto g = corio::create_task(sleeper());
+        co_await corio::yield_now();
+        CHECK(g.as_task().cancel()); // cancels the task behind the future
+        CHECK_THROWS_AS(co_await g, corio::cancelled_error);
+        CHECK(g.cancelled());
+
+        corio::future<int> plain;
+        CHECK_FALSE(plain.as_task());
+        CHECK_FALSE(plain.is_task());
+    };
+    corio::run(body());
+}

@@ -237,6 +237,41 @@ TEST_CASE("cancelling the task that owns a group cancels all children", "[task_g
     CHECK(counted::live == 0);
 }
 
+TEST_CASE("cancelling the owner outside join cancels all children and they finish before the owner",
+          "[task_group][cancel]") {
+    {
+        corio::event_loop loop;
+        log_t log;
+        auto body = [](log_t* l) -> corio::task<> {
+            corio::task_group group;
+            group.spawn(until_cancelled("a", l));
+            group.spawn(until_cancelled("b", l));
+            std::exception_ptr body_error;
+            try {
+                co_await corio::sleep(1h); // the owner's own wait, not join()
+            } catch (...) {
+                body_error = std::current_exception();
+                l->push_back("owner cancelled in its sleep");
+            }
+            try {
+                co_await group.join(body_error);
+            } catch (const corio::cancelled_error&) {
+                l->push_back("join threw cancelled_error with " + std::to_string(group.size()) +
+                             " children running");
+                throw;
+            }
+        };
+        auto f = loop.create_task(body(&log));
+        // Cancelled once the owner and both children are suspended in their sleeps.
+        loop.call_soon([&] { loop.call_soon([&] { f.cancel(); }); });
+        CHECK_THROWS_AS(loop.run_until_complete(f), corio::cancelled_error);
+        CHECK(f.cancelled());
+        CHECK(log == log_t{"owner cancelled in its sleep", "a cleaned up", "b cleaned up",
+                           "join threw cancelled_error with 0 children running"});
+    }
+    CHECK(counted::live == 0);
+}
+
 TEST_CASE("a group destroyed without join cancels its children and reports collected failures",
           "[task_group][lifetime]") {
     {

@@ -77,7 +77,9 @@ struct callback_state : remote_node {
 /// **Thread safety:** use on the loop's thread only.
 class timer_handle {
 public:
+    /// An empty handle (cancel() does nothing).
     timer_handle() noexcept = default;
+    /// Internal: a new reference to the scheduled callback `s` (used by the loop).
     explicit timer_handle(detail::callback_state* s) noexcept : state_(s) {
         if (state_ != nullptr) {
             state_->add_ref();
@@ -112,7 +114,9 @@ private:
 /// **Thread safety:** use on the loop's thread only.
 class task_handle {
 public:
+    /// An empty handle (false in a boolean context).
     task_handle() noexcept = default;
+    /// Internal: a new reference to the task state `s` (used by the loop and future).
     explicit task_handle(detail::future_state_base* s) noexcept;
     task_handle(const task_handle& o) noexcept : task_handle(o.state_) {}
     task_handle& operator=(task_handle o) noexcept {
@@ -129,7 +133,9 @@ public:
     bool cancel() noexcept;
     /// Where the task was created (recorded for debug reports).
     corio::source_location created_at() const noexcept;
+    /// True unless the handle is empty.
     explicit operator bool() const noexcept { return state_ != nullptr; }
+    /// True if both handles refer to the same task (or both are empty).
     friend bool operator==(const task_handle& a, const task_handle& b) noexcept {
         return a.state_ == b.state_;
     }
@@ -148,8 +154,12 @@ private:
 /// that created the loop, except those marked "any thread".
 class event_loop {
 public:
+    /// The loop's clock: timers, call_at and time() use it.
     using clock = std::chrono::steady_clock;
+    /// A point in time on the loop's clock.
     using time_point = clock::time_point;
+    /// A handler for unretrieved exceptions and callback errors (see
+    /// set_exception_handler); it is called on the loop's thread.
     using exception_handler = std::function<void(const exception_context&)>;
 
     /// Creates the loop and its io_uring instance; throws std::system_error if the
@@ -162,13 +172,14 @@ public:
 
     /// Runs `t` as a task until it completes; returns its value or rethrows.
     /// Throws corio::error if the loop is closed, already running, another loop runs
-    /// on this thread, or stop() was called before the task finished.
+    /// on this thread, this is not the thread that created the loop, or stop() was
+    /// called before the task finished.
     template <class T>
     T run_until_complete(task<T> t);
     /// Runs until the future is done; returns its result or rethrows.
     template <class T>
     T run_until_complete(future<T> f);
-    /// Runs until stop() is called.
+    /// Runs until stop() is called. Throws corio::error as run_until_complete does.
     void run_forever();
     /// Makes run_forever / run_until_complete return after the current iteration.
     void stop() noexcept;
@@ -177,9 +188,11 @@ public:
     /// True after close().
     bool is_closed() const noexcept { return closed_; }
     /// Cancels every pending task and runs the loop until they have finished their
-    /// cleanup (tasks that refuse to finish are destroyed), runs registered close
-    /// hooks, then releases the ring. Throws corio::error if the loop is running.
-    /// Idempotent.
+    /// cleanup; tasks that refuse to finish are destroyed once every kernel operation
+    /// still in flight has been cancelled and reaped (or leaked, and reported, if an
+    /// operation will not end). Then runs registered close hooks and releases the
+    /// ring. Throws corio::error if the loop is running (or, with tasks to finalize,
+    /// if called on a thread other than the loop's). Idempotent.
     void close();
     /// The loop's clock (std::chrono::steady_clock).
     time_point time() const noexcept { return clock::now(); }

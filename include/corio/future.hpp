@@ -77,6 +77,7 @@ class future {
     using state_type = detail::future_state_base;
 
 public:
+    /// The type of the result (void for a future without one).
     using value_type = T;
 
     /// A new pending future bound to the running loop; throws corio::error if none.
@@ -156,6 +157,9 @@ public:
     /// True if this future is the handle of a created task.
     bool is_task() const noexcept { return state_->as_task() != nullptr; }
 
+    /// The common part of the awaiters below: waits for the future as a waiter of
+    /// its state and cancels the future when the awaiting task is cancelled.
+    /// **Thread safety:** used by the awaiting coroutine on the loop's thread only.
     class awaiter {
     public:
         explicit awaiter(state_type* s) noexcept : state_(s) {
@@ -212,6 +216,9 @@ public:
         detail::cancel_slot slot_;
     };
 
+    /// What `co_await f` on an lvalue uses: yields a reference to the value (which
+    /// stays in the future) or rethrows.
+    /// **Thread safety:** as awaiter.
     struct lvalue_awaiter : awaiter {
         using awaiter::awaiter;
         decltype(auto) await_resume() {
@@ -223,6 +230,9 @@ public:
             }
         }
     };
+    /// What `co_await` on a temporary future uses: keeps the state alive while
+    /// waiting and yields the value moved out (or rethrows).
+    /// **Thread safety:** as awaiter.
     struct rvalue_awaiter : awaiter {
         explicit rvalue_awaiter(state_type* s) noexcept : awaiter(s) { s->add_ref(); }
         rvalue_awaiter(const rvalue_awaiter&) = delete;

@@ -1,14 +1,16 @@
 #pragma once
 /// \file source_location.hpp
-/// `corio::source_location`: where a task was created. corio::source_location is not
-/// usable with clang 14 on libstdc++ 12, so corio carries this minimal equivalent
-/// built on the __builtin_FILE/LINE/FUNCTION intrinsics that both compilers have.
+/// `corio::source_location`: where a task was created. std::source_location is not
+/// usable with clang 14 on libstdc++ 12 (clang 14 lacks the
+/// __builtin_source_location intrinsic that libstdc++'s <source_location> needs), so
+/// corio carries this minimal equivalent built on the __builtin_FILE/LINE/FUNCTION
+/// intrinsics that both compilers have.
 
 #include <cstdint>
 
 namespace corio {
 
-/// A source position captured as a default argument, like corio::source_location.
+/// A source position captured as a default argument, like std::source_location.
 /// **Thread safety:** an immutable value.
 class source_location {
 public:

@@ -141,12 +141,17 @@ public:
 template <class T>
 class [[nodiscard]] task {
 public:
+    /// The coroutine promise (the compiler's hook; not for direct use).
     using promise_type = detail::task_promise<T>;
+    /// What `co_await` on the task yields: a value, a reference, or void.
     using value_type = T;
+    /// The owned coroutine handle (what `release()` returns).
     using handle_type = std::coroutine_handle<promise_type>;
 
     /// An empty task (awaiting it is a programming error).
     task() noexcept = default;
+    /// Takes ownership of the coroutine `h` (used by the promise and by create_task's
+    /// machinery); the task destroys it unless released.
     explicit task(handle_type h) noexcept : handle_(h) {}
     task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
     task& operator=(task&& other) noexcept {
@@ -163,6 +168,10 @@ public:
     /// True if the task holds a coroutine.
     explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
 
+    /// What `co_await std::move(t)` uses: starts the task's coroutine by symmetric
+    /// transfer with the awaiting coroutine as its continuation, and yields its
+    /// result or rethrows its exception. Never stored by user code.
+    /// **Thread safety:** used by the awaiting coroutine only.
     struct awaiter {
         handle_type handle;
         bool await_ready() const noexcept { return false; }

@@ -9,7 +9,9 @@
 // parks the op on its pending list and prepares it once space frees: never a crash,
 // never a drop. `event_loop::cancel_op` submits IORING_OP_ASYNC_CANCEL (or unparks
 // a pending op, completing it with -ECANCELED); the op's own completion still
-// arrives and is the only point at which its buffers may be released.
+// arrives and is the only point at which its buffers may be released. The ring
+// keeps every in-flight op on a list, so that close() can cancel them all and reap
+// their completions before it destroys the frames of tasks that never finished.
 //
 // `op_awaitable` adapts an op to co_await with corio's cancellation protocol.
 
@@ -18,6 +20,7 @@
 
 #include <cerrno>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 
 struct io_uring_sqe;
@@ -32,8 +35,13 @@ struct uring_op {
     enum class op_state : std::uint8_t { idle, pending, in_flight };
     void (*prep)(uring_op&, ::io_uring_sqe&) noexcept = nullptr;
     void (*complete)(uring_op&, int res, unsigned flags) noexcept = nullptr;
-    uring_op* next_pending = nullptr;
+    // Links on the ring's pending list or its in-flight list: an op is on the one its
+    // state names (an idle op is on neither). Owned by the ring.
+    uring_op* prev_op = nullptr;
+    uring_op* next_op = nullptr;
     op_state state = op_state::idle;
+    // Set while uring::cancel_all waits for this op's final completion.
+    bool draining = false;
 
     uring_op() = default;
     uring_op(const uring_op&) = delete;
@@ -44,6 +52,22 @@ event_loop& loop_for_io();
 void submit_op(event_loop& loop, uring_op& op) noexcept;
 void cancel_op(event_loop& loop, uring_op& op) noexcept;
 void schedule_on(event_loop& loop, std::coroutine_handle<> h, task_root* root);
+
+/// The `limit_submissions` value that removes the limit.
+inline constexpr unsigned unlimited_submissions = ~0U;
+/// Test hook: from now on the loop's ring hands out at most `per_iteration` SQEs
+/// before its next wait on the kernel and after each one, as if its submission
+/// queue stayed full (0: none at all); what does not fit is parked on the pending
+/// list (operations) or the parked-cancel list (cancel requests) and submitted on
+/// later iterations. `unlimited_submissions` restores the normal behaviour.
+/// **Thread safety:** the loop's thread only.
+void limit_submissions(event_loop& loop, unsigned per_iteration) noexcept;
+/// Test hook: the number of operations parked on the loop's pending list.
+/// **Thread safety:** the loop's thread only.
+std::size_t parked_ops(event_loop& loop) noexcept;
+/// Test hook: the number of cancel requests parked for want of an SQE.
+/// **Thread safety:** the loop's thread only.
+std::size_t parked_cancels(event_loop& loop) noexcept;
 
 /// Awaitable base for a single-shot io_uring operation: `co_await` returns the
 /// CQE's res (>= 0, or -errno for the caller to turn into a system_error); throws
@@ -93,6 +117,9 @@ public:
 
     /// The CQE flags of the completion (for buffer selection and the like).
     unsigned flags() const noexcept { return flags_; }
+    /// The CQE's res once the completion arrived (-ECANCELED for an op the kernel
+    /// or the pending list cancelled); 0 before.
+    int result() const noexcept { return result_; }
 
 protected:
     event_loop& loop() const noexcept { return *loop_; }
