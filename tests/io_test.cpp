@@ -1,4 +1,6 @@
 // Files on io_uring: corio::file, read_file, write_file.
+#include "loop_steps.hpp"
+
 #include <corio/corio.hpp>
 
 #include <catch2/catch.hpp>
@@ -49,24 +51,8 @@ int unread(int fd) {
     return n;
 }
 
-// Two loop iterations: one runs a task just created (it prepares its SQE), the
-// next submits it to the kernel.
-corio::task<> in_kernel() {
-    for (int i = 0; i < 3; ++i) {
-        co_await corio::yield_now();
-    }
-}
-
-// Yields until `done()` holds; fails with timeout_error rather than hang.
-template <class Pred>
-corio::task<> yield_until(Pred done) {
-    auto spin = [](Pred p) -> corio::task<> {
-        while (!p()) {
-            co_await corio::yield_now();
-        }
-    };
-    co_await corio::wait_for(spin(std::move(done)), std::chrono::seconds(10));
-}
+using corio_test::in_kernel;
+using corio_test::yield_until;
 
 } // namespace
 

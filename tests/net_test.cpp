@@ -3,6 +3,8 @@
 // accept, provided-buffer receive) and the plain ones run once per mode: the
 // environment variable CORIO_IO_FALLBACK=1 forces the plain paths on loops that
 // start their socket I/O while it is set.
+#include "loop_steps.hpp"
+
 #include <corio/combinators.hpp>
 #include <corio/corio.hpp>
 #include <corio/detail/io_features.hpp>
@@ -59,26 +61,8 @@ int errno_of(const std::exception_ptr& e) {
     }
 }
 
-// Two loop iterations: one runs a task just created (it prepares its SQE), the
-// next submits that SQE to the kernel. After this, an operation another task
-// started is in flight in the kernel.
-corio::task<> in_kernel() {
-    for (int i = 0; i < 3; ++i) {
-        co_await corio::yield_now();
-    }
-}
-
-// Yields until `done()` holds; a condition that never comes fails the test with
-// timeout_error instead of hanging it.
-template <class Pred>
-corio::task<> yield_until(Pred done) {
-    auto spin = [](Pred p) -> corio::task<> {
-        while (!p()) {
-            co_await corio::yield_now();
-        }
-    };
-    co_await corio::wait_for(spin(std::move(done)), 10s);
-}
+using corio_test::in_kernel;
+using corio_test::yield_until;
 
 // Bytes queued in the kernel for reading on `fd` (FIONREAD).
 int unread(int fd) {
