@@ -30,9 +30,6 @@ namespace {
 void print_square(int num) { fmt::print("Square: {}\n", num * num); }
 void print_cube(int num) { fmt::print("Cube: {}\n", num * num * num); }
 
-int square(int num) { return num * num; }
-int cube(int num) { return num * num * num; }
-
 /// CPU-bound: how many primes lie in [from, from + 20000).
 int count_primes(int from) {
     int count = 0;
@@ -94,12 +91,14 @@ int main() {
     t2.join();
     fmt::print("Done with threads\n");
 
-    // 2. A pool; results come back through callbacks on the pool's result thread.
+    // 2. The same two functions on a pool; each callback runs on the pool's result
+    //    thread once its call returned (they return nothing, so the callbacks take no
+    //    argument).
     {
         corio::thread_pool pool(2);
-        auto sq = pool.apply_async(square, 10, corio::callback([](int v) { fmt::print("Square: {}\n", v); }));
-        auto cu = pool.apply_async(cube, 10, corio::callback([](int v) { fmt::print("Cube: {}\n", v); }),
-                                   corio::error_callback([](std::exception_ptr) { fmt::print("Cube failed\n"); }));
+        auto sq = pool.apply_async(print_square, 10, corio::callback([] { fmt::print("print_square(10) done\n"); }));
+        auto cu = pool.apply_async(print_cube, 10, corio::callback([] { fmt::print("print_cube(10) done\n"); }),
+                                   corio::error_callback([](std::exception_ptr) { fmt::print("print_cube failed\n"); }));
         auto bad = pool.apply_async([](int) -> int { throw std::domain_error("no cube for you"); }, 10,
                                     corio::error_callback([](std::exception_ptr e) {
                                         try {
@@ -108,7 +107,9 @@ int main() {
                                             fmt::print("error_callback: {}\n", ex.what());
                                         }
                                     }));
-        fmt::print("apply_async results: {} and {}\n", sq.get(), cu.get());
+        sq.get(); // returns after the call and its callback ran
+        cu.get();
+        fmt::print("Done with the pool's apply_async\n");
         bad.wait();
     } // the destructor closes and joins the pool
 

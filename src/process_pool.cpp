@@ -54,7 +54,8 @@ struct pool_worker {
     std::deque<chunk_ref> inflight; // sent, not yet answered, in sending order
     std::size_t sent = 0;           // chunks sent (max_tasks_per_child)
     clock_type::time_point busy_since;
-    bool eof = false;
+    bool eof = false;    // end of file (or an error) on the socket
+    bool exited = false; // the pidfd became readable: the process is gone
 };
 
 void send_signal(int pidfd, int sig) noexcept { ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0); }
@@ -591,11 +592,16 @@ void process_pool_core::run() noexcept {
         }
         for (auto& wp : workers_) flush(*wp);
 
+        // Per worker its socket and its pidfd. End of file alone would miss a death
+        // when another process holds the worker's end of the socket (a child the
+        // function forked inherits it); the pidfd turns readable when the worker
+        // itself is gone, whoever else holds the socket.
         fds.clear();
         fds.push_back({wake_fd_, POLLIN, 0});
         for (auto& wp : workers_) {
             const short events = static_cast<short>(POLLIN | (wp->out_off < wp->out.size() ? POLLOUT : 0));
             fds.push_back({wp->fd, events, 0});
+            fds.push_back({wp->pidfd, POLLIN, 0});
         }
         if (::poll(fds.data(), fds.size(), -1) < 0) continue; // EINTR
         if ((fds[0].revents & POLLIN) != 0) {
@@ -605,22 +611,27 @@ void process_pool_core::run() noexcept {
         bool any_exit = false;
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             pool_worker& w = *workers_[i];
-            const short rev = fds[i + 1].revents;
-            if ((rev & (POLLIN | POLLHUP | POLLERR)) != 0) {
+            const short rev = fds[1 + 2 * i].revents;
+            // Any event on a pidfd (POLLIN once the process exited, POLLHUP once it
+            // was reaped, POLLERR/POLLNVAL for a broken pidfd) means it cannot serve.
+            w.exited = fds[2 + 2 * i].revents != 0;
+            // A dead worker wrote everything it will ever write: take the answers it
+            // sent before dying, so that only the chunk it was running fails.
+            if ((rev & (POLLIN | POLLHUP | POLLERR)) != 0 || w.exited) {
                 try {
                     read_from(w);
                 } catch (...) {
                     w.eof = true; // out of memory for an answer: treat the worker as lost
                 }
             }
-            any_exit = any_exit || w.eof;
+            any_exit = any_exit || w.eof || w.exited;
         }
         if (!any_exit) continue;
 
         // Reap the dead, then replace them while the pool still needs workers.
         std::size_t lost = 0;
         for (auto it = workers_.begin(); it != workers_.end();) {
-            if ((*it)->eof) {
+            if ((*it)->eof || (*it)->exited) {
                 handle_exit(**it);
                 it = workers_.erase(it);
                 ++lost;

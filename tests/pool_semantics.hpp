@@ -1,24 +1,37 @@
 #pragma once
 // Python Pool semantics every corio pool must have, written once as templates over
 // the pool type: thread_pool_test.cpp runs them on `corio::thread_pool`, and
-// process_pool_test.cpp can run the same functions on `corio::process_pool`:
+// process_pool_test.cpp runs the same functions on `corio::process_pool`:
 //
 //     TEST_CASE("map returns results in input order", "[process_pool][map]") {
 //         pool_semantics::map_returns_results_in_input_order<corio::process_pool>();
 //     }
 //
 // Only plain functions over ints, strings and tuples cross into the pool, so a
-// process pool can run them; callbacks run in the caller's process. Everything that
-// needs shared memory (gates, counters in the workers) lives in thread_pool_test.cpp.
+// process pool can run them; callbacks run in the caller's process. A call that must
+// block until the test lets it go waits at a `process_gate`, which works across
+// processes (a file lock and a FIFO), under a `watchdog` so that a hang fails.
 
 #include <corio/async_result.hpp>
+#include <corio/corio.hpp>
 #include <corio/pool.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <numeric>
@@ -27,9 +40,152 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace pool_semantics {
+
+using namespace std::chrono_literals;
+
+/// Fails the run (exit 124 with a message) if the scope does not end within `limit`:
+/// a hang must fail CI, not block it.
+class watchdog {
+public:
+    explicit watchdog(const char* what, std::chrono::seconds limit = 60s)
+        : thread_([this, what, limit] {
+              std::unique_lock lock(mutex_);
+              if (!cv_.wait_for(lock, limit, [&] { return done_; })) {
+                  std::fprintf(stderr, "watchdog: \"%s\" hung for %lld s\n", what,
+                               static_cast<long long>(limit.count()));
+                  std::_Exit(124);
+              }
+          }) {}
+    watchdog(const watchdog&) = delete;
+    watchdog& operator=(const watchdog&) = delete;
+    ~watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+/// A gate that pool calls wait at, in worker threads or worker processes alike,
+/// until the test opens it; calls can also announce their arrival.
+/// - The test holds an exclusive flock on `<dir>/lock` until `open()`; `pass(dir)`
+///   takes a shared lock on its own descriptor, so it blocks until then (a flock
+///   belongs to an open file description: threads of one process conflict too).
+/// - `arrive(dir)` writes one byte into the FIFO `<dir>/arrivals`, which the test
+///   holds open; `wait_arrivals(n)` reads them, bounded by a timeout.
+/// The destructor opens the gate and removes the directory.
+class process_gate {
+public:
+    process_gate() {
+        char dir[] = "/tmp/corio-gate-XXXXXX";
+        REQUIRE(::mkdtemp(dir) != nullptr);
+        dir_ = dir;
+        lock_fd_ = ::open((dir_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        REQUIRE(lock_fd_ >= 0);
+        REQUIRE(::flock(lock_fd_, LOCK_EX) == 0);
+        REQUIRE(::mkfifo((dir_ + "/arrivals").c_str(), 0600) == 0);
+        // Read and write: opening does not wait for a writer, and reads never see end of file.
+        fifo_fd_ = ::open((dir_ + "/arrivals").c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        REQUIRE(fifo_fd_ >= 0);
+    }
+    process_gate(const process_gate&) = delete;
+    process_gate& operator=(const process_gate&) = delete;
+    ~process_gate() {
+        open();
+        ::close(lock_fd_);
+        ::close(fifo_fd_);
+        ::unlink((dir_ + "/arrivals").c_str());
+        ::unlink((dir_ + "/lock").c_str());
+        ::rmdir(dir_.c_str());
+    }
+
+    /// The directory to pass to the calls.
+    const std::string& path() const noexcept { return dir_; }
+
+    /// Lets every waiting and future call pass. Idempotent.
+    void open() noexcept {
+        if (!open_) {
+            ::flock(lock_fd_, LOCK_UN);
+            open_ = true;
+        }
+    }
+
+    /// Waits until `n` calls in all arrived; false after `limit`.
+    bool wait_arrivals(int n, std::chrono::milliseconds limit = 30s) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (arrived_ < n) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return false;
+            pollfd p{fifo_fd_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue; // timeout or EINTR: recheck
+            char buf[256];
+            const ssize_t got = ::read(fifo_fd_, buf, sizeof buf);
+            if (got > 0) arrived_ += static_cast<int>(got);
+        }
+        return true;
+    }
+
+    /// In a call: announces that it got here.
+    static void arrive(const std::string& dir) {
+        const int fd = ::open((dir + "/arrivals").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) return;
+        const char one = 1;
+        [[maybe_unused]] const ssize_t n = ::write(fd, &one, 1);
+        ::close(fd);
+    }
+
+    /// In a call: waits until the gate is open; false if the gate is gone.
+    static bool pass(const std::string& dir) {
+        const int fd = ::open((dir + "/lock").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return false;
+        int r;
+        do {
+            r = ::flock(fd, LOCK_SH);
+        } while (r != 0 && errno == EINTR);
+        ::close(fd);
+        return r == 0;
+    }
+
+private:
+    std::string dir_;
+    int lock_fd_ = -1;
+    int fifo_fd_ = -1;
+    bool open_ = false;
+    int arrived_ = 0;
+};
+
+/// Counts the items `on_progress` reported; the test thread waits for a count.
+class progress_log {
+public:
+    void report(std::size_t done) {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = done;
+        }
+        cv_.notify_all();
+    }
+    bool wait_for(std::size_t n) {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, 30s, [&] { return done_ >= n; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::size_t done_ = 0;
+};
 
 inline int square(int x) { return x * x; }
 inline int add(int a, int b) { return a + b; }
@@ -46,6 +202,37 @@ inline std::string repeat(std::string s, int n) {
         out += s;
     }
     return out;
+}
+
+inline int identity(int x) { return x; }
+inline void nothing(int) {}
+
+/// Announces itself at the gate `gate`, waits until it opens, returns x * x.
+inline int gated_square(std::string gate, int x) {
+    process_gate::arrive(gate);
+    return process_gate::pass(gate) ? x * x : -1;
+}
+
+/// Item 0 throws at once; item 1 announces itself, waits at the gate, then throws.
+inline int first_fails_second_waits(std::string gate, int x) {
+    if (x == 0) {
+        throw std::invalid_argument("first");
+    }
+    if (x == 1) {
+        process_gate::arrive(gate);
+        (void)process_gate::pass(gate);
+        throw std::out_of_range("second");
+    }
+    return x;
+}
+
+/// Item 0 waits at the gate; the others return at once (imap takes one argument).
+inline int square_holding_back_zero(std::pair<std::string, int> item) {
+    if (item.second == 0) {
+        process_gate::arrive(item.first);
+        (void)process_gate::pass(item.first);
+    }
+    return item.second * item.second;
 }
 
 inline std::vector<int> iota_vector(int n) {
@@ -394,6 +581,267 @@ void a_throwing_progress_callback_fails_the_map() {
     CHECK_THROWS_WITH(pool.map(square, iota_vector(20), 2), "progress broke");
     CHECK(calls == 1); // not called again after it threw
     CHECK(pool.apply(square, 3) == 9);
+}
+
+template <class Pool>
+void map_reports_its_first_error_only_after_every_chunk_finished() {
+    watchdog dog("map reports its first error after every chunk");
+    progress_log progress;
+    Pool pool(2, corio::pool_options{.on_progress = [&](std::size_t done, std::size_t) { progress.report(done); }});
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    // Two chunks: item 0 fails at once, item 1 waits at the gate, then fails too.
+    const std::vector<std::tuple<std::string, int>> items{{gate.path(), 0}, {gate.path(), 1}};
+    auto res = pool.starmap_async(first_fails_second_waits, items, 1);
+    REQUIRE(gate.wait_arrivals(1)); // item 1 runs
+    REQUIRE(progress.wait_for(1));  // item 0's chunk finished: its error arrived
+    CHECK_FALSE(res.ready());
+    CHECK_FALSE(res.wait(1ms));
+    gate.open();
+    try {
+        (void)res.get();
+        FAIL("the map did not fail");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()) == "first"); // the first to arrive, not the last
+    }
+}
+
+template <class Pool>
+void get_with_a_timeout_throws_timeout_error_while_the_call_runs() {
+    watchdog dog("get with a timeout");
+    Pool pool(1);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    auto res = pool.apply_async(gated_square, gate.path(), 6);
+    REQUIRE(gate.wait_arrivals(1));
+    CHECK_THROWS_AS(res.get(1ms), corio::timeout_error);
+    CHECK_FALSE(res.wait(1ms));
+    CHECK_FALSE(res.ready());
+    CHECK_THROWS_AS(res.successful(), corio::invalid_state_error);
+    gate.open();
+    CHECK(res.get(20s) == 36);
+    CHECK(res.get(std::chrono::hours::max()) == 36); // no overflow: waits like get()
+    CHECK(res.wait(0s));
+    CHECK(res.successful());
+}
+
+template <class Pool>
+void result_handles_report_validity_and_sizes() {
+    Pool pool(3);
+    CHECK(pool.size() == 3);
+    corio::async_result<std::string> res;
+    CHECK_FALSE(res.valid());
+    res = pool.apply_async(repeat, std::string("ab"), 2);
+    CHECK(res.valid());
+    const auto copy = res;
+    const std::string moved = std::move(res).get(); // get() && moves the value out
+    CHECK(moved == "abab");
+    CHECK(copy.ready());
+    CHECK(copy.successful());
+    auto taken = std::move(res);
+    CHECK(taken.valid());
+    CHECK_FALSE(res.valid()); // moved from
+    std::move(pool.apply_async(nothing, 1)).get();
+    auto ordered = pool.imap(square, iota_vector(5));
+    CHECK(ordered.size() == 5);
+    auto unordered = pool.imap_unordered(square, iota_vector(7), 3);
+    CHECK(unordered.size() == 7);
+    int n = 0;
+    for (int v : unordered) {
+        n += v >= 0 ? 1 : 0;
+    }
+    CHECK(n == 7);
+}
+
+template <class Pool>
+void imap_unordered_yields_results_in_completion_order() {
+    watchdog dog("imap_unordered in completion order");
+    Pool pool(2);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    std::vector<std::pair<std::string, int>> items;
+    for (int i = 0; i < 8; ++i) {
+        items.emplace_back(gate.path(), i);
+    }
+    auto results = pool.imap_unordered(square_holding_back_zero, items);
+    REQUIRE(gate.wait_arrivals(1)); // item 0 runs and is held back
+    auto it = results.begin();      // the first to finish: another worker's item
+    std::vector<int> order{*it};
+    CHECK(order.front() != 0);
+    gate.open();
+    for (++it; it != results.end(); ++it) {
+        order.push_back(*it);
+    }
+    const auto zero_at = std::find(order.begin(), order.end(), 0) - order.begin();
+    CHECK(zero_at > 0); // item 0 came out after an item submitted later
+    std::sort(order.begin(), order.end());
+    CHECK(order == std::vector<int>{0, 1, 4, 9, 16, 25, 36, 49});
+}
+
+template <class Pool>
+void concurrent_submitters_get_every_result_exactly_once(int threads, int per_thread) {
+    Pool pool(4);
+    const int total = threads * per_thread;
+    std::vector<std::atomic<int>> got(static_cast<std::size_t>(total));
+    std::vector<std::atomic<int>> called_back(static_cast<std::size_t>(total));
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t) {
+        submitters.emplace_back([&, t] {
+            std::vector<corio::async_result<int>> results;
+            results.reserve(static_cast<std::size_t>(per_thread));
+            const int first = t * per_thread;
+            for (int i = first; i < first + per_thread; ++i) {
+                if (i % 2 == 0) {
+                    results.push_back(pool.apply_async(identity, i));
+                } else {
+                    results.push_back(pool.apply_async(identity, i, corio::callback([&called_back](int k) {
+                                                           called_back[static_cast<std::size_t>(k)].fetch_add(1);
+                                                       })));
+                }
+            }
+            // A map from every thread at the same time, too.
+            const auto mapped = pool.map(square, iota_vector(100), 7);
+            if (mapped.size() != 100 || mapped.back() != 99 * 99) {
+                wrong.fetch_add(1);
+            }
+            for (int i = 0; i < per_thread; ++i) {
+                const int k = results[static_cast<std::size_t>(i)].get();
+                if (k != first + i) {
+                    wrong.fetch_add(1);
+                } else {
+                    got[static_cast<std::size_t>(k)].fetch_add(1);
+                }
+            }
+        });
+    }
+    for (auto& t : submitters) {
+        t.join();
+    }
+    CHECK(wrong.load() == 0);
+    int bad = 0;
+    for (int i = 0; i < total; ++i) {
+        const auto k = static_cast<std::size_t>(i);
+        if (got[k].load() != 1 || called_back[k].load() != (i % 2 == 0 ? 0 : 1)) {
+            ++bad;
+        }
+    }
+    CHECK(bad == 0);
+}
+
+// ---- awaiting results from an event loop ---------------------------------------------
+
+inline corio::task<int> await_one(corio::async_result<int> res) { co_return co_await res; }
+
+/// Ticks on the loop every millisecond, and opens `gate` after `n` ticks: a call
+/// waiting at the gate can only finish if the loop kept running meanwhile.
+inline corio::task<> open_after_ticks(process_gate* gate, int n, int* ticks) {
+    for (; *ticks < n; ++*ticks) {
+        co_await corio::sleep(1ms);
+    }
+    gate->open();
+}
+
+template <class Pool>
+corio::task<int> await_while_the_loop_ticks(Pool* pool, process_gate* gate, int* ticks, int* off_loop) {
+    const auto loop_thread = std::this_thread::get_id();
+    auto res = pool->apply_async(gated_square, gate->path(), 9);
+    auto ticker = corio::create_task(open_after_ticks(gate, 5, ticks));
+    const int v = co_await res;
+    *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1;
+    // event_loop::run_in_executor, member and free function alike.
+    const int w = co_await corio::get_running_loop().run_in_executor(*pool, add, v, 1);
+    *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1;
+    const int x = co_await corio::run_in_executor(*pool, square, 3);
+    *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1;
+    co_await ticker;
+    co_return v + w + x;
+}
+
+template <class Pool>
+void a_loop_task_awaits_a_result_while_the_loop_keeps_ticking() {
+    watchdog dog("co_await while the loop ticks");
+    Pool pool(2);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    int ticks = 0;
+    int off_loop = 0;
+    CHECK(corio::run(await_while_the_loop_ticks(&pool, &gate, &ticks, &off_loop)) == 81 + 82 + 9);
+    CHECK(ticks == 5);     // the call finished only after the loop ticked 5 times
+    CHECK(off_loop == 0);  // and the task was resumed on the loop's thread each time
+}
+
+template <class Pool>
+corio::task<std::string> cancel_while_waiting(Pool* pool, process_gate* gate, int* off_loop) {
+    const auto loop_thread = std::this_thread::get_id();
+    auto res = pool->apply_async(gated_square, gate->path(), 9);
+    auto waiter = corio::create_task(await_one(res));
+    co_await corio::yield_now(); // the waiter suspends on the result
+    co_await corio::yield_now();
+    waiter.cancel();
+    std::string outcome;
+    try {
+        (void)co_await waiter;
+        outcome = "value";
+    } catch (const corio::cancelled_error&) {
+        outcome = "cancelled";
+    }
+    *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1;
+    gate->open();
+    outcome += "/" + std::to_string(co_await res); // the call itself went on
+    *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1;
+    co_return outcome;
+}
+
+template <class Pool>
+void cancelling_an_awaiting_task_stops_the_wait_not_the_call() {
+    watchdog dog("cancel an awaiting task");
+    Pool pool(1);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    int off_loop = 0;
+    CHECK(corio::run(cancel_while_waiting(&pool, &gate, &off_loop)) == "cancelled/81");
+    CHECK(off_loop == 0);
+}
+
+template <class Pool>
+corio::task<int> several_awaiters(Pool* pool, process_gate* gate) {
+    auto res = pool->apply_async(gated_square, gate->path(), 4);
+    auto a = corio::create_task(await_one(res));
+    auto b = corio::create_task(await_one(res));
+    co_await corio::yield_now(); // both suspend on the result
+    gate->open();
+    co_return co_await a + co_await b;
+}
+
+template <class Pool>
+void several_tasks_of_one_loop_await_the_same_result() {
+    watchdog dog("several awaiters");
+    Pool pool(1);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    CHECK(corio::run(several_awaiters(&pool, &gate)) == 32);
+}
+
+template <class Pool>
+corio::task<std::string> await_terminated(Pool* pool, corio::async_result<int> res) {
+    auto waiter = corio::create_task(await_one(res));
+    co_await corio::yield_now(); // the waiter suspends on the result
+    pool->terminate();
+    try {
+        (void)co_await waiter;
+        co_return "value";
+    } catch (const corio::pool_terminated&) {
+        co_return "pool_terminated";
+    }
+}
+
+template <class Pool>
+void awaiting_a_result_of_a_terminated_pool_gets_pool_terminated() {
+    watchdog dog("await a terminated pool");
+    Pool pool(1);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    auto res = pool.apply_async(gated_square, gate.path(), 2);
+    REQUIRE(gate.wait_arrivals(1)); // the call runs when the pool is terminated
+    CHECK(corio::run(await_terminated(&pool, res)) == "pool_terminated");
+    CHECK_FALSE(res.ready());
+    CHECK_THROWS_AS(res.get(), corio::pool_terminated);
+    gate.open(); // a thread pool's worker still runs the call: let it return
+    pool.join();
 }
 
 } // namespace pool_semantics

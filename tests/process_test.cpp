@@ -3,6 +3,8 @@
 //
 // The fork server is started by a static initializer, before Catch2's main() and any
 // thread (the equivalent of corio::init() first thing in main()).
+#include "pool_semantics.hpp"
+
 #include <corio/init.hpp>
 #include <corio/process.hpp>
 
@@ -35,7 +37,12 @@ void throw_runtime_error() { throw std::runtime_error("child failed"); }
 void wait_forever() {
     for (;;) ::pause();
 }
-void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+// A barrier across processes: announces itself, then waits until the parent opens
+// the gate, which it does once every child arrived.
+void wait_for_the_others(std::string gate) {
+    pool_semantics::process_gate::arrive(gate);
+    if (!pool_semantics::process_gate::pass(gate)) std::exit(2);
+}
 
 // Writes a summary of its arguments to `path`, so the parent can check they arrived.
 void write_summary(std::string path, std::vector<int> numbers, std::map<std::string, double> table) {
@@ -118,14 +125,50 @@ TEST_CASE("a process receives its arguments through serialize", "[process][argum
 }
 
 TEST_CASE("several processes run concurrently and are all joined", "[process][join]") {
+    pool_semantics::watchdog dog("processes meeting at a barrier");
+    pool_semantics::process_gate gate;
     std::vector<corio::process> procs;
-    for (int i = 0; i < 4; ++i) procs.emplace_back(sleep_ms, 50);
-    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 4; ++i) procs.emplace_back(wait_for_the_others, gate.path());
     for (auto& p : procs) p.start();
+    // Every child waits at the gate until all four started: they run at the same time.
+    CHECK(gate.wait_arrivals(4));
+    for (auto& p : procs) CHECK(p.is_alive());
+    gate.open();
     for (auto& p : procs) p.join();
-    for (auto& p : procs) CHECK(p.exitcode() == 0);
     // Moved-into-vector processes keep their child.
-    CHECK(std::chrono::steady_clock::now() - t0 >= 50ms);
+    for (auto& p : procs) CHECK(p.exitcode() == 0);
+}
+
+TEST_CASE("move assignment hands the child over; assigning over a started process releases it",
+          "[process][lifetime]") {
+    pool_semantics::watchdog dog("move assignment");
+    pool_semantics::process_gate gate;
+    corio::process a(wait_for_the_others, gate.path());
+    corio::process b(do_nothing);
+    a.start();
+    const pid_t child = a.pid();
+    b = std::move(a);
+    CHECK(b.pid() == child);
+    CHECK(a.pid() == 0); // NOLINT(bugprone-use-after-move): the moved-from object is empty
+    CHECK(b.is_alive());
+    gate.open();
+    b.join();
+    CHECK(b.exitcode() == 0);
+    // b's child ended and was reaped; assigning a fresh process over it starts over.
+    b = corio::process(exit_with, 4);
+    CHECK(b.pid() == 0);
+    CHECK_FALSE(b.exitcode().has_value());
+    b.start();
+    b.join();
+    CHECK(b.exitcode() == 4);
+    // Assigning over a running child lets it run on (as the destructor would).
+    corio::process c(wait_forever);
+    c.start();
+    const pid_t running = c.pid();
+    c = corio::process(do_nothing);
+    CHECK(c.pid() == 0);
+    CHECK(::kill(running, 0) == 0);
+    ::kill(running, SIGKILL); // reaped by the fork server
 }
 
 TEST_CASE("a capture-less lambda runs in a process", "[process][lambda]") {
@@ -144,21 +187,25 @@ TEST_CASE("start twice and join before start are errors", "[process][error]") {
 }
 
 TEST_CASE("destroying a started process leaves the child running", "[process][lifetime]") {
+    pool_semantics::watchdog dog("detached child");
+    pool_semantics::process_gate gate;
     const std::string path = temp_path("detached");
     std::remove(path.c_str());
     {
         corio::process p(
-            [](std::string file) {
-                std::this_thread::sleep_for(50ms);
+            [](std::string gate_dir, std::string file) {
+                if (!pool_semantics::process_gate::pass(gate_dir)) std::exit(2);
                 std::ofstream(file) << "done";
+                pool_semantics::process_gate::arrive(gate_dir);
             },
-            path);
+            gate.path(), path);
         p.start();
     }
-    // Bounded wait for the file the detached child writes after the object is gone.
+    // The object is gone; the child goes on once the gate opens, writes, announces.
+    gate.open();
+    REQUIRE(gate.wait_arrivals(1));
     std::string content;
-    for (int i = 0; i < 3000 && content != "done"; ++i) {
-        std::this_thread::sleep_for(10ms);
+    {
         std::ifstream in(path);
         in >> content;
     }

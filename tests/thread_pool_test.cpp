@@ -176,15 +176,50 @@ TEST_CASE("on_progress reports every chunk before the map is ready", "[thread_po
 TEST_CASE("a throwing progress callback fails the map", "[thread_pool][map][progress]") {
     ps::a_throwing_progress_callback_fails_the_map<corio::thread_pool>();
 }
+TEST_CASE("map reports its first exception only after every chunk finished", "[thread_pool][map][error]") {
+    ps::map_reports_its_first_error_only_after_every_chunk_finished<corio::thread_pool>();
+}
+TEST_CASE("get with a timeout throws timeout_error while the call runs", "[thread_pool][async_result]") {
+    ps::get_with_a_timeout_throws_timeout_error_while_the_call_runs<corio::thread_pool>();
+}
+TEST_CASE("results report valid(), get() && moves the value out, imap results know their size",
+          "[thread_pool][async_result][imap]") {
+    ps::result_handles_report_validity_and_sizes<corio::thread_pool>();
+}
+TEST_CASE("imap_unordered yields results in the order they finish", "[thread_pool][imap]") {
+    ps::imap_unordered_yields_results_in_completion_order<corio::thread_pool>();
+}
+TEST_CASE("8 threads submitting at once get every result exactly once", "[thread_pool][stress]") {
+    ps::concurrent_submitters_get_every_result_exactly_once<corio::thread_pool>(8, 2000);
+}
 
 // ---------------------------------------------------------------------------
 // Thread-pool specifics.
 
-TEST_CASE("cpu_count is the size of the affinity mask", "[thread_pool][cpu_count]") {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
-    CHECK(corio::cpu_count() == static_cast<std::size_t>(CPU_COUNT(&set)));
+TEST_CASE("cpu_count follows the affinity mask: a thread pinned to one CPU sees 1", "[thread_pool][cpu_count]") {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    int one_cpu = -1;
+    for (int c = 0; c < CPU_SETSIZE && one_cpu < 0; ++c) {
+        if (CPU_ISSET(c, &allowed)) {
+            one_cpu = c;
+        }
+    }
+    REQUIRE(one_cpu >= 0);
+    int pinned = -1;
+    std::size_t seen = 0;
+    std::thread t([&] {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(one_cpu, &set);
+        pinned = sched_setaffinity(0, sizeof set, &set); // this thread only
+        seen = corio::cpu_count();
+    });
+    t.join();
+    REQUIRE(pinned == 0);
+    CHECK(seen == 1);
+    CHECK(corio::cpu_count() >= 1); // this thread keeps its own mask
     corio::thread_pool pool;
     CHECK(pool.size() == corio::cpu_count());
 }
@@ -197,35 +232,6 @@ TEST_CASE("the default map chunksize is ceil(n / (4 * workers))", "[thread_pool]
     CHECK(corio::detail::default_chunksize(1'000'000, 4) == 62'500);
 }
 
-TEST_CASE("map reports the first exception only after every chunk finished", "[thread_pool][map][error]") {
-    corio::thread_pool pool(2);
-    gate g;
-    arrivals first_thrown;
-    auto f = [&](int x) {
-        if (x == 0) {
-            first_thrown.arrive();
-            throw custom_error("first", 0);
-        }
-        if (x == 1) {
-            (void)g.pass(); // keeps its chunk running
-            throw custom_error("second", 1);
-        }
-        return x;
-    };
-    auto res = pool.map_async(f, ps::iota_vector(10), 1);
-    REQUIRE(first_thrown.wait_for_count(1));
-    CHECK_FALSE(res.ready()); // the exception arrived, but chunk 1 still runs
-    CHECK_FALSE(res.wait(1ms));
-    g.open();
-    try {
-        (void)res.get();
-        FAIL("map_async did not fail");
-    } catch (const custom_error& e) {
-        CHECK(e.code == 0);
-        CHECK(std::string(e.what()) == "first");
-    }
-}
-
 TEST_CASE("an exception keeps its own derived type across the pool", "[thread_pool][error]") {
     corio::thread_pool pool(2);
     auto res = pool.apply_async([] { throw custom_error("custom", 42); });
@@ -236,21 +242,6 @@ TEST_CASE("an exception keeps its own derived type across the pool", "[thread_po
         CHECK(e.code == 42);
         CHECK(std::string(e.what()) == "custom");
     }
-}
-
-TEST_CASE("get with a timeout throws timeout_error while the call runs", "[thread_pool][async_result]") {
-    corio::thread_pool pool(1);
-    gate g;
-    auto res = pool.apply_async(gated_square, &g, nullptr, 6);
-    CHECK_THROWS_AS(res.get(1ms), corio::timeout_error);
-    CHECK_FALSE(res.wait(1ms));
-    CHECK_FALSE(res.ready());
-    CHECK_THROWS_AS(res.successful(), corio::invalid_state_error);
-    g.open();
-    CHECK(res.get(20s) == 36);
-    CHECK(res.get(std::chrono::hours::max()) == 36); // no overflow: waits like get()
-    CHECK(res.wait(0s));
-    CHECK(res.successful());
 }
 
 TEST_CASE("apply_async copies its arguments and std::ref shares them", "[thread_pool][apply]") {
@@ -291,6 +282,17 @@ TEST_CASE("map stores bool and non-default-constructible results", "[thread_pool
     CHECK(boxes[99].value == 99);
     auto owned = pool.map([](int x) { return std::make_unique<int>(x); }, ps::iota_vector(10));
     CHECK(*owned[9] == 9);
+}
+
+TEST_CASE("get() on an rvalue result moves a move-only value out", "[thread_pool][async_result]") {
+    corio::thread_pool pool(1);
+    std::unique_ptr<int> p = pool.apply_async([] { return std::make_unique<int>(5); }).get();
+    REQUIRE(p != nullptr);
+    CHECK(*p == 5);
+    auto res = pool.apply_async([] { return std::make_unique<int>(6); });
+    std::unique_ptr<int> q = std::move(res).get();
+    CHECK(*q == 6);
+    CHECK(res.valid()); // the handle stays; its value was moved out
 }
 
 TEST_CASE("results and captured state are destroyed, none leaks", "[thread_pool][lifetime]") {
@@ -484,7 +486,8 @@ corio::task<> ticker(tick_counter* ticks, const std::atomic<bool>* stop) {
     }
 }
 
-corio::task<long> await_results(corio::thread_pool* pool, tick_counter* ticks, std::atomic<bool>* stop) {
+corio::task<long> await_results(corio::thread_pool* pool, tick_counter* ticks, std::atomic<bool>* stop, int* off_loop) {
+    const auto loop_thread = std::this_thread::get_id();
     std::vector<corio::async_result<int>> results;
     for (int i = 0; i < 1000; ++i) {
         results.push_back(pool->apply_async(square_after_ticks, ticks, i));
@@ -492,38 +495,21 @@ corio::task<long> await_results(corio::thread_pool* pool, tick_counter* ticks, s
     long sum = 0;
     for (auto& r : results) {
         sum += co_await r;
+        *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1;
     }
     stop->store(true);
     co_return sum;
 }
 
-corio::task<long> await_while_ticking(corio::thread_pool* pool, tick_counter* ticks) {
+corio::task<long> await_while_ticking(corio::thread_pool* pool, tick_counter* ticks, int* off_loop) {
     std::atomic<bool> stop{false};
     auto tick_task = corio::create_task(ticker(ticks, &stop));
-    const long sum = co_await await_results(pool, ticks, &stop);
+    const long sum = co_await await_results(pool, ticks, &stop, off_loop);
     co_await tick_task;
     co_return sum;
 }
 
 corio::task<int> await_one(corio::async_result<int> res) { co_return co_await res; }
-
-corio::task<std::string> cancel_while_waiting(corio::thread_pool* pool, gate* g) {
-    auto res = pool->apply_async(gated_square, g, nullptr, 9);
-    auto waiter = corio::create_task(await_one(res));
-    co_await corio::yield_now(); // the waiter suspends on the result
-    co_await corio::yield_now();
-    waiter.cancel();
-    std::string outcome;
-    try {
-        (void)co_await waiter;
-        outcome = "value";
-    } catch (const corio::cancelled_error&) {
-        outcome = "cancelled";
-    }
-    g->open();
-    outcome += "/" + std::to_string(co_await res); // the call itself went on
-    co_return outcome;
-}
 
 corio::task<int> cancel_races_completion(corio::thread_pool* pool, int rounds) {
     int finished = 0;
@@ -544,37 +530,21 @@ corio::task<int> cancel_races_completion(corio::thread_pool* pool, int rounds) {
     co_return finished;
 }
 
-corio::task<int> several_awaiters(corio::thread_pool* pool, gate* g) {
-    auto res = pool->apply_async(gated_square, g, nullptr, 4);
-    auto a = corio::create_task(await_one(res));
-    auto b = corio::create_task(await_one(res));
-    co_await corio::yield_now();
-    g->open();
-    co_return co_await a + co_await b;
-}
-
-corio::task<std::string> await_terminated(corio::thread_pool* pool, gate* g) {
-    auto res = pool->apply_async(gated_square, g, nullptr, 2);
-    auto waiter = corio::create_task(await_one(res));
-    co_await corio::yield_now();
-    pool->terminate();
-    try {
-        (void)co_await waiter;
-        co_return "value";
-    } catch (const corio::pool_terminated&) {
-        co_return "pool_terminated";
-    }
-}
-
-corio::task<std::string> await_to_thread(tick_counter* ticks) {
+corio::task<std::string> await_to_thread(tick_counter* ticks, int* off_loop) {
+    const auto loop_thread = std::this_thread::get_id();
+    auto on_loop = [&] { *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1; };
     std::atomic<bool> stop{false};
     auto tick_task = corio::create_task(ticker(ticks, &stop));
     corio::thread_pool pool(1);
     const int a = co_await corio::to_thread(square_after_ticks, ticks, 5);
+    on_loop();
     const int b = co_await corio::run_in_executor(pool, square_after_ticks, ticks, 6);
-    const int c = co_await corio::run_in_executor(nullptr, [](int x) { return x + 1; }, 6);
+    on_loop();
+    const int c = co_await corio::get_running_loop().run_in_executor(nullptr, [](int x) { return x + 1; }, 6);
+    on_loop();
     auto moved = corio::to_thread([] { return std::make_unique<std::string>("moved"); });
     std::unique_ptr<std::string> p = co_await std::move(moved);
+    on_loop();
     stop.store(true);
     co_await tick_task;
     co_return std::to_string(a) + " " + std::to_string(b) + " " + std::to_string(c) + " " + *p;
@@ -606,14 +576,18 @@ TEST_CASE("a loop task awaits 1,000 pool results while a timer task keeps tickin
     for (long i = 0; i < 1000; ++i) {
         expected += i * i;
     }
-    CHECK(corio::run(await_while_ticking(&pool, &ticks)) == expected);
+    int off_loop = 0;
+    CHECK(corio::run(await_while_ticking(&pool, &ticks, &off_loop)) == expected);
     CHECK(ticks.ticks() >= 3);
+    CHECK(off_loop == 0); // every resumption on the loop's thread
+}
+
+TEST_CASE("a loop task awaits a result that needs the loop to tick, resumed on the loop", "[thread_pool][loop]") {
+    ps::a_loop_task_awaits_a_result_while_the_loop_keeps_ticking<corio::thread_pool>();
 }
 
 TEST_CASE("cancelling a task that awaits a pool result stops the wait, not the call", "[thread_pool][loop][cancel]") {
-    corio::thread_pool pool(1);
-    gate g;
-    CHECK(corio::run(cancel_while_waiting(&pool, &g)) == "cancelled/81");
+    ps::cancelling_an_awaiting_task_stops_the_wait_not_the_call<corio::thread_pool>();
 }
 
 TEST_CASE("cancellation racing a completion never resumes a waiter twice", "[thread_pool][loop][cancel]") {
@@ -622,23 +596,19 @@ TEST_CASE("cancellation racing a completion never resumes a waiter twice", "[thr
 }
 
 TEST_CASE("several tasks of one loop await the same result", "[thread_pool][loop]") {
-    corio::thread_pool pool(1);
-    gate g;
-    CHECK(corio::run(several_awaiters(&pool, &g)) == 32);
+    ps::several_tasks_of_one_loop_await_the_same_result<corio::thread_pool>();
 }
 
 TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated", "[thread_pool][loop][terminate]") {
-    corio::thread_pool pool(1);
-    gate g;
-    CHECK(corio::run(await_terminated(&pool, &g)) == "pool_terminated");
-    g.open();
-    pool.join();
+    ps::awaiting_a_result_of_a_terminated_pool_gets_pool_terminated<corio::thread_pool>();
 }
 
 TEST_CASE("to_thread and run_in_executor are awaited without blocking the loop", "[thread_pool][loop][to_thread]") {
     tick_counter ticks;
-    CHECK(corio::run(await_to_thread(&ticks)) == "25 36 7 moved");
+    int off_loop = 0;
+    CHECK(corio::run(await_to_thread(&ticks, &off_loop)) == "25 36 7 moved");
     CHECK(ticks.ticks() >= 3);
+    CHECK(off_loop == 0);
 }
 
 TEST_CASE("awaiting a result without a running loop throws corio::error", "[thread_pool][loop][error]") {

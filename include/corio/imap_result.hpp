@@ -165,22 +165,33 @@ public:
     /// **Thread safety:** use it from the thread iterating the range.
     class iterator {
     public:
+        /// The result type.
         using value_type = T;
+        /// Required of iterators; positions are never subtracted.
         using difference_type = std::ptrdiff_t;
+        /// A single-pass input iterator.
         using iterator_concept = std::input_iterator_tag;
 
+        /// A singular iterator (only assignment and destruction are allowed).
+        /// **Thread safety:** a fresh object.
         iterator() = default;
 
-        /// The current item, or its exception rethrown.
+        /// The current item, or its exception rethrown (the iteration may go on).
+        /// **Thread safety:** the iterating thread.
         T& operator*() const { return state_->item(slot_); }
         /// Waits for the next item; throws `pool_terminated` if it will never come.
+        /// **Thread safety:** the iterating thread.
         iterator& operator++() {
             if (++pos_ < state_->size()) {
                 slot_ = state_->next_slot();
             }
             return *this;
         }
+        /// As `++it` (an input iterator's postfix increment returns nothing).
+        /// **Thread safety:** the iterating thread.
         void operator++(int) { ++*this; }
+        /// True once every item was yielded.
+        /// **Thread safety:** the iterating thread.
         friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
             return it.pos_ >= it.state_->size();
         }

@@ -60,13 +60,17 @@ struct process_map_args<In, true> {
 /// calls travel as length-prefixed frames, encoded with `corio::serialize` by the
 /// submitting thread. Small chunks of one map are pipelined to a worker several at a
 /// time (fewer when chunks take long); a call never waits behind an unrelated call
-/// while another worker is free. One dispatcher thread per
-/// pool feeds the workers, decodes the answers and is the pool's result thread: it
-/// runs callbacks and `on_progress`, one at a time, before the result they belong to
-/// becomes ready, and a task awaiting an `async_result` is resumed on its own loop.
+/// while another worker is free. One dispatcher thread per pool (`poll` on the
+/// sockets and pidfds, not an event loop's ring: the pool works without any loop and
+/// serves tasks of several loops) feeds the workers, decodes the answers and is the
+/// pool's result thread: it runs callbacks and `on_progress`, one at a time, before
+/// the result they belong to becomes ready. A task awaiting an `async_result` never
+/// blocks its loop and is resumed on its loop's thread.
 ///
 /// A worker that dies (a signal, `abort()`, `exit()`) fails exactly the call it was
-/// running with `broken_worker_error`; chunks pipelined behind it go to another worker,
+/// running with `broken_worker_error`, naming the signal or exit status; the
+/// dispatcher notices through the worker's pidfd even when a process the call forked
+/// keeps the worker's socket open. Chunks pipelined behind it go to another worker,
 /// the dead one is replaced and the pool keeps serving. An initializer that throws or
 /// crashes breaks the pool (`broken_pool_error`) instead of respawning forever.
 /// Exceptions thrown by the function come back as the same standard type with the

@@ -7,8 +7,8 @@
 /// `std::array`, `std::deque`, `std::list`, `std::pair`, `std::tuple`,
 /// `std::optional`, `std::variant`, `std::monostate`, `std::map`,
 /// `std::unordered_map`, `std::set`, `std::unordered_set`, `std::chrono::duration`,
-/// any nesting of those, and aggregates (plain structs, up to 16 fields, no C-array
-/// fields) whose fields are all serializable.
+/// any nesting of those, and aggregates (plain structs, up to 16 fields, no base
+/// class, no C-array fields) whose fields are all serializable.
 ///
 /// **The one customization point** for any other type is a specialization of
 /// `corio::serializer<T>` with two static members:
@@ -63,6 +63,7 @@ public:
 /// **Thread safety:** none; one writer per thread.
 class byte_writer {
 public:
+    /// An empty writer. **Thread safety:** a fresh object.
     byte_writer() = default;
     /// Writes after the existing content of `buffer` (which it takes over).
     /// **Thread safety:** a fresh object.
@@ -172,7 +173,8 @@ void serialize_one(byte_writer& w, const T& v) {
     static_assert(serialize_type_is_supported<T>,
                   "corio::serialize: this type cannot cross a process boundary. Use arithmetic, "
                   "enum, std::string, standard containers, pair/tuple/optional/variant, or an "
-                  "aggregate of those; for any other type specialize corio::serializer<T> with "
+                  "aggregate of those (a plain struct of at most 16 fields, without base classes "
+                  "or C-array fields); for any other type specialize corio::serializer<T> with "
                   "static void write(corio::byte_writer&, const T&) and static T "
                   "read(corio::byte_reader&). (Pointers, references and views are never "
                   "serializable.)");
@@ -196,7 +198,13 @@ template <class T>
     static_assert(detail::serialize_type_is_supported<T>,
                   "corio::deserialize: this type cannot cross a process boundary; see "
                   "corio::serializer<T> in corio/serialize.hpp");
-    return serializer<T>::read(r);
+    if constexpr (detail::serialize_type_is_supported<T>) {
+        return serializer<T>::read(r);
+    } else {
+        // Never part of a program (the static_assert failed); spares the reader a
+        // second error about the missing serializer<T>::read.
+        throw serialize_error("corio::deserialize: unsupported type");
+    }
 }
 
 /// The encoding of `values` as a string of bytes.
@@ -244,7 +252,10 @@ void serialize_range(byte_writer& w, const C& c) {
 template <detail::serialize_bitwise T>
     requires(!std::is_const_v<T> && !std::is_volatile_v<T>)
 struct serializer<T> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const T& v) { w.write_raw(v); }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static T read(byte_reader& r) { return r.read_raw<T>(); }
 };
 
@@ -252,7 +263,10 @@ struct serializer<T> {
 /// **Thread safety:** reentrant.
 template <>
 struct serializer<std::monostate> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer&, const std::monostate&) noexcept {}
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static std::monostate read(byte_reader&) noexcept { return {}; }
 };
 
@@ -261,11 +275,15 @@ struct serializer<std::monostate> {
 template <class Char, class Traits, class Alloc>
     requires detail::serialize_bitwise<Char>
 struct serializer<std::basic_string<Char, Traits, Alloc>> {
+    /// The serialized type.
     using type = std::basic_string<Char, Traits, Alloc>;
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const type& s) {
         w.write_size(s.size());
         w.write(s.data(), s.size() * sizeof(Char));
     }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static type read(byte_reader& r) {
         std::size_t n = r.read_size();
         if (n > r.remaining() / sizeof(Char)) throw serialize_error("corio::deserialize: input is truncated");
@@ -280,7 +298,9 @@ struct serializer<std::basic_string<Char, Traits, Alloc>> {
 template <class T, class Alloc>
     requires serializable<T>
 struct serializer<std::vector<T, Alloc>> {
+    /// The serialized type.
     using type = std::vector<T, Alloc>;
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const type& v) {
         w.write_size(v.size());
         if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
@@ -289,6 +309,8 @@ struct serializer<std::vector<T, Alloc>> {
             for (const auto& e : v) serialize<T>(w, e);
         }
     }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static type read(byte_reader& r) {
         std::size_t n = r.read_size();
         type v;
@@ -309,9 +331,12 @@ struct serializer<std::vector<T, Alloc>> {
 template <class T, std::size_t N>
     requires serializable<T>
 struct serializer<std::array<T, N>> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::array<T, N>& a) {
         for (const auto& e : a) serialize<T>(w, e);
     }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static std::array<T, N> read(byte_reader& r) {
         return [&]<std::size_t... I>(std::index_sequence<I...>) {
             // Braced initialization evaluates left to right.
@@ -327,7 +352,10 @@ template <class C>
              (std::is_same_v<C, std::deque<typename C::value_type, typename C::allocator_type>> ||
               std::is_same_v<C, std::list<typename C::value_type, typename C::allocator_type>>))
 struct serializer<C> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const C& c) { detail::serialize_range(w, c); }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
@@ -341,7 +369,10 @@ struct serializer<C> {
 template <class A, class B>
     requires serializable<A> && serializable<B>
 struct serializer<std::pair<A, B>> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::pair<A, B>& p) { serialize(w, p.first, p.second); }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static std::pair<A, B> read(byte_reader& r) {
         A a = deserialize<A>(r);
         B b = deserialize<B>(r);
@@ -354,9 +385,12 @@ struct serializer<std::pair<A, B>> {
 template <class... T>
     requires(serializable<T> && ...)
 struct serializer<std::tuple<T...>> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::tuple<T...>& t) {
         std::apply([&](const T&... e) { serialize(w, e...); }, t);
     }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static std::tuple<T...> read(byte_reader& r) {
         // Braced initialization evaluates left to right.
         return std::tuple<T...>{deserialize<T>(r)...};
@@ -368,10 +402,13 @@ struct serializer<std::tuple<T...>> {
 template <class T>
     requires serializable<T>
 struct serializer<std::optional<T>> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::optional<T>& o) {
         w.write_raw(static_cast<std::uint8_t>(o.has_value()));
         if (o) serialize<T>(w, *o);
     }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static std::optional<T> read(byte_reader& r) {
         if (r.read_raw<std::uint8_t>() == 0) return std::nullopt;
         return std::optional<T>(deserialize<T>(r));
@@ -383,13 +420,17 @@ struct serializer<std::optional<T>> {
 template <class... T>
     requires(serializable<T> && ...)
 struct serializer<std::variant<T...>> {
+    /// The serialized type.
     using type = std::variant<T...>;
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const type& v) {
         if (v.valueless_by_exception())
             throw serialize_error("corio::serialize: a valueless variant cannot be serialized");
         w.write_size(v.index());
         std::visit([&](const auto& alt) { serialize(w, alt); }, v);
     }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static type read(byte_reader& r) {
         std::size_t index = r.read_size();
         if (index >= sizeof...(T)) throw serialize_error("corio::deserialize: variant index out of range");
@@ -413,10 +454,13 @@ template <class C>
                                                typename C::key_equal, typename C::allocator_type>>)) &&
         serializable<typename C::mapped_type>)
 struct serializer<C> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const C& c) {
         w.write_size(c.size());
         for (const auto& [k, v] : c) serialize(w, k, v);
     }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
@@ -437,7 +481,10 @@ template <class C>
               std::is_same_v<C, std::unordered_set<typename C::key_type, typename C::hasher, typename C::key_equal,
                                                    typename C::allocator_type>>))
 struct serializer<C> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const C& c) { detail::serialize_range(w, c); }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
@@ -451,7 +498,10 @@ struct serializer<C> {
 template <class Rep, class Period>
     requires serializable<Rep>
 struct serializer<std::chrono::duration<Rep, Period>> {
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::chrono::duration<Rep, Period>& d) { serialize(w, d.count()); }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static std::chrono::duration<Rep, Period> read(byte_reader& r) {
         return std::chrono::duration<Rep, Period>(deserialize<Rep>(r));
     }
@@ -493,6 +543,47 @@ consteval std::size_t serialize_field_count() {
     } else {
         return serialize_field_count<T, N - 1>();
     }
+}
+
+// Converts only to a proper base class of T: `T{serialize_base_field<T>{}}` compiles
+// exactly when T's first element is a base class subobject. Structured bindings
+// cannot decompose most such types, and the brace count would include the bases.
+template <class T>
+struct serialize_base_field {
+    template <class B>
+        requires(std::is_base_of_v<B, T> && !std::is_same_v<B, std::remove_cv_t<T>>)
+    operator B&() const&& noexcept {
+        static B* never = nullptr;
+        return *never;
+    }
+};
+
+template <class T>
+concept serialize_has_base = requires { T{serialize_base_field<T>{}}; };
+
+// T{any x P, {}, any x sizeof...(After)}: the field at brace position P value-initialized.
+template <class T, std::size_t... Before, std::size_t... After>
+consteval bool serialize_empty_braces_at(std::index_sequence<Before...>, std::index_sequence<After...>) {
+    return requires {
+        T{(static_cast<void>(Before), serialize_any_field{})..., {}, (static_cast<void>(After), serialize_any_field{})...};
+    };
+}
+
+// A C-array field counts once per element in the brace count (brace elision), so
+// structured bindings would see fewer fields. It shows at the array's first brace
+// position: `{}` there initializes the whole array, leaving too many initializers
+// after it, whereas it is fine when nothing follows.
+template <class T, std::size_t P, std::size_t N>
+consteval bool serialize_array_starts_at() {
+    return !serialize_empty_braces_at<T>(std::make_index_sequence<P>{}, std::make_index_sequence<N - 1 - P>{}) &&
+           serialize_empty_braces_at<T>(std::make_index_sequence<P>{}, std::make_index_sequence<0>{});
+}
+
+template <class T, std::size_t N>
+consteval bool serialize_has_c_array() {
+    return []<std::size_t... P>(std::index_sequence<P...>) {
+        return (serialize_array_starts_at<T, P, N>() || ...);
+    }(std::make_index_sequence<N>{});
 }
 
 template <class T>
@@ -545,25 +636,35 @@ struct serialize_all_serializable : std::false_type {};
 template <class... F>
 struct serialize_all_serializable<std::tuple<F...>> : std::bool_constant<(serializable<F> && ...)> {};
 
+// Checked in this order, so that a base class or a C-array field makes T not
+// serializable (one readable static_assert) before structured bindings, which would
+// fail to compile on it, are ever tried.
 template <class T>
 concept serialize_aggregate_fields_ok =
-    serialize_field_count<T>() > 0 && serialize_all_serializable<serialize_field_tuple<T>>::value;
+    !serialize_has_base<T> && serialize_field_count<T>() > 0 &&
+    !serialize_has_c_array<T, serialize_field_count<T>()>() &&
+    serialize_all_serializable<serialize_field_tuple<T>>::value;
 
 template <class T>
 concept serialize_aggregate = serialize_aggregate_candidate<T> && serialize_aggregate_fields_ok<T>;
 } // namespace detail
 
-/// Aggregates (plain structs without C-array fields, up to 16 fields) whose fields
-/// are all serializable: the fields in declaration order. An explicit
-/// `serializer<T>` specialization takes precedence.
+/// Aggregates (plain structs with up to 16 fields, no base class and no C-array
+/// field) whose fields are all serializable: the fields in declaration order. An
+/// aggregate with a base class or a C-array field is not serializable (give it a
+/// `serializer<T>`). An explicit `serializer<T>` specialization takes precedence.
 /// **Thread safety:** reentrant.
 template <detail::serialize_aggregate T>
     requires(!std::is_const_v<T> && !std::is_volatile_v<T>)
 struct serializer<T> {
+    /// Number of fields of the aggregate.
     static constexpr std::size_t fields = detail::serialize_field_count<T>();
+    /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const T& v) {
         detail::serialize_visit_fields<fields>(v, [&](const auto&... f) { serialize(w, f...); });
     }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
+    /// **Thread safety:** reentrant.
     static T read(byte_reader& r) {
         // Decode into a tuple first (braced init evaluates left to right), then
         // build the aggregate from it.

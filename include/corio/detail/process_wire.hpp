@@ -121,8 +121,12 @@ template <class F>
 F rebuild_function(std::uintptr_t fn) noexcept {
     if constexpr (std::is_pointer_v<F>) {
         return reinterpret_cast<F>(fn);
-    } else {
+    } else if constexpr (std::is_default_constructible_v<F>) {
         return F{};
+    } else {
+        // Never part of a program: check_process_function<F> failed at compile time.
+        // This spares the reader a second error about a deleted default constructor.
+        std::terminate();
     }
 }
 
