@@ -16,6 +16,8 @@ inline std::uint64_t burn(std::uint64_t x) noexcept {
 }
 
 /// The tiny task.
-inline std::int64_t plus_one(std::int64_t x) noexcept { return x + 1; }
+inline std::int64_t plus_one(std::int64_t x) noexcept {
+    return x + 1;
+}
 
 } // namespace bench

@@ -75,7 +75,8 @@ inline double peak_rss_mib() noexcept {
             }
         }
         std::fclose(f);
-        if (kib >= 0) return static_cast<double>(kib) / 1024.0;
+        if (kib >= 0)
+            return static_cast<double>(kib) / 1024.0;
     }
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);

@@ -13,7 +13,8 @@ public:
 
     std::int64_t next_micros() noexcept {
         state_ = state_ * 6364136223846793005ULL + 1442695040888963407ULL;
-        return min_micros + static_cast<std::int64_t>((state_ >> 33) % (max_micros - min_micros + 1));
+        return min_micros +
+               static_cast<std::int64_t>((state_ >> 33) % (max_micros - min_micros + 1));
     }
 
 private:

@@ -29,11 +29,12 @@ corio::async_generator<reading> readings(int sensors) {
 }
 
 corio::task<> run_pipeline() {
-    auto report = co_await (readings(3) | corio::filter([](const reading& r) { return r.celsius > -273.15; }) |
-                            corio::transform([](reading r) {
-                                return fmt::format("sensor {}: {:.1f} F", r.sensor, r.celsius * 9 / 5 + 32);
-                            }) |
-                            corio::take(6) | corio::collect());
+    auto report = co_await (
+        readings(3) | corio::filter([](const reading& r) { return r.celsius > -273.15; }) |
+        corio::transform([](reading r) {
+            return fmt::format("sensor {}: {:.1f} F", r.sensor, r.celsius * 9 / 5 + 32);
+        }) |
+        corio::take(6) | corio::collect());
     for (const std::string& line : report) {
         fmt::print("{}\n", line);
     }
@@ -42,4 +43,6 @@ corio::task<> run_pipeline() {
 
 } // namespace
 
-int main() { corio::run(run_pipeline()); }
+int main() {
+    corio::run(run_pipeline());
+}

@@ -20,7 +20,8 @@ double since(clock_type::time_point start) {
     return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-corio::task<std::string> part1(int n, std::chrono::milliseconds delay, clock_type::time_point start) {
+corio::task<std::string> part1(int n, std::chrono::milliseconds delay,
+                               clock_type::time_point start) {
     fmt::print("[{:5.3f}s] part1({}) sleeping for {} ms\n", since(start), n, delay.count());
     co_await corio::sleep(delay);
     std::string result = fmt::format("result{}-1", n);
@@ -30,7 +31,8 @@ corio::task<std::string> part1(int n, std::chrono::milliseconds delay, clock_typ
 
 corio::task<std::string> part2(int n, std::string arg, std::chrono::milliseconds delay,
                                clock_type::time_point start) {
-    fmt::print("[{:5.3f}s] part2({}, {}) sleeping for {} ms\n", since(start), n, arg, delay.count());
+    fmt::print("[{:5.3f}s] part2({}, {}) sleeping for {} ms\n", since(start), n, arg,
+               delay.count());
     co_await corio::sleep(delay);
     std::string result = fmt::format("result{}-2 derived from {}", n, arg);
     fmt::print("[{:5.3f}s] Returning part2({}, {}) == {}\n", since(start), n, arg, result);
@@ -42,7 +44,8 @@ corio::task<std::string> chain(int n, std::chrono::milliseconds d1, std::chrono:
     auto t0 = clock_type::now();
     std::string p1 = co_await part1(n, d1, start);
     std::string p2 = co_await part2(n, p1, d2, start);
-    fmt::print("[{:5.3f}s] -->Chained result{} => {} (took {:0.3f} s)\n", since(start), n, p2, since(t0));
+    fmt::print("[{:5.3f}s] -->Chained result{} => {} (took {:0.3f} s)\n", since(start), n, p2,
+               since(t0));
     co_return p2;
 }
 

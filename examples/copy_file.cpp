@@ -35,7 +35,8 @@ corio::task<> copy_worker(copy_job& job) {
     }
 }
 
-corio::task<std::uint64_t> copy(std::string src, std::string dst, int in_flight, std::size_t chunk) {
+corio::task<std::uint64_t> copy(std::string src, std::string dst, int in_flight,
+                                std::size_t chunk) {
     corio::file in = co_await corio::file::open(src, "rb");
     corio::file out = co_await corio::file::open(dst, "wb");
     std::uint64_t size = co_await in.size();
@@ -55,7 +56,8 @@ corio::task<std::uint64_t> copy(std::string src, std::string dst, int in_flight,
 
 corio::task<int> demo(int in_flight, std::size_t chunk) {
     const char* tmp = std::getenv("TMPDIR");
-    std::string base = std::string(tmp != nullptr ? tmp : "/tmp") + "/corio-copy-" + std::to_string(::getpid());
+    std::string base =
+        std::string(tmp != nullptr ? tmp : "/tmp") + "/corio-copy-" + std::to_string(::getpid());
     std::string data(8 * 1024 * 1024 + 123, '\0');
     for (std::size_t i = 0; i < data.size(); ++i) {
         data[i] = static_cast<char>((i * 2654435761u) >> 11);
@@ -65,8 +67,9 @@ corio::task<int> demo(int in_flight, std::size_t chunk) {
     std::uint64_t n = co_await copy(base + ".src", base + ".dst", in_flight, chunk);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     bool same = co_await corio::read_file(base + ".dst") == data;
-    std::printf("copied %llu bytes with %d reads in flight in %.3f s: %s\n", static_cast<unsigned long long>(n),
-                in_flight, secs, same ? "identical" : "DIFFERENT");
+    std::printf("copied %llu bytes with %d reads in flight in %.3f s: %s\n",
+                static_cast<unsigned long long>(n), in_flight, secs,
+                same ? "identical" : "DIFFERENT");
     ::unlink((base + ".src").c_str());
     ::unlink((base + ".dst").c_str());
     co_return same ? 0 : 1;

@@ -68,7 +68,9 @@ int main(int argc, char** argv) {
     int count = 10;
     std::size_t size = 64;
     for (int i = 1; i < argc; ++i) {
-        auto arg = [&](const char* name) { return std::strcmp(argv[i], name) == 0 && i + 1 < argc; };
+        auto arg = [&](const char* name) {
+            return std::strcmp(argv[i], name) == 0 && i + 1 < argc;
+        };
         if (arg("--port")) {
             port = std::atoi(argv[++i]);
         } else if (arg("--host")) {
@@ -78,7 +80,8 @@ int main(int argc, char** argv) {
         } else if (arg("--size")) {
             size = static_cast<std::size_t>(std::max(1, std::atoi(argv[++i])));
         } else {
-            std::fprintf(stderr, "usage: %s [--port N [--host H]] [--count N] [--size BYTES]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--port N [--host H]] [--count N] [--size BYTES]\n",
+                         argv[0]);
             return 2;
         }
     }

@@ -45,7 +45,8 @@ corio::task<int> demo() {
 
 corio::task<int> serve(std::string host, std::uint16_t port) {
     corio::server srv = co_await corio::start_server(&echo, host, port);
-    std::printf("echo server on %s:%u, Ctrl-C to stop\n", host.c_str(), static_cast<unsigned>(srv.local_port()));
+    std::printf("echo server on %s:%u, Ctrl-C to stop\n", host.c_str(),
+                static_cast<unsigned>(srv.local_port()));
     corio::event_loop& loop = corio::get_running_loop();
     loop.add_signal_handler(SIGINT, [&srv] { srv.close(); });
     loop.add_signal_handler(SIGTERM, [&srv] { srv.close(); });
@@ -72,7 +73,8 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        return port < 0 ? corio::run(demo()) : corio::run(serve(host, static_cast<std::uint16_t>(port)));
+        return port < 0 ? corio::run(demo())
+                        : corio::run(serve(host, static_cast<std::uint16_t>(port)));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo_server: %s\n", e.what());
         return 1;

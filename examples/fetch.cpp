@@ -32,8 +32,8 @@ corio::task<> http_handler(corio::tcp_stream s) {
     if (path.rfind("/page/", 0) == 0) {
         int n = std::atoi(path.c_str() + 6);
         status = "200 OK";
-        body = "<html><body><h1>page " + std::to_string(n) + "</h1>" + std::string(100 + 17 * (n % 23), '.') +
-               "</body></html>\n";
+        body = "<html><body><h1>page " + std::to_string(n) + "</h1>" +
+               std::string(100 + 17 * (n % 23), '.') + "</body></html>\n";
     }
     co_await s.write_all("HTTP/1.1 " + status + "\r\nContent-Type: text/html\r\nContent-Length: " +
                          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
@@ -47,12 +47,14 @@ struct response {
 // One HTTP/1.1 GET: status line, headers, a Content-Length body.
 corio::task<response> get(std::uint16_t port, std::string path) {
     corio::tcp_stream s = co_await corio::tcp_stream::connect("127.0.0.1", port);
-    co_await s.write_all("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    co_await s.write_all("GET " + path +
+                         " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     std::string head = co_await s.read_until("\r\n\r\n", 16384);
     response r;
     r.status = std::atoi(head.c_str() + head.find(' ') + 1);
     std::size_t at = head.find("Content-Length: ");
-    std::size_t length = at == std::string::npos ? 0 : std::strtoul(head.c_str() + at + 16, nullptr, 10);
+    std::size_t length =
+        at == std::string::npos ? 0 : std::strtoul(head.c_str() + at + 16, nullptr, 10);
     std::string body = co_await s.read_exactly(length);
     r.bytes = body.size();
     co_return r;
@@ -112,7 +114,9 @@ int main(int argc, char** argv) {
     int concurrency = 8;
     int timeout_ms = 2000;
     for (int i = 1; i < argc; ++i) {
-        auto arg = [&](const char* name) { return std::strcmp(argv[i], name) == 0 && i + 1 < argc; };
+        auto arg = [&](const char* name) {
+            return std::strcmp(argv[i], name) == 0 && i + 1 < argc;
+        };
         if (arg("--pages")) {
             pages = std::max(1, std::atoi(argv[++i]));
         } else if (arg("--concurrency")) {
@@ -120,7 +124,8 @@ int main(int argc, char** argv) {
         } else if (arg("--timeout-ms")) {
             timeout_ms = std::max(1, std::atoi(argv[++i]));
         } else {
-            std::fprintf(stderr, "usage: %s [--pages N] [--concurrency K] [--timeout-ms T]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--pages N] [--concurrency K] [--timeout-ms T]\n",
+                         argv[0]);
             return 2;
         }
     }

@@ -76,11 +76,13 @@ corio::task<int> demo() {
         requests.push_back(fetch(r));
     }
     std::vector<std::string> responses = co_await corio::gather(std::move(requests));
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(corio::get_running_loop().time() - start);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        corio::get_running_loop().time() - start);
     for (const auto& s : responses) {
         fmt::print("   {}\n", s);
     }
-    fmt::print("   all {} in {} ms (concurrently, not one after another)\n", responses.size(), took.count());
+    fmt::print("   all {} in {} ms (concurrently, not one after another)\n", responses.size(),
+               took.count());
 
     // 2. a 100 ms deadline per request; gather_settled reports each outcome.
     fmt::print("-- the same batch with a 100 ms deadline per request\n");

@@ -21,10 +21,13 @@ namespace {
 using row_type = std::vector<int>;
 
 int howmany_within_range(row_type row, int minimum, int maximum) {
-    return static_cast<int>(std::count_if(row.begin(), row.end(), [&](int n) { return minimum <= n && n <= maximum; }));
+    return static_cast<int>(
+        std::count_if(row.begin(), row.end(), [&](int n) { return minimum <= n && n <= maximum; }));
 }
 
-int howmany_within_range_rowonly(row_type row) { return howmany_within_range(std::move(row), 4, 8); }
+int howmany_within_range_rowonly(row_type row) {
+    return howmany_within_range(std::move(row), 4, 8);
+}
 
 std::pair<int, int> howmany_within_range2(int i, row_type row, int minimum, int maximum) {
     return {i, howmany_within_range(std::move(row), minimum, maximum)};
@@ -45,8 +48,10 @@ constexpr std::size_t matrix_rows = 40000;
 #endif
 
 void report(const char* method, double secs, std::size_t rows, bool ok) {
-    std::printf("%-40s %8.3f s  %7zu rows  %s\n", method, secs, rows, ok ? "matches serial" : "MISMATCH");
-    if (!ok) ++failures;
+    std::printf("%-40s %8.3f s  %7zu rows  %s\n", method, secs, rows,
+                ok ? "matches serial" : "MISMATCH");
+    if (!ok)
+        ++failures;
 }
 
 } // namespace
@@ -59,17 +64,20 @@ int main() {
     std::uniform_int_distribution<int> digit(0, 9);
     std::vector<row_type> data(matrix_rows, row_type(5));
     for (auto& row : data) {
-        for (auto& x : row) x = digit(gen);
+        for (auto& x : row)
+            x = digit(gen);
     }
     std::printf("matrix %zu x 5%s, %zu worker processes\n", data.size(),
-                matrix_rows == 200000 ? "" : " (unoptimized build: 200,000 rows in optimized builds)",
+                matrix_rows == 200000 ? ""
+                                      : " (unoptimized build: 200,000 rows in optimized builds)",
                 corio::cpu_count());
 
     // Solution without parallelization.
     auto t0 = std::chrono::steady_clock::now();
     std::vector<int> serial;
     serial.reserve(data.size());
-    for (const auto& row : data) serial.push_back(howmany_within_range(row, 4, 8));
+    for (const auto& row : data)
+        serial.push_back(howmany_within_range(row, 4, 8));
     report("serial", seconds_since(t0), data.size(), true);
 
     corio::process_pool pool(corio::cpu_count());
@@ -78,7 +86,8 @@ int main() {
     t0 = std::chrono::steady_clock::now();
     std::vector<int> applied;
     applied.reserve(data.size());
-    for (const auto& row : data) applied.push_back(pool.apply(howmany_within_range, row, 4, 8));
+    for (const auto& row : data)
+        applied.push_back(pool.apply(howmany_within_range, row, 4, 8));
     report("pool.apply", seconds_since(t0), data.size(), applied == serial);
 
     // pool.map: one iterable argument.
@@ -89,7 +98,8 @@ int main() {
     // pool.starmap: each element is unpacked into the call.
     std::vector<std::tuple<row_type, int, int>> star_args;
     star_args.reserve(data.size());
-    for (const auto& row : data) star_args.emplace_back(row, 4, 8);
+    for (const auto& row : data)
+        star_args.emplace_back(row, 4, 8);
     t0 = std::chrono::steady_clock::now();
     const auto starred = pool.starmap(howmany_within_range, star_args);
     report("pool.starmap", seconds_since(t0), data.size(), starred == serial);
@@ -104,29 +114,33 @@ int main() {
     std::vector<corio::async_result<std::pair<int, int>>> pending;
     pending.reserve(data.size());
     for (std::size_t i = 0; i < data.size(); ++i) {
-        pending.push_back(pool.apply_async(howmany_within_range2, static_cast<int>(i), data[i], 4, 8,
-                                           corio::callback([&](const std::pair<int, int>& r) {
+        pending.push_back(pool.apply_async(howmany_within_range2, static_cast<int>(i), data[i], 4,
+                                           8, corio::callback([&](const std::pair<int, int>& r) {
                                                std::lock_guard lock(collected_mutex);
                                                collected.push_back(r);
                                            })));
     }
-    for (auto& r : pending) r.wait();
+    for (auto& r : pending)
+        r.wait();
     std::vector<int> async_counts;
     {
         std::lock_guard lock(collected_mutex);
         std::sort(collected.begin(), collected.end());
-        for (const auto& [i, count] : collected) async_counts.push_back(count);
+        for (const auto& [i, count] : collected)
+            async_counts.push_back(count);
     }
     report("pool.apply_async + callback", seconds_since(t0), data.size(), async_counts == serial);
 
     // starmap_async: the same arguments with the index, results fetched with get().
     std::vector<std::tuple<int, row_type, int, int>> indexed;
     indexed.reserve(data.size());
-    for (std::size_t i = 0; i < data.size(); ++i) indexed.emplace_back(static_cast<int>(i), data[i], 4, 8);
+    for (std::size_t i = 0; i < data.size(); ++i)
+        indexed.emplace_back(static_cast<int>(i), data[i], 4, 8);
     t0 = std::chrono::steady_clock::now();
     auto star_async = pool.starmap_async(howmany_within_range2, indexed);
     std::vector<int> star_async_counts;
-    for (const auto& [i, count] : star_async.get()) star_async_counts.push_back(count);
+    for (const auto& [i, count] : star_async.get())
+        star_async_counts.push_back(count);
     report("pool.starmap_async", seconds_since(t0), data.size(), star_async_counts == serial);
 
     pool.close();

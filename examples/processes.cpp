@@ -36,7 +36,8 @@ int main() {
     int failures = 0;
     for (auto& proc : procs) {
         proc.join();
-        if (proc.exitcode() != 0) ++failures;
+        if (proc.exitcode() != 0)
+            ++failures;
     }
     std::printf("%zu processes joined, %d failed\n", procs.size(), failures);
     return failures == 0 ? 0 : 1;

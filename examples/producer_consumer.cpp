@@ -41,10 +41,12 @@ corio::task<> producer(std::string name, int count, unsigned seed, corio::queue<
     }
 }
 
-corio::task<> consumer(std::string name, corio::queue<job>& q, clock_type::time_point start, int& handled) {
+corio::task<> consumer(std::string name, corio::queue<job>& q, clock_type::time_point start,
+                       int& handled) {
     for (;;) {
         job j = co_await q.get(); // cancelled here once everything is done
-        fmt::print("{:7.1f} ms      {} consumed {}'s item {}\n", since(start), name, j.producer, j.number);
+        fmt::print("{:7.1f} ms      {} consumed {}'s item {}\n", since(start), name, j.producer,
+                   j.number);
         co_await corio::sleep(5ms); // "processing"
         ++handled;
         q.task_done();
@@ -58,7 +60,8 @@ corio::task<> run_all() {
 
     std::vector<corio::future<>> consumers;
     for (int i = 1; i <= 3; ++i) {
-        consumers.push_back(corio::create_task(consumer(fmt::format("consumer-{}", i), q, start, handled)));
+        consumers.push_back(
+            corio::create_task(consumer(fmt::format("consumer-{}", i), q, start, handled)));
     }
     std::vector<corio::future<>> producers;
     const char* names[] = {"alice", "bob", "carol", "dave"};
@@ -71,7 +74,8 @@ corio::task<> run_all() {
         co_await p;
     }
     co_await q.join();
-    fmt::print("{:7.1f} ms  all {} items processed; cancelling the consumers\n", since(start), handled);
+    fmt::print("{:7.1f} ms  all {} items processed; cancelling the consumers\n", since(start),
+               handled);
     for (auto& c : consumers) {
         c.cancel();
     }
@@ -87,4 +91,6 @@ corio::task<> run_all() {
 
 } // namespace
 
-int main() { corio::run(run_all()); }
+int main() {
+    corio::run(run_all());
+}

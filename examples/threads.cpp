@@ -27,8 +27,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-void print_square(int num) { fmt::print("Square: {}\n", num * num); }
-void print_cube(int num) { fmt::print("Cube: {}\n", num * num * num); }
+void print_square(int num) {
+    fmt::print("Square: {}\n", num * num);
+}
+void print_cube(int num) {
+    fmt::print("Cube: {}\n", num * num * num);
+}
 
 /// CPU-bound: how many primes lie in [from, from + 20000).
 int count_primes(int from) {
@@ -49,8 +53,8 @@ int count_primes(int from) {
 void draw_progress(std::size_t done, std::size_t total) {
     constexpr std::size_t width = 30;
     const std::size_t filled = done * width / total;
-    fmt::print(stderr, "\r[{}{}] {}/{}", std::string(filled, '#'), std::string(width - filled, '.'), done,
-               total);
+    fmt::print(stderr, "\r[{}{}] {}/{}", std::string(filled, '#'), std::string(width - filled, '.'),
+               done, total);
     if (done == total) {
         fmt::print(stderr, "\n");
     }
@@ -96,11 +100,13 @@ int main() {
     //    argument).
     {
         corio::thread_pool pool(2);
-        auto sq = pool.apply_async(print_square, 10, corio::callback([] { fmt::print("print_square(10) done\n"); }));
-        auto cu = pool.apply_async(print_cube, 10, corio::callback([] { fmt::print("print_cube(10) done\n"); }),
-                                   corio::error_callback([](std::exception_ptr) { fmt::print("print_cube failed\n"); }));
-        auto bad = pool.apply_async([](int) -> int { throw std::domain_error("no cube for you"); }, 10,
-                                    corio::error_callback([](std::exception_ptr e) {
+        auto sq = pool.apply_async(print_square, 10,
+                                   corio::callback([] { fmt::print("print_square(10) done\n"); }));
+        auto cu = pool.apply_async(
+            print_cube, 10, corio::callback([] { fmt::print("print_cube(10) done\n"); }),
+            corio::error_callback([](std::exception_ptr) { fmt::print("print_cube failed\n"); }));
+        auto bad = pool.apply_async([](int) -> int { throw std::domain_error("no cube for you"); },
+                                    10, corio::error_callback([](std::exception_ptr e) {
                                         try {
                                             std::rethrow_exception(e);
                                         } catch (const std::exception& ex) {
@@ -115,13 +121,15 @@ int main() {
 
     // 3. map of a CPU-bound function, with a progress bar.
     {
-        corio::thread_pool pool(corio::cpu_count(), corio::pool_options{.on_progress = draw_progress});
+        corio::thread_pool pool(corio::cpu_count(),
+                                corio::pool_options{.on_progress = draw_progress});
         std::vector<int> starts(40);
         for (std::size_t i = 0; i < starts.size(); ++i) {
             starts[i] = static_cast<int>(i) * 20000;
         }
         const std::vector<int> counts = pool.map(count_primes, starts, 2);
-        fmt::print("primes below {}: {}\n", starts.size() * 20000, std::accumulate(counts.begin(), counts.end(), 0));
+        fmt::print("primes below {}: {}\n", starts.size() * 20000,
+                   std::accumulate(counts.begin(), counts.end(), 0));
     }
 
     // 4. The event loop stays responsive while a blocking call runs in a thread.

@@ -19,9 +19,15 @@ void loop_access::register_task(event_loop& loop, task_record& t) noexcept {
     loop.tasks_.push_back(t.pending_hook);
 }
 
-event_loop& loop_for_io() { return get_running_loop(); }
-void submit_op(event_loop& loop, uring_op& op) noexcept { loop.ring_->submit(op); }
-void cancel_op(event_loop& loop, uring_op& op) noexcept { loop.ring_->cancel(op); }
+event_loop& loop_for_io() {
+    return get_running_loop();
+}
+void submit_op(event_loop& loop, uring_op& op) noexcept {
+    loop.ring_->submit(op);
+}
+void cancel_op(event_loop& loop, uring_op& op) noexcept {
+    loop.ring_->cancel(op);
+}
 void schedule_on(event_loop& loop, std::coroutine_handle<> h, task_root* root) {
     loop.schedule(h, root);
 }
@@ -86,8 +92,12 @@ task_handle::~task_handle() {
         state_->release();
     }
 }
-const std::string& task_handle::name() const noexcept { return state_->as_task()->name(); }
-bool task_handle::done() const noexcept { return state_->done(); }
+const std::string& task_handle::name() const noexcept {
+    return state_->as_task()->name();
+}
+bool task_handle::done() const noexcept {
+    return state_->done();
+}
 bool task_handle::cancel() noexcept {
     try {
         return state_->cancel();
@@ -95,14 +105,17 @@ bool task_handle::cancel() noexcept {
         return false;
     }
 }
-corio::source_location task_handle::created_at() const noexcept { return state_->as_task()->where(); }
+corio::source_location task_handle::created_at() const noexcept {
+    return state_->as_task()->where();
+}
 
 // ---- event_loop -------------------------------------------------------------------
 
 event_loop::event_loop(loop_options options)
     : options_(options), ring_(std::make_unique<detail::uring>(options)),
       owner_(std::this_thread::get_id()) {
-    if (const char* env = std::getenv("CORIO_DEBUG"); env != nullptr && std::strcmp(env, "1") == 0) {
+    if (const char* env = std::getenv("CORIO_DEBUG");
+        env != nullptr && std::strcmp(env, "1") == 0) {
         options_.debug = true;
     }
 }
@@ -179,7 +192,9 @@ void event_loop::run_until(const detail::future_state_base& state) {
     leave_running();
 }
 
-void event_loop::stop() noexcept { stopping_ = true; }
+void event_loop::stop() noexcept {
+    stopping_ = true;
+}
 
 void event_loop::run_once(std::optional<std::chrono::nanoseconds> max_wait) {
     drain_remote();
@@ -262,7 +277,8 @@ void event_loop::run_ready(std::size_t count) {
         if (options_.debug) {
             auto took = clock::now() - started;
             if (took >= options_.slow_callback_duration) {
-                report_slow(took, item.coroutine ? static_cast<detail::task_root*>(item.context) : nullptr);
+                report_slow(took, item.coroutine ? static_cast<detail::task_root*>(item.context)
+                                                 : nullptr);
             }
         }
     }
@@ -277,10 +293,9 @@ void event_loop::report_slow(std::chrono::nanoseconds took, detail::task_root* r
         what = fmt::format("a step of task {} (created at {}:{})", name, rec->where().file_name(),
                            rec->where().line());
     }
-    call_exception_handler(
-        {fmt::format("Executing {} took {:.3f} seconds", what,
-                     std::chrono::duration<double>(took).count()),
-         nullptr, name});
+    call_exception_handler({fmt::format("Executing {} took {:.3f} seconds", what,
+                                        std::chrono::duration<double>(took).count()),
+                            nullptr, name});
 }
 
 void event_loop::run_callback(detail::callback_state* cb) noexcept {
@@ -301,7 +316,8 @@ timer_handle event_loop::call_soon(std::function<void()> fn) {
         throw error("corio: call_soon on a closed event loop");
     }
     if (options_.debug && std::this_thread::get_id() != owner_) {
-        throw error("corio: call_soon called from a thread other than the loop's (use call_soon_threadsafe)");
+        throw error("corio: call_soon called from a thread other than the loop's (use "
+                    "call_soon_threadsafe)");
     }
     auto* cb = new detail::callback_state;
     cb->fn = std::move(fn);
@@ -316,7 +332,8 @@ timer_handle event_loop::call_at(time_point when, std::function<void()> fn) {
         throw error("corio: call_at on a closed event loop");
     }
     if (options_.debug && std::this_thread::get_id() != owner_) {
-        throw error("corio: call_at called from a thread other than the loop's (use call_soon_threadsafe)");
+        throw error(
+            "corio: call_at called from a thread other than the loop's (use call_soon_threadsafe)");
     }
     auto* cb = new detail::callback_state;
     cb->fn = std::move(fn);
@@ -354,7 +371,9 @@ detail::future_state_base* event_loop::spawn_state(detail::future_state_base* st
     return state;
 }
 
-void event_loop::set_exception_handler(exception_handler handler) { handler_ = std::move(handler); }
+void event_loop::set_exception_handler(exception_handler handler) {
+    handler_ = std::move(handler);
+}
 
 void event_loop::call_exception_handler(const exception_context& context) noexcept {
     try {
@@ -449,9 +468,10 @@ void event_loop::finalize_pending_tasks() {
                              rec->where().file_name(), rec->where().line()),
                  nullptr, rec->name()});
         } else if (options_.debug) {
-            call_exception_handler({fmt::format("Task was destroyed but it is pending (created at {}:{})",
-                                                rec->where().file_name(), rec->where().line()),
-                                    nullptr, rec->name()});
+            call_exception_handler(
+                {fmt::format("Task was destroyed but it is pending (created at {}:{})",
+                             rec->where().file_name(), rec->where().line()),
+                 nullptr, rec->name()});
         }
         std::coroutine_handle<> h = std::exchange(rec->coroutine, {});
         rec->pending_hook.unlink();
@@ -486,7 +506,8 @@ void event_loop::close() {
         (!tasks_.empty() || !ready_.empty() || ring_->in_flight() > 0)) {
         // Finalizing runs the loop, which only its own thread can do; checked before
         // anything is cancelled, so the loop is left as it was.
-        throw error("corio: an event loop with pending work can only be closed on the thread that created it");
+        throw error("corio: an event loop with pending work can only be closed on the thread that "
+                    "created it");
     }
     closing_ = true;
     finalize_pending_tasks();
@@ -530,6 +551,8 @@ task_handle current_task() {
     return detail::loop_access::current(*loop);
 }
 
-std::vector<task_handle> all_tasks() { return detail::loop_access::all(get_running_loop()); }
+std::vector<task_handle> all_tasks() {
+    return detail::loop_access::all(get_running_loop());
+}
 
 } // namespace corio

@@ -61,10 +61,12 @@ std::mutex& start_mutex() noexcept {
 // Threads of this process, from /proc/self/task; 0 if unknown.
 std::size_t thread_count() noexcept {
     DIR* d = ::opendir("/proc/self/task");
-    if (d == nullptr) return 0;
+    if (d == nullptr)
+        return 0;
     std::size_t n = 0;
     while (const dirent* e = ::readdir(d)) {
-        if (e->d_name[0] != '.') ++n;
+        if (e->d_name[0] != '.')
+            ++n;
     }
     ::closedir(d);
     return n;
@@ -87,8 +89,10 @@ bool send_with_fd(int sock, const void* data, std::size_t size, int fd) noexcept
     }
     for (;;) {
         const ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-        if (n >= 0) return static_cast<std::size_t>(n) == size;
-        if (errno != EINTR) return false;
+        if (n >= 0)
+            return static_cast<std::size_t>(n) == size;
+        if (errno != EINTR)
+            return false;
     }
 }
 
@@ -131,7 +135,8 @@ int waitpid_retry(pid_t pid, int* status, int flags) noexcept {
     new (&start_mutex()) std::mutex();
     // Die with the program; ignore the terminal's Ctrl-C (the program decides).
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != program) ::_exit(0);
+    if (::getppid() != program)
+        ::_exit(0);
     ::signal(SIGINT, SIG_IGN);
     ::signal(SIGPIPE, SIG_IGN);
     // Children must stay waitable even if the program ignores SIGCHLD.
@@ -141,7 +146,8 @@ int waitpid_retry(pid_t pid, int* status, int flags) noexcept {
         server_request req;
         int passed = -1;
         const ssize_t n = recv_with_fd(sock, &req, sizeof req, passed);
-        if (n <= 0) ::_exit(0); // the program closed its end or exited
+        if (n <= 0)
+            ::_exit(0); // the program closed its end or exited
         for (auto it = released.begin(); it != released.end();) {
             int st = 0;
             it = waitpid_retry(*it, &st, WNOHANG) == 0 ? std::next(it) : released.erase(it);
@@ -158,29 +164,34 @@ int waitpid_retry(pid_t pid, int* status, int flags) noexcept {
                 ::prctl(PR_SET_PDEATHSIG, SIGKILL);
                 child_main(passed);
             }
-            if (passed >= 0) ::close(passed);
+            if (passed >= 0)
+                ::close(passed);
             int pidfd = -1;
             if (child < 0) {
                 rep.error = errno;
             } else {
                 rep.pid = child;
                 pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
-                if (pidfd < 0) rep.error = errno;
+                if (pidfd < 0)
+                    rep.error = errno;
             }
             send_with_fd(sock, &rep, sizeof rep, pidfd);
-            if (pidfd >= 0) ::close(pidfd);
+            if (pidfd >= 0)
+                ::close(pidfd);
             break;
         }
         case server_op::wait: {
             int st = 0;
-            if (waitpid_retry(req.pid, &st, 0) < 0) rep.error = errno;
+            if (waitpid_retry(req.pid, &st, 0) < 0)
+                rep.error = errno;
             rep.status = st;
             send_with_fd(sock, &rep, sizeof rep, -1);
             break;
         }
         case server_op::release: {
             int st = 0;
-            if (waitpid_retry(req.pid, &st, WNOHANG) == 0) released.insert(req.pid);
+            if (waitpid_retry(req.pid, &st, WNOHANG) == 0)
+                released.insert(req.pid);
             break;
         }
         }
@@ -216,16 +227,19 @@ void start_server_locked() {
 server_reply exchange(server_request req, int pass_fd, int* received_fd) {
     auto& l = link();
     std::lock_guard lock(l.mutex);
-    if (l.fd < 0) throw broken_pool_error("corio: the fork server is not running");
+    if (l.fd < 0)
+        throw broken_pool_error("corio: the fork server is not running");
     if (!send_with_fd(l.fd, &req, sizeof req, pass_fd)) {
         throw broken_pool_error("corio: the fork server is gone (it was killed?)");
     }
-    if (req.op == server_op::release) return {};
+    if (req.op == server_op::release)
+        return {};
     server_reply rep;
     int fd = -1;
     const ssize_t n = recv_with_fd(l.fd, &rep, sizeof rep, fd);
     if (n != static_cast<ssize_t>(sizeof rep)) {
-        if (fd >= 0) ::close(fd);
+        if (fd >= 0)
+            ::close(fd);
         throw broken_pool_error("corio: the fork server is gone (it was killed?)");
     }
     if (received_fd != nullptr) {
@@ -240,13 +254,15 @@ server_reply exchange(server_request req, int pass_fd, int* received_fd) {
 
 void ensure_fork_server(const char* who) {
     std::lock_guard lock(start_mutex());
-    if (link().pid > 0) return;
+    if (link().pid > 0)
+        return;
     const std::size_t threads = thread_count();
     if (threads != 1) {
-        throw error(fmt::format(
-            "corio: {} needs the fork server, which must be forked while the program is single-threaded, "
-            "but it already runs {} threads. Call corio::init() at the top of main(), before starting threads.",
-            who, threads));
+        throw error(fmt::format("corio: {} needs the fork server, which must be forked while the "
+                                "program is single-threaded, "
+                                "but it already runs {} threads. Call corio::init() at the top of "
+                                "main(), before starting threads.",
+                                who, threads));
     }
     start_server_locked();
 }
@@ -255,9 +271,12 @@ spawned_child fork_server_spawn(int channel_fd) {
     int pidfd = -1;
     const server_reply rep = exchange({server_op::spawn, 0}, channel_fd, &pidfd);
     if (rep.error != 0) {
-        if (pidfd >= 0) ::close(pidfd);
-        if (rep.pid > 0) fork_server_release(rep.pid);
-        throw std::system_error(rep.error, std::generic_category(), "corio: the fork server could not fork");
+        if (pidfd >= 0)
+            ::close(pidfd);
+        if (rep.pid > 0)
+            fork_server_release(rep.pid);
+        throw std::system_error(rep.error, std::generic_category(),
+                                "corio: the fork server could not fork");
     }
     return {rep.pid, pidfd};
 }
@@ -265,7 +284,8 @@ spawned_child fork_server_spawn(int channel_fd) {
 int fork_server_wait(pid_t pid) {
     const server_reply rep = exchange({server_op::wait, pid}, -1, nullptr);
     if (rep.error != 0) {
-        throw std::system_error(rep.error, std::generic_category(), "corio: waiting for a worker process");
+        throw std::system_error(rep.error, std::generic_category(),
+                                "corio: waiting for a worker process");
     }
     return rep.status;
 }
@@ -282,9 +302,12 @@ bool wait_pidfd(int pidfd, int timeout_ms) noexcept {
     pollfd p{pidfd, POLLIN, 0};
     for (;;) {
         const int r = ::poll(&p, 1, timeout_ms);
-        if (r > 0) return true;
-        if (r == 0) return false;
-        if (errno != EINTR) return true; // a broken pidfd: do not wait forever
+        if (r > 0)
+            return true;
+        if (r == 0)
+            return false;
+        if (errno != EINTR)
+            return true; // a broken pidfd: do not wait forever
     }
 }
 
@@ -294,12 +317,14 @@ namespace corio {
 
 void init() {
     std::lock_guard lock(detail::start_mutex());
-    if (detail::link().pid > 0) return;
+    if (detail::link().pid > 0)
+        return;
     const std::size_t threads = detail::thread_count();
     if (threads != 1) {
-        throw error(fmt::format("corio::init() must run while the program is single-threaded (before any "
-                                "thread starts); it already runs {} threads",
-                                threads));
+        throw error(
+            fmt::format("corio::init() must run while the program is single-threaded (before any "
+                        "thread starts); it already runs {} threads",
+                        threads));
     }
     detail::start_server_locked();
 }

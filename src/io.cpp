@@ -116,10 +116,11 @@ task<std::size_t> file::read(std::span<std::byte> buffer, std::uint64_t offset) 
     std::size_t done = 0;
     while (done < buffer.size()) {
         std::size_t chunk = std::min(buffer.size() - done, max_chunk);
-        int res = co_await detail::io_op(&detail::prep_read, {.fd = fd_,
-                                                              .addr = buffer.data() + done,
-                                                              .len = static_cast<std::uint32_t>(chunk),
-                                                              .off = offset + done});
+        int res =
+            co_await detail::io_op(&detail::prep_read, {.fd = fd_,
+                                                        .addr = buffer.data() + done,
+                                                        .len = static_cast<std::uint32_t>(chunk),
+                                                        .off = offset + done});
         if (res < 0) {
             throw_errno(-res, "read");
         }
@@ -139,11 +140,11 @@ task<std::size_t> file::write(std::span<const std::byte> bytes, std::uint64_t of
     std::size_t done = 0;
     while (done < bytes.size()) {
         std::size_t chunk = std::min(bytes.size() - done, max_chunk);
-        int res = co_await detail::io_op(
-            &detail::prep_write, {.fd = fd_,
-                                  .addr = const_cast<std::byte*>(bytes.data() + done),
-                                  .len = static_cast<std::uint32_t>(chunk),
-                                  .off = offset + done});
+        int res = co_await detail::io_op(&detail::prep_write,
+                                         {.fd = fd_,
+                                          .addr = const_cast<std::byte*>(bytes.data() + done),
+                                          .len = static_cast<std::uint32_t>(chunk),
+                                          .off = offset + done});
         if (res < 0) {
             throw_errno(-res, "write");
         }
@@ -160,7 +161,7 @@ task<std::size_t> file::write(std::string_view bytes, std::uint64_t offset) {
 }
 
 task<std::uint64_t> file::size() {
-    struct statx st{};
+    struct statx st {};
     int res = co_await detail::io_op(&detail::prep_statx_size, {.fd = fd_, .addr = &st});
     if (res < 0) {
         throw_errno(-res, "statx");

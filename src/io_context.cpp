@@ -61,9 +61,10 @@ bool io_context::buffer_receive() {
     if (!buffers_tried_) {
         buffers_tried_ = true;
         ring_bytes_ = buffer_count * sizeof(io_uring_buf);
-        void* ring_mem = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-        void* data = ::mmap(nullptr, std::size_t{buffer_count} * buffer_size, PROT_READ | PROT_WRITE,
-                            MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        void* ring_mem = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
+                                MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        void* data = ::mmap(nullptr, std::size_t{buffer_count} * buffer_size,
+                            PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
         if (ring_mem != MAP_FAILED && data != MAP_FAILED) {
             buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
             buffers_ = static_cast<std::byte*>(data);
@@ -76,8 +77,9 @@ bool io_context::buffer_receive() {
                 io_uring_buf_ring_init(buf_ring_);
                 int mask = io_uring_buf_ring_mask(buffer_count);
                 for (unsigned i = 0; i < buffer_count; ++i) {
-                    io_uring_buf_ring_add(buf_ring_, buffer(static_cast<std::uint16_t>(i)), buffer_size,
-                                          static_cast<unsigned short>(i), mask, static_cast<int>(i));
+                    io_uring_buf_ring_add(buf_ring_, buffer(static_cast<std::uint16_t>(i)),
+                                          buffer_size, static_cast<unsigned short>(i), mask,
+                                          static_cast<int>(i));
                 }
                 io_uring_buf_ring_advance(buf_ring_, static_cast<int>(buffer_count));
                 buffers_ok_ = true;
@@ -98,7 +100,8 @@ bool io_context::buffer_receive() {
 }
 
 void io_context::recycle(std::uint16_t id) noexcept {
-    io_uring_buf_ring_add(buf_ring_, buffer(id), buffer_size, id, io_uring_buf_ring_mask(buffer_count), 0);
+    io_uring_buf_ring_add(buf_ring_, buffer(id), buffer_size, id,
+                          io_uring_buf_ring_mask(buffer_count), 0);
     io_uring_buf_ring_advance(buf_ring_, 1);
 }
 
@@ -124,7 +127,9 @@ multishot_state::multishot_state(io_context& ctx, event_loop& loop, int fd)
     ctx.states.push_back(hook_);
 }
 
-multishot_state::~multishot_state() { hook_.unlink(); }
+multishot_state::~multishot_state() {
+    hook_.unlink();
+}
 
 void multishot_state::wake(int result) noexcept {
     io_waiter* w = waiter;

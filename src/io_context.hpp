@@ -32,7 +32,9 @@ public:
     bool buffer_receive();
 
     std::uint16_t group() const noexcept { return group_id; }
-    std::byte* buffer(std::uint16_t id) noexcept { return buffers_ + std::size_t{id} * buffer_size; }
+    std::byte* buffer(std::uint16_t id) noexcept {
+        return buffers_ + std::size_t{id} * buffer_size;
+    }
     /// Gives a buffer back to the kernel.
     void recycle(std::uint16_t id) noexcept;
 
@@ -41,7 +43,7 @@ public:
     list_hook states;
 
     static constexpr std::uint16_t group_id = 0;
-    static constexpr unsigned buffer_count = 512;  // a power of two
+    static constexpr unsigned buffer_count = 512; // a power of two
     static constexpr unsigned buffer_size = 8192;
 
 private:

@@ -11,7 +11,9 @@
 namespace corio::detail {
 
 namespace {
-const io_args& args_of(uring_op& op) noexcept { return static_cast<io_op&>(op).args; }
+const io_args& args_of(uring_op& op) noexcept {
+    return static_cast<io_op&>(op).args;
+}
 } // namespace
 
 void prep_read(uring_op& op, ::io_uring_sqe& sqe) noexcept {
@@ -56,13 +58,14 @@ void prep_connect(uring_op& op, ::io_uring_sqe& sqe) noexcept {
 
 void prep_openat(uring_op& op, ::io_uring_sqe& sqe) noexcept {
     const io_args& a = args_of(op);
-    io_uring_prep_openat(&sqe, AT_FDCWD, static_cast<const char*>(a.addr), static_cast<int>(a.flags),
-                         a.len);
+    io_uring_prep_openat(&sqe, AT_FDCWD, static_cast<const char*>(a.addr),
+                         static_cast<int>(a.flags), a.len);
 }
 
 void prep_statx_size(uring_op& op, ::io_uring_sqe& sqe) noexcept {
     const io_args& a = args_of(op);
-    io_uring_prep_statx(&sqe, a.fd, "", AT_EMPTY_PATH, STATX_SIZE, static_cast<struct statx*>(a.addr));
+    io_uring_prep_statx(&sqe, a.fd, "", AT_EMPTY_PATH, STATX_SIZE,
+                        static_cast<struct statx*>(a.addr));
 }
 
 void prep_fsync(uring_op& op, ::io_uring_sqe& sqe) noexcept {

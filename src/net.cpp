@@ -31,7 +31,9 @@ namespace {
 
 constexpr std::size_t max_io = std::size_t{1} << 30;
 
-std::uint32_t io_len(std::size_t n) noexcept { return static_cast<std::uint32_t>(std::min(n, max_io)); }
+std::uint32_t io_len(std::size_t n) noexcept {
+    return static_cast<std::uint32_t>(std::min(n, max_io));
+}
 
 // Hosts the synchronous bind() calls accept without resolving.
 endpoint bind_endpoint(std::string_view host, std::uint16_t port) {
@@ -42,8 +44,9 @@ endpoint bind_endpoint(std::string_view host, std::uint16_t port) {
     }
     std::optional<endpoint> ep = endpoint::parse(host, port);
     if (!ep) {
-        throw std::invalid_argument("corio: bind needs a numeric address, \"localhost\" or \"\" (got '" +
-                                    std::string(host) + "'); resolve() names first");
+        throw std::invalid_argument(
+            "corio: bind needs a numeric address, \"localhost\" or \"\" (got '" +
+            std::string(host) + "'); resolve() names first");
     }
     return *ep;
 }
@@ -103,7 +106,8 @@ endpoint socket_name(int fd, bool peer) {
 
 // ---- errors --------------------------------------------------------------------------
 
-incomplete_read_error::incomplete_read_error(std::string partial, std::optional<std::size_t> expected)
+incomplete_read_error::incomplete_read_error(std::string partial,
+                                             std::optional<std::size_t> expected)
     : error(expected ? "corio: " + std::to_string(partial.size()) + " bytes read on a total of " +
                            std::to_string(*expected) + " expected bytes"
                      : "corio: " + std::to_string(partial.size()) +
@@ -115,7 +119,9 @@ limit_overrun_error::limit_overrun_error(std::string message, std::size_t consum
 
 // ---- endpoint --------------------------------------------------------------------------
 
-endpoint::endpoint() noexcept : storage_{} { storage_.ss_family = AF_UNSPEC; }
+endpoint::endpoint() noexcept : storage_{} {
+    storage_.ss_family = AF_UNSPEC;
+}
 
 endpoint::endpoint(const ::sockaddr* address, ::socklen_t size) noexcept : storage_{} {
     size_ = std::min<::socklen_t>(size, sizeof storage_);
@@ -178,14 +184,17 @@ std::string endpoint::address() const {
     char buf[INET6_ADDRSTRLEN] = {};
     switch (family()) {
     case AF_INET:
-        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof buf);
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
+                    sizeof buf);
         return buf;
     case AF_INET6:
-        ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof buf);
+        ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
+                    sizeof buf);
         return buf;
     case AF_UNIX: {
         const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
-        std::size_t n = size_ > offsetof(sockaddr_un, sun_path) ? size_ - offsetof(sockaddr_un, sun_path) : 0;
+        std::size_t n =
+            size_ > offsetof(sockaddr_un, sun_path) ? size_ - offsetof(sockaddr_un, sun_path) : 0;
         if (n == 0) {
             return {};
         }
@@ -230,8 +239,8 @@ bool operator==(const endpoint& a, const endpoint& b) noexcept {
 socket_stream::socket_stream(socket_stream&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), recv_(std::exchange(other.recv_, nullptr)),
       rbuf_(std::move(other.rbuf_)), rpos_(std::exchange(other.rpos_, 0)),
-      reading_(std::exchange(other.reading_, nullptr)), writing_(std::exchange(other.writing_, nullptr)),
-      plain_(other.plain_) {
+      reading_(std::exchange(other.reading_, nullptr)),
+      writing_(std::exchange(other.writing_, nullptr)), plain_(other.plain_) {
     other.rbuf_.clear();
     detail::closable_op::relink(reading_);
     detail::closable_op::relink(writing_);
@@ -254,7 +263,9 @@ socket_stream& socket_stream::operator=(socket_stream&& other) noexcept {
     return *this;
 }
 
-socket_stream::~socket_stream() { close(); }
+socket_stream::~socket_stream() {
+    close();
+}
 
 void socket_stream::close() noexcept {
     if (recv_ != nullptr) {
@@ -277,8 +288,12 @@ void socket_stream::shutdown_write() {
     }
 }
 
-endpoint socket_stream::local_endpoint() const { return socket_name(fd_, false); }
-endpoint socket_stream::remote_endpoint() const { return socket_name(fd_, true); }
+endpoint socket_stream::local_endpoint() const {
+    return socket_name(fd_, false);
+}
+endpoint socket_stream::remote_endpoint() const {
+    return socket_name(fd_, true);
+}
 
 task<std::size_t> socket_stream::read_some(std::span<std::byte> buffer) {
     if (buffer.empty() || rpos_ < rbuf_.size()) {
@@ -332,7 +347,8 @@ task<std::size_t> socket_stream::receive(std::span<std::byte> buffer) {
         recv_->clear_nobufs();
     }
     int res = co_await detail::closable_op(
-        &detail::prep_recv, {.fd = fd_, .addr = buffer.data(), .len = io_len(buffer.size())}, reading_);
+        &detail::prep_recv, {.fd = fd_, .addr = buffer.data(), .len = io_len(buffer.size())},
+        reading_);
     if (res < 0) {
         throw_errno(-res, "recv");
     }
@@ -376,8 +392,9 @@ task<std::string> socket_stream::read_until(std::string delimiter, std::size_t l
         if (pos != std::string::npos) {
             std::size_t len = pos + delimiter.size() - rpos_;
             if (len > limit) {
-                throw limit_overrun_error("corio: read_until found the delimiter, but the chunk is longer than the limit",
-                                          len);
+                throw limit_overrun_error(
+                    "corio: read_until found the delimiter, but the chunk is longer than the limit",
+                    len);
             }
             std::string out = rbuf_.substr(rpos_, len);
             rpos_ += len;
@@ -389,7 +406,8 @@ task<std::string> socket_stream::read_until(std::string delimiter, std::size_t l
         }
         std::size_t avail = rbuf_.size() - rpos_;
         if (avail >= limit) {
-            throw limit_overrun_error("corio: read_until did not find the delimiter within the limit", avail);
+            throw limit_overrun_error(
+                "corio: read_until did not find the delimiter within the limit", avail);
         }
         if (rpos_ > 0) {
             rbuf_.erase(0, rpos_);
@@ -400,7 +418,8 @@ task<std::string> socket_stream::read_until(std::string delimiter, std::size_t l
         rbuf_.resize(old + chunk);
         std::size_t k = 0;
         try {
-            k = co_await receive(std::span<std::byte>(reinterpret_cast<std::byte*>(rbuf_.data()) + old, chunk));
+            k = co_await receive(
+                std::span<std::byte>(reinterpret_cast<std::byte*>(rbuf_.data()) + old, chunk));
         } catch (...) {
             if (is_open()) { // else close() dropped the read-ahead already
                 rbuf_.resize(old);
@@ -433,7 +452,9 @@ task<> socket_stream::write_all(std::span<const std::byte> bytes) {
     }
 }
 
-task<> socket_stream::write_all(std::string_view bytes) { return write_all(detail::readable_bytes(bytes)); }
+task<> socket_stream::write_all(std::string_view bytes) {
+    return write_all(detail::readable_bytes(bytes));
+}
 
 // ---- tcp_stream / unix_stream -------------------------------------------------------------
 
@@ -460,9 +481,9 @@ task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port) {
 
 task<tcp_stream> tcp_stream::connect(endpoint peer) {
     tcp_stream stream(open_socket(peer.family(), SOCK_STREAM));
-    int res = co_await detail::io_op(&detail::prep_connect,
-                                     {.fd = stream.fd(), .addr = const_cast<::sockaddr*>(peer.data()),
-                                      .len = peer.size()});
+    int res = co_await detail::io_op(
+        &detail::prep_connect,
+        {.fd = stream.fd(), .addr = const_cast<::sockaddr*>(peer.data()), .len = peer.size()});
     if (res < 0) {
         throw_errno(-res, "connect");
     }
@@ -470,14 +491,16 @@ task<tcp_stream> tcp_stream::connect(endpoint peer) {
     co_return stream;
 }
 
-void tcp_stream::set_nodelay(bool on) { set_int_option(fd(), IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "setsockopt"); }
+void tcp_stream::set_nodelay(bool on) {
+    set_int_option(fd(), IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "setsockopt");
+}
 
 task<unix_stream> unix_stream::connect(std::string path) {
     endpoint peer = endpoint::unix_path(path);
     unix_stream stream(open_socket(AF_UNIX, SOCK_STREAM));
-    int res = co_await detail::io_op(&detail::prep_connect,
-                                     {.fd = stream.fd(), .addr = const_cast<::sockaddr*>(peer.data()),
-                                      .len = peer.size()});
+    int res = co_await detail::io_op(
+        &detail::prep_connect,
+        {.fd = stream.fd(), .addr = const_cast<::sockaddr*>(peer.data()), .len = peer.size()});
     if (res < 0) {
         throw_errno(-res, "connect");
     }
@@ -498,7 +521,8 @@ namespace detail {
 
 socket_acceptor::socket_acceptor(socket_acceptor&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), multishot_(other.multishot_),
-      state_(std::exchange(other.state_, nullptr)), accepting_(std::exchange(other.accepting_, nullptr)) {
+      state_(std::exchange(other.state_, nullptr)),
+      accepting_(std::exchange(other.accepting_, nullptr)) {
     closable_op::relink(accepting_);
 }
 
@@ -514,7 +538,9 @@ socket_acceptor& socket_acceptor::operator=(socket_acceptor&& other) noexcept {
     return *this;
 }
 
-socket_acceptor::~socket_acceptor() { close(); }
+socket_acceptor::~socket_acceptor() {
+    close();
+}
 
 void socket_acceptor::close() noexcept {
     if (state_ != nullptr) {
@@ -557,13 +583,15 @@ task<int> socket_acceptor::accept_fd() {
 
 } // namespace detail
 
-tcp_listener tcp_listener::bind(std::string_view host, std::uint16_t port, int backlog, listener_options options) {
+tcp_listener tcp_listener::bind(std::string_view host, std::uint16_t port, int backlog,
+                                listener_options options) {
     return bind(bind_endpoint(host, port), backlog, options);
 }
 
 tcp_listener tcp_listener::bind(const endpoint& local, int backlog, listener_options options) {
     tcp_listener l;
-    l.acceptor_ = detail::socket_acceptor(listening_socket(local, backlog, options.reuse_address), options.multishot);
+    l.acceptor_ = detail::socket_acceptor(listening_socket(local, backlog, options.reuse_address),
+                                          options.multishot);
     return l;
 }
 
@@ -574,9 +602,13 @@ task<tcp_stream> tcp_listener::accept() {
     co_return stream;
 }
 
-std::uint16_t tcp_listener::local_port() const { return is_open() ? local_endpoint().port() : 0; }
+std::uint16_t tcp_listener::local_port() const {
+    return is_open() ? local_endpoint().port() : 0;
+}
 
-endpoint tcp_listener::local_endpoint() const { return socket_name(acceptor_.fd(), false); }
+endpoint tcp_listener::local_endpoint() const {
+    return socket_name(acceptor_.fd(), false);
+}
 
 unix_listener::unix_listener(unix_listener&& other) noexcept
     : acceptor_(std::move(other.acceptor_)), path_(std::move(other.path_)) {
@@ -593,18 +625,21 @@ unix_listener& unix_listener::operator=(unix_listener&& other) noexcept {
     return *this;
 }
 
-unix_listener::~unix_listener() { close(); }
+unix_listener::~unix_listener() {
+    close();
+}
 
 unix_listener unix_listener::bind(std::string path, int backlog, listener_options options) {
     endpoint local = endpoint::unix_path(path);
     if (path.front() != '@') {
-        struct stat st{};
+        struct stat st {};
         if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
             ::unlink(path.c_str()); // a stale socket from an earlier run
         }
     }
     unix_listener l;
-    l.acceptor_ = detail::socket_acceptor(listening_socket(local, backlog, false), options.multishot);
+    l.acceptor_ =
+        detail::socket_acceptor(listening_socket(local, backlog, false), options.multishot);
     l.path_ = std::move(path);
     return l;
 }
@@ -644,7 +679,9 @@ udp_socket& udp_socket::operator=(udp_socket&& other) noexcept {
     return *this;
 }
 
-udp_socket::~udp_socket() { close(); }
+udp_socket::~udp_socket() {
+    close();
+}
 
 void udp_socket::close() noexcept {
     detail::closable_op::abort(receiving_); // see socket_stream::close()
@@ -654,15 +691,24 @@ void udp_socket::close() noexcept {
     }
 }
 
-udp_socket udp_socket::bind(std::string_view host, std::uint16_t port) { return bind(bind_endpoint(host, port)); }
+udp_socket udp_socket::bind(std::string_view host, std::uint16_t port) {
+    return bind(bind_endpoint(host, port));
+}
 
-udp_socket udp_socket::bind(const endpoint& local) { return udp_socket(bound_socket(local, SOCK_DGRAM, false)); }
+udp_socket udp_socket::bind(const endpoint& local) {
+    return udp_socket(bound_socket(local, SOCK_DGRAM, false));
+}
 
-std::uint16_t udp_socket::local_port() const { return fd_ >= 0 ? local_endpoint().port() : 0; }
+std::uint16_t udp_socket::local_port() const {
+    return fd_ >= 0 ? local_endpoint().port() : 0;
+}
 
-endpoint udp_socket::local_endpoint() const { return socket_name(fd_, false); }
+endpoint udp_socket::local_endpoint() const {
+    return socket_name(fd_, false);
+}
 
-task<std::size_t> udp_socket::send_to(std::span<const std::byte> bytes, std::string host, std::uint16_t port) {
+task<std::size_t> udp_socket::send_to(std::span<const std::byte> bytes, std::string host,
+                                      std::uint16_t port) {
     std::optional<endpoint> peer = endpoint::parse(host, port);
     if (!peer) {
         int family = local_endpoint().family();
@@ -680,7 +726,8 @@ task<std::size_t> udp_socket::send_to(std::span<const std::byte> bytes, std::str
     co_return co_await send_to(bytes, *peer);
 }
 
-task<std::size_t> udp_socket::send_to(std::string_view bytes, std::string host, std::uint16_t port) {
+task<std::size_t> udp_socket::send_to(std::string_view bytes, std::string host,
+                                      std::uint16_t port) {
     return send_to(detail::readable_bytes(bytes), std::move(host), port);
 }
 
@@ -695,8 +742,8 @@ task<std::size_t> udp_socket::send_to(std::span<const std::byte> bytes, endpoint
     msg.msg_namelen = peer.size();
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    int res = co_await detail::closable_op(&detail::prep_sendmsg, {.fd = fd_, .addr = &msg, .flags = MSG_NOSIGNAL},
-                                           sending_);
+    int res = co_await detail::closable_op(
+        &detail::prep_sendmsg, {.fd = fd_, .addr = &msg, .flags = MSG_NOSIGNAL}, sending_);
     if (res < 0) {
         throw_errno(-res, "sendmsg");
     }
@@ -711,7 +758,8 @@ task<datagram> udp_socket::recv_from(std::span<std::byte> buffer) {
     msg.msg_namelen = endpoint::capacity();
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    int res = co_await detail::closable_op(&detail::prep_recvmsg, {.fd = fd_, .addr = &msg}, receiving_);
+    int res =
+        co_await detail::closable_op(&detail::prep_recvmsg, {.fd = fd_, .addr = &msg}, receiving_);
     if (res < 0) {
         throw_errno(-res, "recvmsg");
     }
@@ -719,6 +767,8 @@ task<datagram> udp_socket::recv_from(std::span<std::byte> buffer) {
     co_return datagram{static_cast<std::size_t>(res), sender};
 }
 
-task<datagram> udp_socket::recv_from(std::span<char> buffer) { return recv_from(detail::writable_bytes(buffer)); }
+task<datagram> udp_socket::recv_from(std::span<char> buffer) {
+    return recv_from(detail::writable_bytes(buffer));
+}
 
 } // namespace corio

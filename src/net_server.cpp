@@ -58,12 +58,14 @@ task<> run_connection(std::shared_ptr<server_state> st, std::uint64_t id, tcp_st
 
 bool transient_accept_error(int e) noexcept {
     // Linux hands pending network errors of the new connection to accept(2).
-    return e == ECONNABORTED || e == EPROTO || e == ENETDOWN || e == ENOPROTOOPT || e == EHOSTDOWN ||
-           e == ENONET || e == EHOSTUNREACH || e == EOPNOTSUPP || e == ENETUNREACH || e == EPERM ||
-           e == EINTR;
+    return e == ECONNABORTED || e == EPROTO || e == ENETDOWN || e == ENOPROTOOPT ||
+           e == EHOSTDOWN || e == ENONET || e == EHOSTUNREACH || e == EOPNOTSUPP ||
+           e == ENETUNREACH || e == EPERM || e == EINTR;
 }
 
-bool resource_accept_error(int e) noexcept { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
+bool resource_accept_error(int e) noexcept {
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
 
 task<> accept_loop(std::shared_ptr<server_state> st) {
     for (;;) {
@@ -76,8 +78,9 @@ task<> accept_loop(std::shared_ptr<server_state> st) {
             int code = e.code().value();
             if (!transient_accept_error(code)) {
                 st->loop->call_exception_handler(
-                    {resource_accept_error(code) ? "corio: accept failed (server retries shortly)"
-                                                 : "corio: accept failed; the server stops accepting",
+                    {resource_accept_error(code)
+                         ? "corio: accept failed (server retries shortly)"
+                         : "corio: accept failed; the server stops accepting",
                      std::current_exception(),
                      {}});
                 give_up = !resource_accept_error(code);
@@ -95,8 +98,9 @@ task<> accept_loop(std::shared_ptr<server_state> st) {
             continue;
         }
         std::uint64_t id = st->next_id++;
-        st->connections.emplace(id, st->loop->create_task(run_connection(st, id, std::move(*stream)),
-                                                          "corio-connection"));
+        st->connections.emplace(
+            id,
+            st->loop->create_task(run_connection(st, id, std::move(*stream)), "corio-connection"));
     }
 }
 
@@ -114,7 +118,9 @@ server& server::operator=(server&& other) noexcept {
 }
 server::server(std::shared_ptr<detail::server_state> state) noexcept : state_(std::move(state)) {}
 
-server::~server() { close(); }
+server::~server() {
+    close();
+}
 
 void server::close() {
     if (!state_ || !state_->serving) {
@@ -165,11 +171,17 @@ task<> server::wait_closed() {
     co_await future<>(st->drained);
 }
 
-bool server::is_serving() const noexcept { return state_ && state_->serving; }
+bool server::is_serving() const noexcept {
+    return state_ && state_->serving;
+}
 
-std::uint16_t server::local_port() const { return state_ && state_->serving ? state_->listener.local_port() : 0; }
+std::uint16_t server::local_port() const {
+    return state_ && state_->serving ? state_->listener.local_port() : 0;
+}
 
-std::size_t server::connection_count() const noexcept { return state_ ? state_->connections.size() : 0; }
+std::size_t server::connection_count() const noexcept {
+    return state_ ? state_->connections.size() : 0;
+}
 
 task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
                           server_options options) {

@@ -13,7 +13,8 @@ namespace corio {
 
 process::process(process&& other) noexcept
     : start_frame_(std::move(other.start_frame_)), pid_(std::exchange(other.pid_, 0)),
-      pidfd_(std::exchange(other.pidfd_, -1)), exitcode_(std::exchange(other.exitcode_, std::nullopt)) {}
+      pidfd_(std::exchange(other.pidfd_, -1)),
+      exitcode_(std::exchange(other.exitcode_, std::nullopt)) {}
 
 process& process::operator=(process&& other) noexcept {
     if (this != &other) {
@@ -28,13 +29,15 @@ process& process::operator=(process&& other) noexcept {
 
 process::~process() {
     if (pidfd_ >= 0) {
-        if (!exitcode_) detail::fork_server_release(pid_);
+        if (!exitcode_)
+            detail::fork_server_release(pid_);
         ::close(pidfd_);
     }
 }
 
 void process::start() {
-    if (pid_ != 0) throw error("corio::process: start() called twice");
+    if (pid_ != 0)
+        throw error("corio::process: start() called twice");
     detail::ensure_fork_server("corio::process");
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -55,7 +58,8 @@ void process::start() {
     // for long; if it died already, the send fails and exitcode() tells why.
     std::size_t done = 0;
     while (done < start_frame_.size()) {
-        const ssize_t n = ::send(sv[0], start_frame_.data() + done, start_frame_.size() - done, MSG_NOSIGNAL);
+        const ssize_t n =
+            ::send(sv[0], start_frame_.data() + done, start_frame_.size() - done, MSG_NOSIGNAL);
         if (n > 0) {
             done += static_cast<std::size_t>(n);
         } else if (n < 0 && errno == EINTR) {
@@ -75,37 +79,51 @@ void process::reap() {
 }
 
 void process::join() {
-    if (pid_ == 0) throw error("corio::process: join() before start()");
-    if (exitcode_) return;
+    if (pid_ == 0)
+        throw error("corio::process: join() before start()");
+    if (exitcode_)
+        return;
     detail::wait_pidfd(pidfd_, -1);
     reap();
 }
 
 bool process::join_ms(long long timeout_ms) {
-    if (pid_ == 0) throw error("corio::process: join() before start()");
-    if (exitcode_) return true;
+    if (pid_ == 0)
+        throw error("corio::process: join() before start()");
+    if (exitcode_)
+        return true;
     const int ms = timeout_ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(timeout_ms);
-    if (!detail::wait_pidfd(pidfd_, ms)) return false;
+    if (!detail::wait_pidfd(pidfd_, ms))
+        return false;
     reap();
     return true;
 }
 
 std::optional<int> process::exitcode() {
-    if (pid_ != 0 && !exitcode_ && detail::wait_pidfd(pidfd_, 0)) reap();
+    if (pid_ != 0 && !exitcode_ && detail::wait_pidfd(pidfd_, 0))
+        reap();
     return exitcode_;
 }
 
-bool process::is_alive() { return pid_ != 0 && !exitcode(); }
+bool process::is_alive() {
+    return pid_ != 0 && !exitcode();
+}
 
 void process::signal(int sig) {
-    if (pid_ == 0 || exitcode_) return;
+    if (pid_ == 0 || exitcode_)
+        return;
     if (::syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) != 0 && errno != ESRCH) {
-        throw std::system_error(errno, std::generic_category(), "corio::process: pidfd_send_signal");
+        throw std::system_error(errno, std::generic_category(),
+                                "corio::process: pidfd_send_signal");
     }
 }
 
-void process::terminate() { signal(SIGTERM); }
+void process::terminate() {
+    signal(SIGTERM);
+}
 
-void process::kill() { signal(SIGKILL); }
+void process::kill() {
+    signal(SIGKILL);
+}
 
 } // namespace corio

@@ -49,8 +49,8 @@ struct pool_worker {
     std::string out; // frames not yet written
     std::size_t out_off = 0;
     std::string in = std::string(64 * 1024, '\0');
-    std::size_t head = 0; // first unparsed byte of `in`
-    std::size_t tail = 0; // end of received bytes
+    std::size_t head = 0;           // first unparsed byte of `in`
+    std::size_t tail = 0;           // end of received bytes
     std::deque<chunk_ref> inflight; // sent, not yet answered, in sending order
     std::size_t sent = 0;           // chunks sent (max_tasks_per_child)
     clock_type::time_point busy_since;
@@ -58,7 +58,9 @@ struct pool_worker {
     bool exited = false; // the pidfd became readable: the process is gone
 };
 
-void send_signal(int pidfd, int sig) noexcept { ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0); }
+void send_signal(int pidfd, int sig) noexcept {
+    ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
+}
 
 std::string what_of(const std::exception_ptr& e) {
     try {
@@ -83,7 +85,9 @@ public:
     void terminate() noexcept;
     void join();
     std::vector<pid_t> pids() const;
-    const std::function<void(std::size_t, std::size_t)>* progress() const noexcept { return &options_.on_progress; }
+    const std::function<void(std::size_t, std::size_t)>* progress() const noexcept {
+        return &options_.on_progress;
+    }
 
 private:
     enum class pool_state { running, closed, terminating };
@@ -110,13 +114,13 @@ private:
 
     mutable std::mutex mutex_;
     std::condition_variable started_cv_;
-    pool_state state_ = pool_state::running;                   // guarded
-    std::exception_ptr broken_;                                // guarded: broken_pool_error
-    std::deque<std::pair<process_job*, std::size_t>> queue_;   // guarded: job, next chunk
-    std::size_t startup_pending_ = 0;                          // guarded
-    bool starting_up_ = true;                                  // guarded
-    std::exception_ptr startup_error_;                         // guarded
-    std::vector<pid_t> pids_;                                  // guarded copy
+    pool_state state_ = pool_state::running;                 // guarded
+    std::exception_ptr broken_;                              // guarded: broken_pool_error
+    std::deque<std::pair<process_job*, std::size_t>> queue_; // guarded: job, next chunk
+    std::size_t startup_pending_ = 0;                        // guarded
+    bool starting_up_ = true;                                // guarded
+    std::exception_ptr startup_error_;                       // guarded
+    std::vector<pid_t> pids_;                                // guarded copy
 
     // Dispatcher thread only (the constructor before it starts).
     std::vector<std::unique_ptr<pool_worker>> workers_;
@@ -129,20 +133,24 @@ private:
 
 process_pool_core::process_pool_core(std::size_t workers, pool_options options)
     : size_(workers), options_(std::move(options)) {
-    if (workers == 0) throw error("corio::process_pool: the number of workers must be at least 1");
+    if (workers == 0)
+        throw error("corio::process_pool: the number of workers must be at least 1");
     if (options_.initializer) {
         void (*plain)() = options_.initializer.plain();
         if (plain == nullptr) {
-            throw error("corio::process_pool: options.initializer runs in the worker processes, so it must be "
+            throw error("corio::process_pool: options.initializer runs in the worker processes, so "
+                        "it must be "
                         "a plain function or a capture-less lambda");
         }
         initializer_ = reinterpret_cast<std::uintptr_t>(plain);
     }
     ensure_fork_server("corio::process_pool");
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "corio::process_pool: eventfd");
+    if (wake_fd_ < 0)
+        throw std::system_error(errno, std::generic_category(), "corio::process_pool: eventfd");
     try {
-        for (std::size_t i = 0; i < workers; ++i) spawn_worker();
+        for (std::size_t i = 0; i < workers; ++i)
+            spawn_worker();
     } catch (...) {
         for (auto& w : workers_) {
             send_signal(w->pidfd, SIGKILL);
@@ -211,7 +219,8 @@ void process_pool_core::spawn_worker() {
 void process_pool_core::publish_pids() {
     std::vector<pid_t> p;
     p.reserve(workers_.size());
-    for (auto& w : workers_) p.push_back(w->pid);
+    for (auto& w : workers_)
+        p.push_back(w->pid);
     std::lock_guard lock(mutex_);
     pids_ = std::move(p);
 }
@@ -228,16 +237,21 @@ void process_pool_core::wake() noexcept {
 
 void process_pool_core::check_running() const {
     std::lock_guard lock(mutex_);
-    if (state_ != pool_state::running) throw pool_not_running();
-    if (broken_) std::rethrow_exception(broken_);
+    if (state_ != pool_state::running)
+        throw pool_not_running();
+    if (broken_)
+        std::rethrow_exception(broken_);
 }
 
 void process_pool_core::submit(process_job& job, std::size_t chunks) {
     {
         std::lock_guard lock(mutex_);
-        if (state_ != pool_state::running) throw pool_not_running();
-        if (broken_) std::rethrow_exception(broken_);
-        if (chunks != 0) queue_.emplace_back(&job, 0);
+        if (state_ != pool_state::running)
+            throw pool_not_running();
+        if (broken_)
+            std::rethrow_exception(broken_);
+        if (chunks != 0)
+            queue_.emplace_back(&job, 0);
     }
     wake();
 }
@@ -245,7 +259,8 @@ void process_pool_core::submit(process_job& job, std::size_t chunks) {
 void process_pool_core::close() noexcept {
     {
         std::lock_guard lock(mutex_);
-        if (state_ == pool_state::running) state_ = pool_state::closed;
+        if (state_ == pool_state::running)
+            state_ = pool_state::closed;
     }
     wake();
 }
@@ -256,23 +271,28 @@ void process_pool_core::terminate() noexcept {
         state_ = pool_state::terminating;
     }
     wake();
-    if (std::this_thread::get_id() == thread_.get_id()) return; // from a callback
+    if (std::this_thread::get_id() == thread_.get_id())
+        return; // from a callback
     std::lock_guard lock(join_mutex_);
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable())
+        thread_.join();
 }
 
 void process_pool_core::join() {
     {
         std::lock_guard lock(mutex_);
         if (state_ == pool_state::running) {
-            throw invalid_state_error("corio::process_pool: join() needs close() or terminate() first");
+            throw invalid_state_error(
+                "corio::process_pool: join() needs close() or terminate() first");
         }
     }
     if (std::this_thread::get_id() == thread_.get_id()) {
-        throw invalid_state_error("corio::process_pool: join() called from the pool's own callback");
+        throw invalid_state_error(
+            "corio::process_pool: join() called from the pool's own callback");
     }
     std::lock_guard lock(join_mutex_);
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable())
+        thread_.join();
 }
 
 std::size_t process_pool_core::depth() const noexcept {
@@ -283,8 +303,10 @@ std::size_t process_pool_core::depth() const noexcept {
 }
 
 bool process_pool_core::work_left_locked() const noexcept {
-    if (!queue_.empty() || !retry_.empty()) return true;
-    return std::any_of(workers_.begin(), workers_.end(), [](const auto& w) { return !w->inflight.empty(); });
+    if (!queue_.empty() || !retry_.empty())
+        return true;
+    return std::any_of(workers_.begin(), workers_.end(),
+                       [](const auto& w) { return !w->inflight.empty(); });
 }
 
 void process_pool_core::assign_work() {
@@ -295,26 +317,34 @@ void process_pool_core::assign_work() {
     // one map: a chunk never queues behind an unrelated call, which could run long
     // while other workers idle, and not behind a chunk that already runs much longer
     // than usual.
-    const auto stalled_after = std::chrono::nanoseconds(static_cast<std::int64_t>(std::max(4 * service_ns_, 5e5)));
+    const auto stalled_after =
+        std::chrono::nanoseconds(static_cast<std::int64_t>(std::max(4 * service_ns_, 5e5)));
     auto accepts = [&](const pool_worker& w, const process_job* job) {
-        if (w.phase != worker_phase::ready) return false;
-        if (w.inflight.empty()) return true;
-        return w.inflight.size() < max_depth && w.inflight.back().job == job && now - w.busy_since < stalled_after;
+        if (w.phase != worker_phase::ready)
+            return false;
+        if (w.inflight.empty())
+            return true;
+        return w.inflight.size() < max_depth && w.inflight.back().job == job &&
+               now - w.busy_since < stalled_after;
     };
     std::vector<std::pair<pool_worker*, chunk_ref>> assigned;
     {
         std::lock_guard lock(mutex_);
         for (;;) {
-            if (retry_.empty() && queue_.empty()) break;
-            const process_job* next_job = !retry_.empty() ? retry_.front().job : queue_.front().first;
+            if (retry_.empty() && queue_.empty())
+                break;
+            const process_job* next_job =
+                !retry_.empty() ? retry_.front().job : queue_.front().first;
             // The least loaded worker takes the next chunk.
             pool_worker* best = nullptr;
             for (auto& wp : workers_) {
-                if (accepts(*wp, next_job) && (best == nullptr || wp->inflight.size() < best->inflight.size())) {
+                if (accepts(*wp, next_job) &&
+                    (best == nullptr || wp->inflight.size() < best->inflight.size())) {
                     best = wp.get();
                 }
             }
-            if (best == nullptr) break;
+            if (best == nullptr)
+                break;
             pool_worker& w = *best;
             chunk_ref c;
             if (!retry_.empty()) {
@@ -323,12 +353,15 @@ void process_pool_core::assign_work() {
             } else {
                 auto& [job, next] = queue_.front();
                 c = {job, next++};
-                if (next == job->chunk_count()) queue_.pop_front();
+                if (next == job->chunk_count())
+                    queue_.pop_front();
             }
-            if (w.inflight.empty()) w.busy_since = now;
+            if (w.inflight.empty())
+                w.busy_since = now;
             w.inflight.push_back(c);
             assigned.emplace_back(&w, c);
-            if (max_tasks != 0 && ++w.sent >= max_tasks) w.phase = worker_phase::retiring;
+            if (max_tasks != 0 && ++w.sent >= max_tasks)
+                w.phase = worker_phase::retiring;
         }
     }
     // Frames are immutable once submitted: copy them without the lock.
@@ -344,14 +377,16 @@ void process_pool_core::assign_work() {
 
 void process_pool_core::flush(pool_worker& w) noexcept {
     while (w.out_off < w.out.size()) {
-        const ssize_t n = ::send(w.fd, w.out.data() + w.out_off, w.out.size() - w.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        const ssize_t n = ::send(w.fd, w.out.data() + w.out_off, w.out.size() - w.out_off,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             w.out_off += static_cast<std::size_t>(n);
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
             // EAGAIN: poll for POLLOUT. EPIPE: the worker died; its end of file shows.
-            if (n < 0 && errno != EAGAIN) w.out_off = w.out.size();
+            if (n < 0 && errno != EAGAIN)
+                w.out_off = w.out.size();
             break;
         }
     }
@@ -367,7 +402,8 @@ void process_pool_core::read_from(pool_worker& w) {
             std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
             w.tail -= w.head;
             w.head = 0;
-            if (w.tail == w.in.size()) w.in.resize(w.in.size() * 2);
+            if (w.tail == w.in.size())
+                w.in.resize(w.in.size() * 2);
         }
         const ssize_t n = ::recv(w.fd, w.in.data() + w.tail, w.in.size() - w.tail, MSG_DONTWAIT);
         if (n == 0) {
@@ -375,8 +411,10 @@ void process_pool_core::read_from(pool_worker& w) {
             return;
         }
         if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN) w.eof = true;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                w.eof = true;
             return;
         }
         w.tail += static_cast<std::size_t>(n);
@@ -390,14 +428,16 @@ void process_pool_core::read_from(pool_worker& w) {
                     std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
                     w.tail -= w.head;
                     w.head = 0;
-                    if (w.in.size() < whole) w.in.resize(whole);
+                    if (w.in.size() < whole)
+                        w.in.resize(whole);
                 }
                 break;
             }
             handle_frame(w, h, std::string_view(w.in.data() + w.head + sizeof h, h.size));
             w.head += whole;
         }
-        if (w.head == w.tail) w.head = w.tail = 0;
+        if (w.head == w.tail)
+            w.head = w.tail = 0;
     }
 }
 
@@ -406,7 +446,8 @@ void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std:
     case frame_kind::init_ok: {
         w.phase = worker_phase::ready;
         std::lock_guard lock(mutex_);
-        if (starting_up_ && startup_pending_ > 0 && --startup_pending_ == 0) started_cv_.notify_all();
+        if (starting_up_ && startup_pending_ > 0 && --startup_pending_ == 0)
+            started_cv_.notify_all();
         return;
     }
     case frame_kind::init_error: {
@@ -418,17 +459,20 @@ void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std:
             original = std::current_exception();
         }
         break_pool(std::make_exception_ptr(broken_pool_error(
-                       "corio::process_pool is broken: a worker's initializer threw: " + what_of(original))),
+                       "corio::process_pool is broken: a worker's initializer threw: " +
+                       what_of(original))),
                    original);
         w.phase = worker_phase::closing; // it exits after answering
         return;
     }
     case frame_kind::result: {
-        if (w.inflight.empty()) return; // cannot happen with a well-behaved worker
+        if (w.inflight.empty())
+            return; // cannot happen with a well-behaved worker
         const chunk_ref c = w.inflight.front();
         w.inflight.pop_front();
         const auto now = clock_type::now();
-        const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - w.busy_since).count());
+        const double ns = static_cast<double>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - w.busy_since).count());
         service_ns_ = 0.8 * service_ns_ + 0.2 * ns;
         w.busy_since = now;
         byte_reader r(body);
@@ -450,7 +494,8 @@ void process_pool_core::break_pool(std::exception_ptr cause, std::exception_ptr 
     std::deque<std::pair<process_job*, std::size_t>> queued;
     {
         std::lock_guard lock(mutex_);
-        if (broken_) return;
+        if (broken_)
+            return;
         broken_ = cause;
         if (starting_up_ && !startup_error_) {
             startup_error_ = original;
@@ -459,7 +504,8 @@ void process_pool_core::break_pool(std::exception_ptr cause, std::exception_ptr 
         queued.swap(queue_);
     }
     for (auto& [job, next] : queued) {
-        for (std::size_t k = next; k < job->chunk_count(); ++k) fail_chunk({job, k}, cause);
+        for (std::size_t k = next; k < job->chunk_count(); ++k)
+            fail_chunk({job, k}, cause);
     }
     while (!retry_.empty()) {
         fail_chunk(retry_.front(), cause);
@@ -487,16 +533,20 @@ void process_pool_core::handle_exit(pool_worker& w) {
     w.pidfd = -1;
 
     if (w.phase == worker_phase::starting) {
-        const std::string what =
-            fmt::format("corio::process_pool is broken: worker process {} {} while running its initializer", w.pid, how);
+        const std::string what = fmt::format(
+            "corio::process_pool is broken: worker process {} {} while running its initializer",
+            w.pid, how);
         auto e = std::make_exception_ptr(broken_pool_error(what));
         break_pool(e, e);
     } else if (!w.inflight.empty()) {
         const chunk_ref running = w.inflight.front();
         w.inflight.pop_front();
-        fail_chunk(running, std::make_exception_ptr(broken_worker_error(
-                                fmt::format("corio::process_pool: worker process {} {} while running this call", w.pid, how),
-                                w.pid, status == -1 ? -1 : exitcode_of(status))));
+        fail_chunk(
+            running,
+            std::make_exception_ptr(broken_worker_error(
+                fmt::format("corio::process_pool: worker process {} {} while running this call",
+                            w.pid, how),
+                w.pid, status == -1 ? -1 : exitcode_of(status))));
         // The chunks behind it never started: another worker runs them.
         std::exception_ptr broken;
         {
@@ -521,7 +571,8 @@ void process_pool_core::finish_terminate() noexcept {
         std::lock_guard lock(mutex_);
         queued.swap(queue_);
     }
-    for (auto& wp : workers_) send_signal(wp->pidfd, SIGKILL);
+    for (auto& wp : workers_)
+        send_signal(wp->pidfd, SIGKILL);
     for (auto& [job, next] : queued) {
         for (std::size_t k = next; k < job->chunk_count(); ++k) {
             job->on_terminated();
@@ -579,8 +630,9 @@ void process_pool_core::run() noexcept {
         for (auto& wp : workers_) {
             pool_worker& w = *wp;
             const bool idle = w.inflight.empty() && w.out_off == w.out.size();
-            const bool done = w.phase == worker_phase::retiring ||
-                              (state == pool_state::closed && !work_left && w.phase == worker_phase::ready);
+            const bool done =
+                w.phase == worker_phase::retiring ||
+                (state == pool_state::closed && !work_left && w.phase == worker_phase::ready);
             if (idle && done) {
                 w.phase = worker_phase::closing;
                 ::shutdown(w.fd, SHUT_WR);
@@ -588,9 +640,11 @@ void process_pool_core::run() noexcept {
         }
         if (state == pool_state::closed && workers_.empty()) {
             std::lock_guard lock(mutex_);
-            if (!work_left_locked()) return;
+            if (!work_left_locked())
+                return;
         }
-        for (auto& wp : workers_) flush(*wp);
+        for (auto& wp : workers_)
+            flush(*wp);
 
         // Per worker its socket and its pidfd. End of file alone would miss a death
         // when another process holds the worker's end of the socket (a child the
@@ -599,11 +653,13 @@ void process_pool_core::run() noexcept {
         fds.clear();
         fds.push_back({wake_fd_, POLLIN, 0});
         for (auto& wp : workers_) {
-            const short events = static_cast<short>(POLLIN | (wp->out_off < wp->out.size() ? POLLOUT : 0));
+            const short events =
+                static_cast<short>(POLLIN | (wp->out_off < wp->out.size() ? POLLOUT : 0));
             fds.push_back({wp->fd, events, 0});
             fds.push_back({wp->pidfd, POLLIN, 0});
         }
-        if (::poll(fds.data(), fds.size(), -1) < 0) continue; // EINTR
+        if (::poll(fds.data(), fds.size(), -1) < 0)
+            continue; // EINTR
         if ((fds[0].revents & POLLIN) != 0) {
             std::uint64_t v;
             [[maybe_unused]] const auto n = ::read(wake_fd_, &v, sizeof v);
@@ -626,7 +682,8 @@ void process_pool_core::run() noexcept {
             }
             any_exit = any_exit || w.eof || w.exited;
         }
-        if (!any_exit) continue;
+        if (!any_exit)
+            continue;
 
         // Reap the dead, then replace them while the pool still needs workers.
         std::size_t lost = 0;
@@ -650,7 +707,8 @@ void process_pool_core::run() noexcept {
                 spawn_worker();
             } catch (...) {
                 const auto cause = std::make_exception_ptr(broken_pool_error(
-                    "corio::process_pool is broken: a worker could not be replaced: " + what_of(std::current_exception())));
+                    "corio::process_pool is broken: a worker could not be replaced: " +
+                    what_of(std::current_exception())));
                 break_pool(cause, cause);
                 break;
             }
@@ -664,7 +722,8 @@ void process_pool_core::run() noexcept {
 namespace corio {
 
 process_pool::process_pool(std::size_t workers, pool_options options)
-    : core_(std::make_unique<detail::process_pool_core>(workers, std::move(options))), workers_(workers) {}
+    : core_(std::make_unique<detail::process_pool_core>(workers, std::move(options))),
+      workers_(workers) {}
 
 process_pool::~process_pool() {
     if (core_) {
@@ -677,20 +736,32 @@ process_pool::~process_pool() {
     }
 }
 
-std::vector<pid_t> process_pool::worker_pids() const { return core_->pids(); }
+std::vector<pid_t> process_pool::worker_pids() const {
+    return core_->pids();
+}
 
-void process_pool::submit_(detail::process_job& job, std::size_t chunks) { core_->submit(job, chunks); }
+void process_pool::submit_(detail::process_job& job, std::size_t chunks) {
+    core_->submit(job, chunks);
+}
 
-void process_pool::check_running_() const { core_->check_running(); }
+void process_pool::check_running_() const {
+    core_->check_running();
+}
 
 const std::function<void(std::size_t, std::size_t)>* process_pool::progress_() const noexcept {
     return core_->progress();
 }
 
-void process_pool::close() noexcept { core_->close(); }
+void process_pool::close() noexcept {
+    core_->close();
+}
 
-void process_pool::terminate() noexcept { core_->terminate(); }
+void process_pool::terminate() noexcept {
+    core_->terminate();
+}
 
-void process_pool::join() { core_->join(); }
+void process_pool::join() {
+    core_->join();
+}
 
 } // namespace corio

@@ -22,9 +22,11 @@ public:
 
     // Next frame, blocking; false at end of stream. `body` stays valid until the next call.
     bool next(frame_header& h, std::string_view& body) {
-        if (!fill_to(sizeof(frame_header))) return false;
+        if (!fill_to(sizeof(frame_header)))
+            return false;
         std::memcpy(&h, buf_.data() + head_, sizeof h);
-        if (!fill_to(sizeof h + h.size)) return false;
+        if (!fill_to(sizeof h + h.size))
+            return false;
         body = std::string_view(buf_.data() + head_ + sizeof h, h.size);
         head_ += sizeof h + h.size;
         return true;
@@ -33,22 +35,26 @@ public:
     // True if a whole frame is buffered, after taking what the socket holds now
     // (without blocking).
     bool frame_ready() {
-        if (buffered_frame()) return true;
+        if (buffered_frame())
+            return true;
         std::memmove(buf_.data(), buf_.data() + head_, tail_ - head_);
         tail_ -= head_;
         head_ = 0;
-        if (tail_ == buf_.size()) buf_.resize(buf_.size() * 2);
+        if (tail_ == buf_.size())
+            buf_.resize(buf_.size() * 2);
         ssize_t r;
         do {
             r = ::recv(fd_, buf_.data() + tail_, buf_.size() - tail_, MSG_DONTWAIT);
         } while (r < 0 && errno == EINTR);
-        if (r > 0) tail_ += static_cast<std::size_t>(r);
+        if (r > 0)
+            tail_ += static_cast<std::size_t>(r);
         return buffered_frame();
     }
 
 private:
     bool buffered_frame() const noexcept {
-        if (tail_ - head_ < sizeof(frame_header)) return false;
+        if (tail_ - head_ < sizeof(frame_header))
+            return false;
         frame_header h;
         std::memcpy(&h, buf_.data() + head_, sizeof h);
         return tail_ - head_ >= sizeof h + h.size;
@@ -63,7 +69,8 @@ private:
                 std::memmove(buf_.data(), buf_.data() + head_, tail_ - head_);
                 tail_ -= head_;
                 head_ = 0;
-                if (buf_.size() < n) buf_.resize(std::max(n, buf_.size() * 2));
+                if (buf_.size() < n)
+                    buf_.resize(std::max(n, buf_.size() * 2));
             }
             const ssize_t r = ::recv(fd_, buf_.data() + tail_, buf_.size() - tail_, 0);
             if (r > 0) {
@@ -108,7 +115,8 @@ void write_all(int fd, byte_writer& out) noexcept {
         const auto init = r.read_raw<std::uintptr_t>();
         const std::size_t at = begin_frame(out, frame_kind::init_ok, 0, 0);
         try {
-            if (init != 0) reinterpret_cast<void (*)()>(init)();
+            if (init != 0)
+                reinterpret_cast<void (*)()>(init)();
         } catch (...) {
             out.buffer().clear();
             const std::size_t e = begin_frame(out, frame_kind::init_error, 0, 0);
@@ -123,15 +131,18 @@ void write_all(int fd, byte_writer& out) noexcept {
         frame_header h;
         std::string_view body;
         while (in.next(h, body)) {
-            if (h.kind != frame_kind::task) ::_exit(2);
+            if (h.kind != frame_kind::task)
+                ::_exit(2);
             byte_reader task(body);
             const auto target = task.read_raw<call_target>();
             const bool stop_on_error = task.read_raw<std::uint8_t>() != 0;
             const std::size_t rat = begin_frame(out, frame_kind::result, h.id, h.count);
-            reinterpret_cast<item_runner>(target.runner)(target.fn, h.count, stop_on_error, task, out);
+            reinterpret_cast<item_runner>(target.runner)(target.fn, h.count, stop_on_error, task,
+                                                         out);
             finish_frame(out, rat);
             // Answer now unless more tasks are already here (then answer in one batch).
-            if (out.size() >= (1u << 20) || !in.frame_ready()) write_all(fd, out);
+            if (out.size() >= (1u << 20) || !in.frame_ready())
+                write_all(fd, out);
         }
         std::fflush(nullptr);
         ::_exit(0);
@@ -154,7 +165,8 @@ void write_all(int fd, byte_writer& out) noexcept {
                 std::rethrow_exception(read_exception(outcome));
             } catch (const std::exception& e) {
                 std::fflush(stdout);
-                std::fprintf(stderr, "corio::process %d: the function threw: %s\n", static_cast<int>(::getpid()), e.what());
+                std::fprintf(stderr, "corio::process %d: the function threw: %s\n",
+                             static_cast<int>(::getpid()), e.what());
             }
             code = 1;
         }
@@ -168,18 +180,21 @@ void write_all(int fd, byte_writer& out) noexcept {
 } // namespace
 
 void child_main(int fd) noexcept {
-    if (fd < 0) ::_exit(2);
+    if (fd < 0)
+        ::_exit(2);
     try {
         frame_reader in(fd);
         frame_header h;
         std::string_view body;
-        if (!in.next(h, body)) ::_exit(0);
+        if (!in.next(h, body))
+            ::_exit(0);
         if (h.kind == frame_kind::start_process) {
             std::string copy(body);
             ::close(fd);
             run_process(copy);
         }
-        if (h.kind == frame_kind::start_worker) run_worker(fd, in, body);
+        if (h.kind == frame_kind::start_worker)
+            run_worker(fd, in, body);
     } catch (...) {
         ::_exit(70);
     }

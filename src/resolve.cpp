@@ -26,8 +26,8 @@ lookup_result lookup(const std::string& host, const std::string& service) {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
     ::addrinfo* list = nullptr;
-    out.status = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.empty() ? nullptr : service.c_str(),
-                               &hints, &list);
+    out.status = ::getaddrinfo(host.empty() ? nullptr : host.c_str(),
+                               service.empty() ? nullptr : service.c_str(), &hints, &list);
     if (out.status == EAI_SYSTEM) {
         out.err = errno;
     }

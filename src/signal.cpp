@@ -108,7 +108,9 @@ private:
                     self.loop_->call_soon(self.handler);
                 } catch (...) {
                     self.loop_->call_exception_handler(
-                        {"corio: could not schedule a signal handler", std::current_exception(), {}});
+                        {"corio: could not schedule a signal handler",
+                         std::current_exception(),
+                         {}});
                 }
             }
             for (signal_waiter* w : self.waiters) {

@@ -190,7 +190,8 @@ public:
         {
             std::lock_guard lock(mutex_);
             if (state_ == run_state::running) {
-                throw invalid_state_error("corio: join() on a running pool; call close() or terminate() first");
+                throw invalid_state_error(
+                    "corio: join() on a running pool; call close() or terminate() first");
             }
         }
         std::lock_guard join_lock(join_mutex_);
@@ -242,7 +243,8 @@ private:
     /// Spins briefly, without the lock, until work shows up or the pool stops.
     bool search() const noexcept {
         for (int i = 0; i < search_spins; ++i) {
-            if (has_work_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed)) {
+            if (has_work_.load(std::memory_order_relaxed) ||
+                stopping_.load(std::memory_order_relaxed)) {
                 return true;
             }
 #if defined(__x86_64__) || defined(__i386__)
@@ -389,7 +391,9 @@ private:
     bool joined_ = false;
 };
 
-void post_result(thread_pool_core& core, work_item& item) noexcept { core.post_result(item); }
+void post_result(thread_pool_core& core, work_item& item) noexcept {
+    core.post_result(item);
+}
 
 thread_pool& default_blocking_pool() {
     static thread_pool pool(std::min<std::size_t>(32, cpu_count() + 4));
@@ -416,14 +420,23 @@ thread_pool::~thread_pool() {
     core_->join();
 }
 
-void thread_pool::close() noexcept { core_->close(); }
-void thread_pool::terminate() noexcept { core_->terminate(); }
-void thread_pool::join() { core_->join(); }
+void thread_pool::close() noexcept {
+    core_->close();
+}
+void thread_pool::terminate() noexcept {
+    core_->terminate();
+}
+void thread_pool::join() {
+    core_->join();
+}
 
-void thread_pool::submit_(detail::work_item& first, detail::work_item& last, bool needs_result_thread) {
+void thread_pool::submit_(detail::work_item& first, detail::work_item& last,
+                          bool needs_result_thread) {
     core_->submit(first, last, needs_result_thread);
 }
 
-void thread_pool::check_running_() const { core_->check_running(); }
+void thread_pool::check_running_() const {
+    core_->check_running();
+}
 
 } // namespace corio

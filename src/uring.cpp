@@ -20,7 +20,8 @@ uring::uring(const loop_options& options) {
     int rc = -EINVAL;
     if (options.single_issuer) {
         // Probed at run time: kernels before 6.1 refuse DEFER_TASKRUN with -EINVAL.
-        params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+        params.flags =
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
         rc = io_uring_queue_init_params(options.entries, &ring_, &params);
         if (rc == 0) {
             defer_taskrun_ = true;
@@ -295,11 +296,14 @@ void uring::wake() noexcept {
     [[maybe_unused]] ssize_t r = ::write(eventfd_, &one, sizeof one);
 }
 
-void uring::arm_doorbell() noexcept { submit(doorbell_); }
+void uring::arm_doorbell() noexcept {
+    submit(doorbell_);
+}
 
 void uring::prep_doorbell(uring_op& op, io_uring_sqe& sqe) noexcept {
     uring* self = static_cast<doorbell_op&>(op).owner;
-    io_uring_prep_read(&sqe, self->eventfd_, &self->doorbell_value_, sizeof self->doorbell_value_, 0);
+    io_uring_prep_read(&sqe, self->eventfd_, &self->doorbell_value_, sizeof self->doorbell_value_,
+                       0);
 }
 
 void uring::on_doorbell(uring_op& op, int, unsigned) noexcept {
@@ -308,7 +312,9 @@ void uring::on_doorbell(uring_op& op, int, unsigned) noexcept {
     self->arm_doorbell();
 }
 
-void prep_nop(uring_op&, ::io_uring_sqe& sqe) noexcept { io_uring_prep_nop(&sqe); }
+void prep_nop(uring_op&, ::io_uring_sqe& sqe) noexcept {
+    io_uring_prep_nop(&sqe);
+}
 
 bool uring::supports(unsigned opcode) noexcept {
     if (!probed_) {
@@ -328,7 +334,9 @@ bool uring::supports(unsigned opcode) noexcept {
 void limit_submissions(event_loop& loop, unsigned per_iteration) noexcept {
     loop_access::ring(loop).limit_sqes(per_iteration);
 }
-std::size_t parked_ops(event_loop& loop) noexcept { return loop_access::ring(loop).pending_count(); }
+std::size_t parked_ops(event_loop& loop) noexcept {
+    return loop_access::ring(loop).pending_count();
+}
 std::size_t parked_cancels(event_loop& loop) noexcept {
     return loop_access::ring(loop).parked_cancel_count();
 }

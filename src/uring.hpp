@@ -46,7 +46,9 @@ public:
     std::size_t in_flight() const noexcept {
         return in_flight_ - (doorbell_.state == uring_op::op_state::in_flight ? 1 : 0);
     }
-    bool has_pending() const noexcept { return pending_head_ != nullptr || !parked_cancels_.empty(); }
+    bool has_pending() const noexcept {
+        return pending_head_ != nullptr || !parked_cancels_.empty();
+    }
     /// Operations parked on the pending list.
     std::size_t pending_count() const noexcept;
     /// Cancel requests parked for want of an SQE.
@@ -90,7 +92,7 @@ private:
     uring_op* pending_head_ = nullptr;   // FIFO, doubly linked through prev_op/next_op
     uring_op* pending_tail_ = nullptr;
     std::vector<uring_op*> parked_cancels_;
-    std::size_t draining_ = 0;    // in-flight ops cancel_all still waits for
+    std::size_t draining_ = 0;                   // in-flight ops cancel_all still waits for
     unsigned sqe_limit_ = unlimited_submissions; // test hook: SQEs per poll
     unsigned sqes_since_poll_ = 0;
     int eventfd_ = -1;

@@ -122,7 +122,8 @@ TEST_CASE("a generator destroyed early runs its awaiting cleanup in a finalizer 
     auto body = [](std::vector<std::string>& l) -> corio::task<> {
         corio::event cleaned;
         {
-            auto gen = [](std::vector<std::string>& ll, corio::event& done) -> corio::async_generator<int> {
+            auto gen = [](std::vector<std::string>& ll,
+                          corio::event& done) -> corio::async_generator<int> {
                 bool closing = false;
                 try {
                     for (int i = 0;; ++i) {
@@ -192,7 +193,8 @@ TEST_CASE("without a running loop destroying a suspended generator only runs des
     CHECK(corio_test::counted::live == 0);
 }
 
-TEST_CASE("a finalizer whose body yields again is reported once", "[async_generator][lifetime][error]") {
+TEST_CASE("a finalizer whose body yields again is reported once",
+          "[async_generator][lifetime][error]") {
     std::vector<std::string> reports;
     {
         corio::event_loop loop;
@@ -227,7 +229,8 @@ TEST_CASE("a finalizer whose body yields again is reported once", "[async_genera
     CHECK_THAT(reports[0], Catch::Contains("ignored generator_exit"));
 }
 
-TEST_CASE("aclose raises generator_exit at the co_yield and runs async cleanup", "[async_generator][aclose]") {
+TEST_CASE("aclose raises generator_exit at the co_yield and runs async cleanup",
+          "[async_generator][aclose]") {
     std::vector<std::string> log;
     auto gen_fn = [](std::vector<std::string>& l) -> corio::async_generator<int> {
         try {
@@ -305,7 +308,8 @@ TEST_CASE("an exception in the body reaches the consumer", "[async_generator][er
     corio::run(body());
 }
 
-TEST_CASE("cancelling the consumer reaches the await inside the body", "[async_generator][cancel]") {
+TEST_CASE("cancelling the consumer reaches the await inside the body",
+          "[async_generator][cancel]") {
     corio::event_loop loop;
     std::vector<std::string> log;
     auto consumer = [](std::vector<std::string>& l) -> corio::task<> {
@@ -332,7 +336,8 @@ TEST_CASE("cancelling the consumer reaches the await inside the body", "[async_g
     CHECK(loop.timer_count() == 0);
 }
 
-TEST_CASE("a consumer destroyed mid-next takes the suspended body down", "[async_generator][lifetime]") {
+TEST_CASE("a consumer destroyed mid-next takes the suspended body down",
+          "[async_generator][lifetime]") {
     int cleanups = 0;
     {
         corio::event_loop loop;
@@ -345,7 +350,9 @@ TEST_CASE("a consumer destroyed mid-next takes the suspended body down", "[async
             co_await never;
             co_yield 1;
         }(cleanups, corio_test::counted{});
-        auto consumer = [](corio::async_generator<int>& g) -> corio::task<> { (void)co_await g.next(); };
+        auto consumer = [](corio::async_generator<int>& g) -> corio::task<> {
+            (void)co_await g.next();
+        };
         (void)loop.create_task(consumer(gen));
         loop.run_until_complete([]() -> corio::task<> { co_await corio::yield_now(); }());
         loop.close(); // the consumer cannot finish: its frame is destroyed
@@ -370,7 +377,9 @@ TEST_CASE("a generator left open is closed when its loop closes", "[async_genera
                 throw;
             }
         }(log);
-        auto first = [](corio::async_generator<int>& g) -> corio::task<int> { co_return *co_await g.next(); };
+        auto first = [](corio::async_generator<int>& g) -> corio::task<int> {
+            co_return *co_await g.next();
+        };
         CHECK(loop.run_until_complete(first(gen)) == 0);
         loop.close();
         CHECK(gen.finished());
@@ -403,22 +412,25 @@ TEST_CASE("a second concurrent next is an error", "[async_generator][error]") {
     corio::run(body());
 }
 
-TEST_CASE("a comprehension pipeline transforms, filters, takes and collects", "[async_generator][adapters]") {
+TEST_CASE("a comprehension pipeline transforms, filters, takes and collects",
+          "[async_generator][adapters]") {
     auto body = []() -> corio::task<> {
         int pulled = 0;
-        auto squares_of_odds = co_await (numbers(100, pulled) | corio::filter([](int v) { return v % 2 == 1; }) |
-                                         corio::transform([](int v) { return v * v; }) | corio::take(4) |
-                                         corio::collect());
+        auto squares_of_odds = co_await (
+            numbers(100, pulled) | corio::filter([](int v) { return v % 2 == 1; }) |
+            corio::transform([](int v) { return v * v; }) | corio::take(4) | corio::collect());
         CHECK(squares_of_odds == std::vector<int>{1, 9, 25, 49});
         CHECK(pulled == 7); // no item beyond the 4th odd number (7) was pulled
     };
     corio::run(body());
 }
 
-TEST_CASE("take pulls no item beyond the n-th and closes its source", "[async_generator][adapters]") {
+TEST_CASE("take pulls no item beyond the n-th and closes its source",
+          "[async_generator][adapters]") {
     auto body = []() -> corio::task<> {
         int pulled = 0;
-        // (kept out of the CHECK: g++ 12 mishandles a braced list in a full-expression with co_await)
+        // (kept out of the CHECK: g++ 12 mishandles a braced list in a full-expression with
+        // co_await)
         std::vector<int> first = co_await (numbers(10, pulled) | corio::take(3) | corio::collect());
         CHECK(first == std::vector<int>{1, 2, 3});
         CHECK(pulled == 3);
@@ -433,9 +445,9 @@ TEST_CASE("closing a pipeline closes its innermost source once and pulls nothing
           "[async_generator][adapters][aclose]") {
     auto body = []() -> corio::task<> {
         source_log log;
-        std::vector<int> got = co_await (tracked_numbers(log) | corio::transform([](int v) { return v * 10; }) |
-                                         corio::filter([](int v) { return v % 20 == 0; }) | corio::take(3) |
-                                         corio::collect());
+        std::vector<int> got = co_await (
+            tracked_numbers(log) | corio::transform([](int v) { return v * 10; }) |
+            corio::filter([](int v) { return v % 20 == 0; }) | corio::take(3) | corio::collect());
         CHECK(got == std::vector<int>{20, 40, 60});
         CHECK(log.pulled == 6); // the 3rd even number is 6: nothing beyond it was pulled
         CHECK(log.exits == 1);  // closed through filter and transform, within take's aclose
@@ -461,7 +473,8 @@ TEST_CASE("aclose of a transform stage runs the source's cleanup before it retur
     corio::run(body());
 }
 
-TEST_CASE("a pipeline destroyed early finalizes its innermost source once", "[async_generator][adapters][lifetime]") {
+TEST_CASE("a pipeline destroyed early finalizes its innermost source once",
+          "[async_generator][adapters][lifetime]") {
     source_log log;
     auto body = [](source_log& l) -> corio::task<> {
         {
@@ -486,14 +499,16 @@ TEST_CASE("a pipeline destroyed early finalizes its innermost source once", "[as
 TEST_CASE("transform may change the value type", "[async_generator][adapters]") {
     auto body = []() -> corio::task<> {
         int pulled = 0;
-        auto words = co_await (numbers(3, pulled) | corio::transform([](int v) { return std::string(v, 'x'); }) |
+        auto words = co_await (numbers(3, pulled) |
+                               corio::transform([](int v) { return std::string(v, 'x'); }) |
                                corio::collect());
         CHECK(words == std::vector<std::string>{"x", "xx", "xxx"});
     };
     corio::run(body());
 }
 
-TEST_CASE("an exception inside a pipeline reaches the collector", "[async_generator][adapters][error]") {
+TEST_CASE("an exception inside a pipeline reaches the collector",
+          "[async_generator][adapters][error]") {
     auto body = []() -> corio::task<> {
         int pulled = 0;
         auto failing = numbers(5, pulled) | corio::transform([](int v) {
@@ -512,7 +527,8 @@ TEST_CASE("pipelines free every value they pass along", "[async_generator][adapt
     auto body = []() -> corio::task<> {
         int cleanups = 0;
         int async_cleanups = 0;
-        auto got = co_await (counted_items(cleanups, async_cleanups) | corio::take(5) | corio::collect());
+        auto got =
+            co_await (counted_items(cleanups, async_cleanups) | corio::take(5) | corio::collect());
         CHECK(got.size() == 5);
         CHECK(cleanups == 1);
         CHECK(async_cleanups == 1); // take closed its source with aclose

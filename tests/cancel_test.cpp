@@ -106,9 +106,7 @@ TEST_CASE("a cancelled task frees its frames", "[cancel][lifetime]") {
                 f.cancel();
             }
         });
-        loop.run_until_complete([]() -> corio::task<> {
-            co_await corio::sleep(1ms);
-        }());
+        loop.run_until_complete([]() -> corio::task<> { co_await corio::sleep(1ms); }());
         CHECK(corio_test::counted::live == 0);
         for (auto& f : fs) {
             CHECK(f.cancelled());

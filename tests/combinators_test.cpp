@@ -87,7 +87,8 @@ T run_on(corio::event_loop& loop, corio::task<T> t) {
 
 } // namespace
 
-TEST_CASE("gather yields results in argument order whatever the completion order", "[combinators][gather]") {
+TEST_CASE("gather yields results in argument order whatever the completion order",
+          "[combinators][gather]") {
     {
         corio::event_loop loop;
         log_t log;
@@ -145,7 +146,8 @@ TEST_CASE("gather over a range yields a vector in range order", "[combinators][g
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("gather maps void results to std::monostate and accepts futures", "[combinators][gather]") {
+TEST_CASE("gather maps void results to std::monostate and accepts futures",
+          "[combinators][gather]") {
     corio::event_loop loop;
     auto nothing = []() -> corio::task<> { co_await corio::yield_now(); };
     auto body = [](auto make) -> corio::task<int> {
@@ -160,8 +162,9 @@ TEST_CASE("gather maps void results to std::monostate and accepts futures", "[co
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("gather cancels the other children on the first failure and rethrows it after they finished",
-          "[combinators][gather][cancel]") {
+TEST_CASE(
+    "gather cancels the other children on the first failure and rethrows it after they finished",
+    "[combinators][gather][cancel]") {
     {
         corio::event_loop loop;
         log_t log;
@@ -180,7 +183,8 @@ TEST_CASE("gather cancels the other children on the first failure and rethrows i
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("a later failure of a gather sibling is reported, not swallowed", "[combinators][gather]") {
+TEST_CASE("a later failure of a gather sibling is reported, not swallowed",
+          "[combinators][gather]") {
     corio::event_loop loop;
     std::vector<std::string> reported;
     loop.set_exception_handler([&](const corio::exception_context& c) {
@@ -211,12 +215,13 @@ TEST_CASE("a later failure of a gather sibling is reported, not swallowed", "[co
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("gather_settled keeps every outcome in its slot, exceptions included", "[combinators][gather_settled]") {
+TEST_CASE("gather_settled keeps every outcome in its slot, exceptions included",
+          "[combinators][gather_settled]") {
     {
         corio::event_loop loop;
         auto body = []() -> corio::task<> {
-            auto [a, b, c] = co_await corio::gather_settled(after(1, 3, nullptr), fail_after(1, "bad"),
-                                                            int_after(3, 2));
+            auto [a, b, c] = co_await corio::gather_settled(after(1, 3, nullptr),
+                                                            fail_after(1, "bad"), int_after(3, 2));
             REQUIRE(a.has_value());
             CHECK(a.value().v == 1);
             CHECK_FALSE(b.has_value());
@@ -261,7 +266,9 @@ TEST_CASE("cancelling the task awaiting gather cancels every child and waits for
 
 TEST_CASE("gather children are tasks named after the awaiting task", "[combinators][gather]") {
     corio::event_loop loop;
-    auto name_of_self = []() -> corio::task<std::string> { co_return corio::current_task().name(); };
+    auto name_of_self = []() -> corio::task<std::string> {
+        co_return corio::current_task().name();
+    };
     auto body = [](auto n) -> corio::task<std::string> {
         auto [a, b] = co_await corio::gather(n(), n());
         co_return a + " " + b;
@@ -271,9 +278,12 @@ TEST_CASE("gather children are tasks named after the awaiting task", "[combinato
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("wait_for returns the value of inner work that finishes in time", "[combinators][wait_for]") {
+TEST_CASE("wait_for returns the value of inner work that finishes in time",
+          "[combinators][wait_for]") {
     corio::event_loop loop;
-    auto body = []() -> corio::task<int> { co_return co_await corio::wait_for(int_after(7, 3), 1h); };
+    auto body = []() -> corio::task<int> {
+        co_return co_await corio::wait_for(int_after(7, 3), 1h);
+    };
     CHECK(run_on(loop, body()) == 7);
     CHECK(loop.timer_count() == 0);
     CHECK(counted::live == 0);
@@ -300,10 +310,13 @@ TEST_CASE("wait_for timeout cancels the inner task and its cleanup ran before ti
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("wait_for returns the value of an inner task that swallowed the cancel", "[combinators][wait_for]") {
+TEST_CASE("wait_for returns the value of an inner task that swallowed the cancel",
+          "[combinators][wait_for]") {
     corio::event_loop loop;
     log_t log;
-    auto body = [](log_t* l) -> corio::task<int> { co_return co_await corio::wait_for(swallow_cancel(5, l), 1ms); };
+    auto body = [](log_t* l) -> corio::task<int> {
+        co_return co_await corio::wait_for(swallow_cancel(5, l), 1ms);
+    };
     CHECK(run_on(loop, body(&log)) == 5);
     CHECK(log == log_t{"swallowed"});
     CHECK(counted::live == 0);
@@ -351,7 +364,8 @@ TEST_CASE("nested wait_for: the inner, shorter deadline raises timeout_error thr
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("nested wait_for: the outer, shorter deadline cancels the inner wait_for", "[combinators][wait_for]") {
+TEST_CASE("nested wait_for: the outer, shorter deadline cancels the inner wait_for",
+          "[combinators][wait_for]") {
     corio::event_loop loop;
     log_t log;
     auto inner = [](log_t* l) -> corio::task<int> {
@@ -415,7 +429,8 @@ TEST_CASE("wait_for and shield of a future with a move-only value move it out, d
         CHECK(*from_shield == 5);
         CHECK(a.done()); // the futures stay done, their values moved out
         corio::future<std::unique_ptr<int>> later;
-        corio::get_running_loop().call_soon([later]() mutable { later.set_result(std::make_unique<int>(6)); });
+        corio::get_running_loop().call_soon(
+            [later]() mutable { later.set_result(std::make_unique<int>(6)); });
         std::unique_ptr<int> from_pending = co_await corio::wait_for(later, 1s);
         REQUIRE(from_pending != nullptr);
         CHECK(*from_pending == 6);
@@ -430,7 +445,9 @@ TEST_CASE("cancelling the task awaiting wait_for gives cancelled_error, not time
           "[combinators][wait_for][cancel]") {
     corio::event_loop loop;
     log_t log;
-    auto body = [](log_t* l) -> corio::task<> { (void)co_await corio::wait_for(until_cancelled("w", l), 1h); };
+    auto body = [](log_t* l) -> corio::task<> {
+        (void)co_await corio::wait_for(until_cancelled("w", l), 1h);
+    };
     auto f = loop.create_task(body(&log));
     loop.call_soon([&] { f.cancel(); });
     CHECK_THROWS_AS(loop.run_until_complete(f), corio::cancelled_error);
@@ -479,7 +496,8 @@ TEST_CASE("shield: cancelling the outer task raises cancelled_error while the in
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("wait_any returns the first finisher and cancels and awaits the rest", "[combinators][wait_any]") {
+TEST_CASE("wait_any returns the first finisher and cancels and awaits the rest",
+          "[combinators][wait_any]") {
     {
         corio::event_loop loop;
         log_t log;
@@ -523,7 +541,8 @@ TEST_CASE("wait_any with different result types yields a variant", "[combinators
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("wait_any rethrows the winner's exception after the others finished", "[combinators][wait_any]") {
+TEST_CASE("wait_any rethrows the winner's exception after the others finished",
+          "[combinators][wait_any]") {
     corio::event_loop loop;
     log_t log;
     auto body = [](log_t* l) -> corio::task<> {
@@ -592,7 +611,8 @@ TEST_CASE("as_completed aclose cancels the children still running and waits for 
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("cancelling the consumer of as_completed cancels every child", "[combinators][as_completed][cancel]") {
+TEST_CASE("cancelling the consumer of as_completed cancels every child",
+          "[combinators][as_completed][cancel]") {
     corio::event_loop loop;
     log_t log;
     auto body = [](log_t* l) -> corio::task<> {
@@ -609,7 +629,8 @@ TEST_CASE("cancelling the consumer of as_completed cancels every child", "[combi
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("a million gathers of two trivial tasks leak nothing", "[combinators][gather][lifetime]") {
+TEST_CASE("a million gathers of two trivial tasks leak nothing",
+          "[combinators][gather][lifetime]") {
 #if defined(__SANITIZE_ADDRESS__)
     constexpr int iterations = 20'000;
 #elif defined(__has_feature)
@@ -638,7 +659,8 @@ TEST_CASE("a million gathers of two trivial tasks leak nothing", "[combinators][
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("a cancel arriving after every child finished keeps the result and lands at the next suspension",
+TEST_CASE("a cancel arriving after every child finished keeps the result and lands at the next "
+          "suspension",
           "[combinators][gather][cancel]") {
     corio::event_loop loop;
     log_t log;
@@ -682,7 +704,8 @@ TEST_CASE("cancelling the task awaiting gather_settled or wait_any cancels every
         corio::event_loop loop;
         log_t log;
         auto settled = [](log_t* l) -> corio::task<> {
-            (void)co_await corio::gather_settled(until_cancelled("s1", l), until_cancelled("s2", l));
+            (void)co_await corio::gather_settled(until_cancelled("s1", l),
+                                                 until_cancelled("s2", l));
         };
         auto any = [](log_t* l) -> corio::task<> {
             (void)co_await corio::wait_any(until_cancelled("w1", l), until_cancelled("w2", l));

@@ -27,7 +27,9 @@ std::vector<report>& record(corio::event_loop& loop, std::vector<report>& out) {
     return out;
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
 
 /// One step that blocks the loop's thread for `d` (the scenario of a slow step).
 corio::task<> hog(std::chrono::milliseconds d) {
@@ -37,7 +39,8 @@ corio::task<> hog(std::chrono::milliseconds d) {
 
 } // namespace
 
-TEST_CASE("debug mode reports a slow task step with the task name and its creation site", "[debug]") {
+TEST_CASE("debug mode reports a slow task step with the task name and its creation site",
+          "[debug]") {
     corio::event_loop loop({.debug = true, .slow_callback_duration = 5ms});
     std::vector<report> reports;
     record(loop, reports);
@@ -56,7 +59,8 @@ TEST_CASE("debug mode reports a slow callback", "[debug]") {
     std::vector<report> reports;
     record(loop, reports);
     loop.call_soon([] { std::this_thread::sleep_for(20ms); });
-    loop.run_until_complete(corio::task<>([]() -> corio::task<> { co_await corio::yield_now(); }()));
+    loop.run_until_complete(
+        corio::task<>([]() -> corio::task<> { co_await corio::yield_now(); }()));
     REQUIRE(reports.size() == 1);
     CHECK(contains(reports[0].message, "Executing a callback took"));
 }
@@ -107,7 +111,8 @@ TEST_CASE("debug mode shows where a task with an unretrieved exception was creat
     CHECK(contains(reports[0].message, "debug_test.cpp:" + std::to_string(line)));
 }
 
-TEST_CASE("debug mode reports a task destroyed while still pending, with its creation site", "[debug]") {
+TEST_CASE("debug mode reports a task destroyed while still pending, with its creation site",
+          "[debug]") {
     std::vector<report> reports;
     int line = 0;
     {
@@ -124,7 +129,8 @@ TEST_CASE("debug mode reports a task destroyed while still pending, with its cre
         };
         line = __LINE__ + 1;
         auto f = loop.create_task(stubborn(), "stuck");
-        loop.run_until_complete(corio::task<>([]() -> corio::task<> { co_await corio::yield_now(); }()));
+        loop.run_until_complete(
+            corio::task<>([]() -> corio::task<> { co_await corio::yield_now(); }()));
         loop.close();
         CHECK(f.cancelled());
     }
@@ -134,7 +140,8 @@ TEST_CASE("debug mode reports a task destroyed while still pending, with its cre
     CHECK(contains(reports[0].message, "debug_test.cpp:" + std::to_string(line)));
 }
 
-TEST_CASE("debug reports name combinator children after the awaiting task", "[debug][combinators]") {
+TEST_CASE("debug reports name combinator children after the awaiting task",
+          "[debug][combinators]") {
     corio::event_loop loop({.debug = true, .slow_callback_duration = 5ms});
     std::vector<report> reports;
     record(loop, reports);

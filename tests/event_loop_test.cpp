@@ -104,7 +104,8 @@ TEST_CASE("call_soon callbacks run in FIFO order", "[event_loop][callbacks]") {
     }
 }
 
-TEST_CASE("a callback scheduled by a callback runs on the next iteration", "[event_loop][callbacks]") {
+TEST_CASE("a callback scheduled by a callback runs on the next iteration",
+          "[event_loop][callbacks]") {
     corio::event_loop loop;
     std::vector<std::string> order;
     loop.call_soon([&] {
@@ -173,7 +174,8 @@ TEST_CASE("an idle loop waiting 200 ms on a timer does not busy-wait", "[event_l
     CHECK(cpu_used < 20ms);
 }
 
-TEST_CASE("100,000 timers created and cancelled leave the timer structure empty", "[event_loop][timers]") {
+TEST_CASE("100,000 timers created and cancelled leave the timer structure empty",
+          "[event_loop][timers]") {
     corio::event_loop loop;
     std::vector<corio::timer_handle> handles;
     handles.reserve(100'000);
@@ -209,7 +211,8 @@ TEST_CASE("100,000 timers created and cancelled leave the timer structure empty"
     CHECK(ran == 0);
 }
 
-TEST_CASE("call_soon_threadsafe from 4 threads x 10,000 calls runs each exactly once", "[event_loop][threads]") {
+TEST_CASE("call_soon_threadsafe from 4 threads x 10,000 calls runs each exactly once",
+          "[event_loop][threads]") {
     corio::event_loop loop;
     constexpr int threads = 4;
     constexpr int per_thread = 10'000;
@@ -251,7 +254,8 @@ TEST_CASE("call_soon_threadsafe keeps each thread's order", "[event_loop][thread
     CHECK(std::is_sorted(seen.begin(), seen.end()));
 }
 
-TEST_CASE("closing a loop with 1,000 pending tasks destroys all their frames", "[event_loop][lifetime]") {
+TEST_CASE("closing a loop with 1,000 pending tasks destroys all their frames",
+          "[event_loop][lifetime]") {
     auto forever = [](corio_test::counted, corio::future<> never) -> corio::task<> {
         co_await never; // never completes: only close() can end this task
     };
@@ -355,7 +359,8 @@ TEST_CASE("a second loop cannot run on a thread where one is running", "[event_l
     a.run_forever();
 }
 
-TEST_CASE("stop() before the task completes makes run_until_complete throw", "[event_loop][error]") {
+TEST_CASE("stop() before the task completes makes run_until_complete throw",
+          "[event_loop][error]") {
     corio::event_loop loop;
     auto slow = []() -> corio::task<int> {
         co_await corio::sleep(1h);
@@ -420,10 +425,13 @@ corio::task<> stubborn(corio_test::counted) {
     corio::future<> second;
     co_await second;
 }
-corio::task<> wait_on(corio::future<> other, corio_test::counted) { co_await other; }
+corio::task<> wait_on(corio::future<> other, corio_test::counted) {
+    co_await other;
+}
 } // namespace
 
-TEST_CASE("close destroys tasks stuck awaiting each other without resuming dead frames", "[event_loop][lifetime]") {
+TEST_CASE("close destroys tasks stuck awaiting each other without resuming dead frames",
+          "[event_loop][lifetime]") {
     // Regression: force-finishing a stuck task woke its waiter, whose frame was then
     // destroyed in the same sweep; a close hook made the loop run again and resume it.
     int hooks = 0;
@@ -443,7 +451,8 @@ TEST_CASE("close destroys tasks stuck awaiting each other without resuming dead 
     CHECK(hooks == 1);
 }
 
-TEST_CASE("done callbacks of a task destroyed at close release their future", "[event_loop][lifetime]") {
+TEST_CASE("done callbacks of a task destroyed at close release their future",
+          "[event_loop][lifetime]") {
     // Regression: the callbacks queued when close() force-finishes a stuck task held
     // a raw reference that was leaked when close() dropped them (LeakSanitizer in the
     // asan build catches a regression).
@@ -489,7 +498,8 @@ TEST_CASE("sleep_until a past deadline still yields once to the other ready task
     CHECK(order == std::vector<std::string>{"other", "sleeper"});
 }
 
-TEST_CASE("cancelling a sleep_until removes its timer at once", "[event_loop][timers][sleep][cancel]") {
+TEST_CASE("cancelling a sleep_until removes its timer at once",
+          "[event_loop][timers][sleep][cancel]") {
     corio::event_loop loop;
     auto sleeper = []() -> corio::task<> { co_await corio::sleep_until(clock_type::now() + 1h); };
     auto body = [](corio::event_loop& l, auto make) -> corio::task<> {
@@ -528,7 +538,8 @@ TEST_CASE("the default exception handler writes one line with the task name and 
     CHECK_THAT(lines[0], Catch::Matchers::EndsWith(": lost on purpose"));
 }
 
-TEST_CASE("call_exception_handler reaches the handler set, and a throwing or empty one falls back to stderr",
+TEST_CASE("call_exception_handler reaches the handler set, and a throwing or empty one falls back "
+          "to stderr",
           "[event_loop][error]") {
     corio::event_loop loop;
     std::vector<std::string> seen;
@@ -603,7 +614,8 @@ TEST_CASE("a task_handle reports done, where its task was created, and compares 
     CHECK(copy.done());
 }
 
-TEST_CASE("the tasks from all_tasks can be named and cancelled", "[event_loop][task_handle][cancel]") {
+TEST_CASE("the tasks from all_tasks can be named and cancelled",
+          "[event_loop][task_handle][cancel]") {
     corio::event_loop loop;
     auto sleeper = []() -> corio::task<> { co_await corio::sleep(1h); };
     auto body = [](auto make) -> corio::task<std::vector<std::string>> {

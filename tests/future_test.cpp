@@ -147,7 +147,8 @@ TEST_CASE("dropping a created task's future does not cancel the task", "[future]
 TEST_CASE("a never-retrieved task exception is reported exactly once", "[future][error]") {
     corio::event_loop loop;
     std::vector<corio::exception_context> reports;
-    loop.set_exception_handler([&](const corio::exception_context& ctx) { reports.push_back(ctx); });
+    loop.set_exception_handler(
+        [&](const corio::exception_context& ctx) { reports.push_back(ctx); });
     auto failing = []() -> corio::task<> {
         co_await corio::yield_now();
         throw std::runtime_error("lost");
@@ -179,7 +180,8 @@ TEST_CASE("a retrieved exception is not reported", "[future][error]") {
     CHECK(reports == 0);
 }
 
-TEST_CASE("a future holding an unretrieved exception is reported when the loop dies first", "[future][error]") {
+TEST_CASE("a future holding an unretrieved exception is reported when the loop dies first",
+          "[future][error]") {
     int reports = 0;
     std::unique_ptr<corio::future<>> keep;
     {
@@ -195,7 +197,9 @@ TEST_CASE("a future holding an unretrieved exception is reported when the loop d
 
 TEST_CASE("move-only results move out of an awaited temporary future", "[future][task]") {
     auto body = []() -> corio::task<int> {
-        auto make = []() -> corio::task<std::unique_ptr<int>> { co_return std::make_unique<int>(4); };
+        auto make = []() -> corio::task<std::unique_ptr<int>> {
+            co_return std::make_unique<int>(4);
+        };
         std::unique_ptr<int> p = co_await corio::create_task(make());
         co_return *p;
     };

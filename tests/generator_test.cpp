@@ -77,7 +77,8 @@ TEST_CASE("the print_name consumer prints exactly the expected lines", "[generat
     corou.send("James");
     corou.send("Dear James");
     corou.close();
-    CHECK(out == std::vector<std::string>{"Searching prefix: Dear", "Dear James", "Closing coroutine!!"});
+    CHECK(out ==
+          std::vector<std::string>{"Searching prefix: Dear", "Dear James", "Closing coroutine!!"});
     CHECK(corou.finished());
 }
 
@@ -201,21 +202,25 @@ TEST_CASE("throw_into reaches the body at its co_yield", "[generator][throw]") {
     CHECK(gen.next() == "waiting");
 }
 
-TEST_CASE("throw_into rethrows an exception the body does not handle", "[generator][throw][error]") {
+TEST_CASE("throw_into rethrows an exception the body does not handle",
+          "[generator][throw][error]") {
     auto gen = count_to(3);
     CHECK(gen.next() == 1);
-    CHECK_THROWS_AS(gen.throw_into(std::make_exception_ptr(std::out_of_range("x"))), std::out_of_range);
+    CHECK_THROWS_AS(gen.throw_into(std::make_exception_ptr(std::out_of_range("x"))),
+                    std::out_of_range);
     CHECK(gen.finished());
     CHECK_THROWS_AS(gen.throw_into(nullptr), std::invalid_argument);
 }
 
-TEST_CASE("throw_into an unstarted generator finishes it without running it", "[generator][throw]") {
+TEST_CASE("throw_into an unstarted generator finishes it without running it",
+          "[generator][throw]") {
     bool ran = false;
     auto gen = [](bool& r) -> corio::generator<int> {
         r = true;
         co_yield 1;
     }(ran);
-    CHECK_THROWS_AS(gen.throw_into(std::make_exception_ptr(std::out_of_range("x"))), std::out_of_range);
+    CHECK_THROWS_AS(gen.throw_into(std::make_exception_ptr(std::out_of_range("x"))),
+                    std::out_of_range);
     CHECK_FALSE(ran);
     CHECK(gen.finished());
 }
@@ -231,7 +236,8 @@ TEST_CASE("an exception in the body reaches the consumer", "[generator][error]")
     CHECK(it == gen.end());
 }
 
-TEST_CASE("destroying a suspended generator destroys the body's objects once", "[generator][lifetime]") {
+TEST_CASE("destroying a suspended generator destroys the body's objects once",
+          "[generator][lifetime]") {
     {
         auto gen = [](corio_test::counted) -> corio::generator<corio_test::counted> {
             corio_test::counted local;

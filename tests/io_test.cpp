@@ -35,7 +35,9 @@ struct temp_dir {
     std::string operator/(const std::string& name) const { return path + "/" + name; }
 };
 
-int errno_of(const std::system_error& e) { return e.code().value(); }
+int errno_of(const std::system_error& e) {
+    return e.code().value();
+}
 
 // A pipe whose two ends are adopted by corio::file objects: {read end, write end}.
 std::pair<corio::file, corio::file> file_pipe() {
@@ -56,7 +58,8 @@ using corio_test::yield_until;
 
 } // namespace
 
-TEST_CASE("a file written at offsets reads back the same bytes at those offsets", "[file][offset]") {
+TEST_CASE("a file written at offsets reads back the same bytes at those offsets",
+          "[file][offset]") {
     temp_dir dir;
     std::string path = dir / "offsets";
     auto body = [](std::string p) -> corio::task<std::string> {
@@ -105,7 +108,7 @@ TEST_CASE("a read past the end of a file returns what there is, then zero", "[fi
         CHECK(buf.substr(0, 6) == "456789");
         {
             auto got_ = co_await f.read(std::span<char>(buf), 10);
-            CHECK(got_ == 0);   // at the end
+            CHECK(got_ == 0); // at the end
         }
         {
             auto got_ = co_await f.read(std::span<char>(buf), 1000);
@@ -227,7 +230,9 @@ TEST_CASE("write_file truncates and read_file reads a large file whole", "[file]
 }
 
 TEST_CASE("read_file reads files whose size statx does not know", "[file][convenience]") {
-    auto body = []() -> corio::task<std::string> { co_return co_await corio::read_file("/proc/self/status"); };
+    auto body = []() -> corio::task<std::string> {
+        co_return co_await corio::read_file("/proc/self/status");
+    };
     std::string status = corio::run(body());
     CHECK(status.find("Pid:") != std::string::npos);
 }
@@ -259,7 +264,6 @@ TEST_CASE("several reads of one file may be in flight at once", "[file][concurre
     corio::run(body(dir / "parallel"));
 }
 
-
 TEST_CASE("a file adopts a descriptor, reports it and gives it up with release()", "[file][fd]") {
     int fds[2];
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
@@ -289,7 +293,8 @@ TEST_CASE("a read loops over short reads until its buffer is full", "[file][shor
         for (std::string_view piece : {"abc", "defg", "hij"}) {
             co_await in_kernel();
             REQUIRE_FALSE(reader.done());
-            REQUIRE(::write(out.fd(), piece.data(), piece.size()) == static_cast<ssize_t>(piece.size()));
+            REQUIRE(::write(out.fd(), piece.data(), piece.size()) ==
+                    static_cast<ssize_t>(piece.size()));
             co_await yield_until([fd = in.fd()] { return unread(fd) == 0; });
         }
         {
@@ -332,7 +337,8 @@ TEST_CASE("a write loops over short writes until everything is written", "[file]
         std::string got;
         std::string chunk(4096, '\0');
         while (got.size() < data.size()) {
-            std::size_t n = co_await corio::wait_for(in.read(std::span<char>(chunk), 0), std::chrono::seconds(10));
+            std::size_t n = co_await corio::wait_for(in.read(std::span<char>(chunk), 0),
+                                                     std::chrono::seconds(10));
             REQUIRE(n == chunk.size());
             got.append(chunk, 0, n);
         }

@@ -156,7 +156,8 @@ corio::task<> echo_handler(corio::tcp_stream s) {
 
 } // namespace
 
-TEST_CASE("the fast paths are on where the kernel has them and off in fallback mode", "[net][features]") {
+TEST_CASE("the fast paths are on where the kernel has them and off in fallback mode",
+          "[net][features]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     corio::event_loop loop;
@@ -168,8 +169,8 @@ TEST_CASE("the fast paths are on where the kernel has them and off in fallback m
         CHECK(f.multishot_accept);
         CHECK(f.buffer_receive);
     } else {
-        WARN("kernel older than 6.0; multishot accept: " << f.multishot_accept
-                                                         << ", provided-buffer receive: " << f.buffer_receive);
+        WARN("kernel older than 6.0; multishot accept: "
+             << f.multishot_accept << ", provided-buffer receive: " << f.buffer_receive);
     }
 }
 
@@ -248,8 +249,9 @@ TEST_CASE("read_some returns 0 at the end of the stream, repeatedly", "[net][eof
     corio::run(body());
 }
 
-TEST_CASE("read_exactly at the end of the stream throws incomplete_read_error with the partial bytes",
-          "[net][eof]") {
+TEST_CASE(
+    "read_exactly at the end of the stream throws incomplete_read_error with the partial bytes",
+    "[net][eof]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     auto body = []() -> corio::task<> {
@@ -273,8 +275,9 @@ TEST_CASE("read_exactly at the end of the stream throws incomplete_read_error wi
     corio::run(body());
 }
 
-TEST_CASE("read_until keeps the delimiter and throws incomplete_read_error at the end of the stream",
-          "[net][eof]") {
+TEST_CASE(
+    "read_until keeps the delimiter and throws incomplete_read_error at the end of the stream",
+    "[net][eof]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     auto body = []() -> corio::task<> {
@@ -307,7 +310,8 @@ TEST_CASE("read_until keeps the delimiter and throws incomplete_read_error at th
     corio::run(body());
 }
 
-TEST_CASE("read_until past its limit throws limit_overrun_error and keeps the data", "[net][limit]") {
+TEST_CASE("read_until past its limit throws limit_overrun_error and keeps the data",
+          "[net][limit]") {
     auto body = []() -> corio::task<> {
         auto [client, server] = co_await tcp_pair();
         co_await client.write_all("0123456789\n");
@@ -351,7 +355,8 @@ TEST_CASE("read_some returns what read_until read ahead", "[net][buffer]") {
     corio::run(body());
 }
 
-TEST_CASE("a peer reset during a read surfaces as ECONNRESET and the process lives", "[net][reset]") {
+TEST_CASE("a peer reset during a read surfaces as ECONNRESET and the process lives",
+          "[net][reset]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     auto body = []() -> corio::task<int> {
@@ -376,11 +381,12 @@ TEST_CASE("a peer reset during a write surfaces as an error without SIGPIPE", "[
     auto body = []() -> corio::task<int> {
         auto [client, server] = co_await tcp_pair();
         std::string chunk(1 << 20, 'x');
-        auto writer = corio::create_task([](corio::tcp_stream& s, const std::string& c) -> corio::task<> {
-            for (int i = 0; i < 256; ++i) {
-                co_await s.write_all(c); // fills the socket buffers, then blocks
-            }
-        }(server, chunk));
+        auto writer =
+            corio::create_task([](corio::tcp_stream& s, const std::string& c) -> corio::task<> {
+                for (int i = 0; i < 256; ++i) {
+                    co_await s.write_all(c); // fills the socket buffers, then blocks
+                }
+            }(server, chunk));
         std::array<char, 1024> buf;
         {
             auto got_ = co_await client.read_some(std::span<char>(buf));
@@ -444,7 +450,8 @@ TEST_CASE("a receive timed out by wait_for consumes no data", "[net][cancel][tim
     CHECK(corio::run(body()) == "after");
 }
 
-TEST_CASE("a receive cancelled as its data arrives delivers that data exactly once", "[net][cancel]") {
+TEST_CASE("a receive cancelled as its data arrives delivers that data exactly once",
+          "[net][cancel]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     auto body = []() -> corio::task<> {
@@ -475,7 +482,8 @@ TEST_CASE("a receive cancelled as its data arrives delivers that data exactly on
     corio::run(body());
 }
 
-TEST_CASE("a read_exactly cancelled midway keeps the bytes it had for the next read", "[net][cancel]") {
+TEST_CASE("a read_exactly cancelled midway keeps the bytes it had for the next read",
+          "[net][cancel]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     auto body = []() -> corio::task<std::string> {
@@ -496,7 +504,8 @@ TEST_CASE("a read_exactly cancelled midway keeps the bytes it had for the next r
     CHECK(corio::run(body()) == "abcdef");
 }
 
-TEST_CASE("an accept cancelled as a connection arrives loses no connection", "[net][cancel][accept]") {
+TEST_CASE("an accept cancelled as a connection arrives loses no connection",
+          "[net][cancel][accept]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     auto body = []() -> corio::task<> {
@@ -592,7 +601,8 @@ TEST_CASE("closing a stream ends a write blocked on a full socket with EBADF", "
 TEST_CASE("closing a listener ends a pending accept with EBADF", "[net][close][accept]") {
     // Fast paths on, the plain accept asked for with listener_options, and the
     // fallback mode.
-    auto [plain, multishot] = GENERATE(std::pair{false, true}, std::pair{false, false}, std::pair{true, true});
+    auto [plain, multishot] =
+        GENERATE(std::pair{false, true}, std::pair{false, false}, std::pair{true, true});
     io_mode mode(plain);
     auto body = [](bool ms) -> corio::task<> {
         corio::tcp_listener l = corio::tcp_listener::bind("127.0.0.1", 0, 16, {.multishot = ms});
@@ -656,7 +666,8 @@ TEST_CASE("closing a UDP socket ends a pending recv_from with EBADF", "[udp][clo
     CHECK(corio::run(body()) == EBADF);
 }
 
-TEST_CASE("a stream moved while its read is pending is still closed by its new owner", "[net][close]") {
+TEST_CASE("a stream moved while its read is pending is still closed by its new owner",
+          "[net][close]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     auto body = []() -> corio::task<int> {
@@ -684,7 +695,8 @@ TEST_CASE("1,000 concurrent clients echo 100 messages each with zero failures", 
         try {
             corio::tcp_stream s = co_await corio::tcp_stream::connect("127.0.0.1", port);
             for (int i = 0; i < 100; ++i) {
-                std::string msg = "client " + std::to_string(id) + " message " + std::to_string(i) + "\n";
+                std::string msg =
+                    "client " + std::to_string(id) + " message " + std::to_string(i) + "\n";
                 co_await s.write_all(msg);
                 std::string back = co_await s.read_until("\n");
                 if (back != msg) {
@@ -721,22 +733,23 @@ TEST_CASE("a 100 MB transfer arrives intact", "[net][bulk]") {
         auto [client, server] = co_await tcp_pair();
         constexpr std::size_t total = 100u * 1024 * 1024;
         stream_sum sent;
-        auto sender = corio::create_task([](corio::tcp_stream& s, stream_sum& sum) -> corio::task<> {
-            std::vector<std::uint64_t> words((1 << 20) / 8);
-            std::uint64_t x = 88172645463325252ULL; // xorshift: every chunk differs
-            for (std::size_t off = 0; off < total; off += words.size() * 8) {
-                for (auto& w : words) {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    w = x;
+        auto sender =
+            corio::create_task([](corio::tcp_stream& s, stream_sum& sum) -> corio::task<> {
+                std::vector<std::uint64_t> words((1 << 20) / 8);
+                std::uint64_t x = 88172645463325252ULL; // xorshift: every chunk differs
+                for (std::size_t off = 0; off < total; off += words.size() * 8) {
+                    for (auto& w : words) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        w = x;
+                    }
+                    auto bytes = std::as_bytes(std::span<const std::uint64_t>(words));
+                    sum.add(bytes);
+                    co_await s.write_all(bytes);
                 }
-                auto bytes = std::as_bytes(std::span<const std::uint64_t>(words));
-                sum.add(bytes);
-                co_await s.write_all(bytes);
-            }
-            s.shutdown_write();
-        }(client, sent));
+                s.shutdown_write();
+            }(client, sent));
         stream_sum received;
         std::size_t got = 0;
         std::vector<std::byte> buf(64 * 1024 + 3); // odd size: pieces straddle words
@@ -825,14 +838,16 @@ TEST_CASE("accept under EMFILE throws and accepts the connection once descriptor
             corio::tcp_listener l = corio::tcp_listener::bind("127.0.0.1", 0);
             {
                 // Warm-up with descriptors to spare (see the server test below).
-                corio::tcp_stream warm = co_await corio::tcp_stream::connect("127.0.0.1", l.local_port());
+                corio::tcp_stream warm =
+                    co_await corio::tcp_stream::connect("127.0.0.1", l.local_port());
                 corio::tcp_stream peer = co_await l.accept();
                 co_await warm.write_all("w");
                 co_await peer.read_exactly(1);
             }
             std::vector<int> fillers = exhaust_fds(1);
             // The client takes the last descriptor; the server has none left.
-            corio::tcp_stream client = co_await corio::tcp_stream::connect("127.0.0.1", l.local_port());
+            corio::tcp_stream client =
+                co_await corio::tcp_stream::connect("127.0.0.1", l.local_port());
             int err = 0;
             try {
                 co_await l.accept();
@@ -876,7 +891,8 @@ TEST_CASE("a server under EMFILE reports the error and serves again once descrip
             {
                 // Warm-up with descriptors to spare: UBSan's vptr check needs a pipe
                 // the first time it meets a type, which it cannot get under EMFILE.
-                corio::tcp_stream warm = co_await corio::tcp_stream::connect("127.0.0.1", srv.local_port());
+                corio::tcp_stream warm =
+                    co_await corio::tcp_stream::connect("127.0.0.1", srv.local_port());
                 co_await warm.write_all("warm\n");
                 co_await warm.read_until("\n");
                 corio::future<int> f;
@@ -887,7 +903,8 @@ TEST_CASE("a server under EMFILE reports the error and serves again once descrip
                 co_await corio::yield_now();
             }
             std::vector<int> fillers = exhaust_fds(1);
-            corio::tcp_stream client = co_await corio::tcp_stream::connect("127.0.0.1", srv.local_port());
+            corio::tcp_stream client =
+                co_await corio::tcp_stream::connect("127.0.0.1", srv.local_port());
             int err = co_await reported;
             if (err != EMFILE) {
                 co_return 20;
@@ -905,7 +922,8 @@ TEST_CASE("a server under EMFILE reports the error and serves again once descrip
     CHECK(rc == 0);
 }
 
-TEST_CASE("closing a server cancels its connection tasks and serve_forever returns", "[net][server]") {
+TEST_CASE("closing a server cancels its connection tasks and serve_forever returns",
+          "[net][server]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     auto body = []() -> corio::task<> {
@@ -947,7 +965,8 @@ TEST_CASE("an exception escaping a connection handler is reported and ends only 
           "[net][server]") {
     auto body = []() -> corio::task<int> {
         int reports = 0;
-        corio::get_running_loop().set_exception_handler([&](const corio::exception_context&) { ++reports; });
+        corio::get_running_loop().set_exception_handler(
+            [&](const corio::exception_context&) { ++reports; });
         auto handler = [](corio::tcp_stream s) -> corio::task<> {
             std::string line = co_await s.read_until("\n");
             if (line == "boom\n") {
@@ -1036,7 +1055,8 @@ TEST_CASE("a cancelled recv_from consumes no datagram", "[udp][cancel]") {
     CHECK(corio::run(body()) == "late");
 }
 
-TEST_CASE("a Unix socket round trip works and the socket file is removed on close", "[unix][roundtrip]") {
+TEST_CASE("a Unix socket round trip works and the socket file is removed on close",
+          "[unix][roundtrip]") {
     bool plain = GENERATE(false, true);
     io_mode mode(plain);
     std::string path = "/tmp/corio-unix-" + std::to_string(::getpid()) + ".sock";
@@ -1055,7 +1075,8 @@ TEST_CASE("a Unix socket round trip works and the socket file is removed on clos
     CHECK(corio::run(body(path)) == "over unix\n");
 }
 
-TEST_CASE("a Unix socket in the abstract namespace and a socket pair both carry data", "[unix][abstract]") {
+TEST_CASE("a Unix socket in the abstract namespace and a socket pair both carry data",
+          "[unix][abstract]") {
     auto body = []() -> corio::task<> {
         std::string name = "@corio-test-" + std::to_string(::getpid());
         corio::unix_listener l = corio::unix_listener::bind(name);
@@ -1076,7 +1097,8 @@ TEST_CASE("a Unix socket in the abstract namespace and a socket pair both carry 
     corio::run(body());
 }
 
-TEST_CASE("udp_socket sends characters to an endpoint and knows its own address", "[udp][roundtrip]") {
+TEST_CASE("udp_socket sends characters to an endpoint and knows its own address",
+          "[udp][roundtrip]") {
     auto body = []() -> corio::task<std::string> {
         corio::udp_socket a = corio::udp_socket::bind("127.0.0.1", 0);
         corio::udp_socket b = corio::udp_socket::bind("localhost", 0);
@@ -1099,7 +1121,8 @@ TEST_CASE("udp_socket sends characters to an endpoint and knows its own address"
     CHECK(corio::run(body()) == "chars");
 }
 
-TEST_CASE("a stream reports its endpoints, its read-ahead and whether it is open", "[net][stream]") {
+TEST_CASE("a stream reports its endpoints, its read-ahead and whether it is open",
+          "[net][stream]") {
     auto body = []() -> corio::task<> {
         auto [client, server] = co_await tcp_pair();
         CHECK(client.is_open());
@@ -1124,7 +1147,8 @@ TEST_CASE("a stream reports its endpoints, its read-ahead and whether it is open
     corio::run(body());
 }
 
-TEST_CASE("set_nodelay turns TCP_NODELAY off and on; connected streams start with it on", "[net][stream]") {
+TEST_CASE("set_nodelay turns TCP_NODELAY off and on; connected streams start with it on",
+          "[net][stream]") {
     auto nodelay = [](int fd) {
         int v = -1;
         ::socklen_t len = sizeof v;
@@ -1183,7 +1207,9 @@ TEST_CASE("endpoints parse and print IPv4 and IPv6 addresses", "[net][endpoint]"
 }
 
 TEST_CASE("resolving localhost gives 127.0.0.1 and/or ::1", "[resolve]") {
-    auto body = []() -> corio::task<std::vector<corio::endpoint>> { co_return co_await corio::resolve("localhost", "80"); };
+    auto body = []() -> corio::task<std::vector<corio::endpoint>> {
+        co_return co_await corio::resolve("localhost", "80");
+    };
     std::vector<corio::endpoint> eps = corio::run(body());
     REQUIRE_FALSE(eps.empty());
     for (const auto& ep : eps) {
@@ -1228,14 +1254,15 @@ TEST_CASE("resolve leaves the loop free: other tasks run during the lookup", "[r
         }
         bool resolved = false;
         int ticks = 0;
-        auto ticker = corio::create_task([](const bool& stop, int& count, pool_gate* pg) -> corio::task<> {
-            while (!stop) {
-                if (++count == 10) {
-                    pg->release();
+        auto ticker =
+            corio::create_task([](const bool& stop, int& count, pool_gate* pg) -> corio::task<> {
+                while (!stop) {
+                    if (++count == 10) {
+                        pg->release();
+                    }
+                    co_await corio::yield_now();
                 }
-                co_await corio::yield_now();
-            }
-        }(resolved, ticks, g));
+            }(resolved, ticks, g));
         std::vector<corio::endpoint> eps = co_await corio::resolve("localhost", "80");
         resolved = true;
         CHECK_FALSE(eps.empty());
@@ -1260,8 +1287,8 @@ TEST_CASE("connecting by host name resolves it first", "[resolve][net]") {
     CHECK(corio::run(body()) == "named");
 }
 
-
-TEST_CASE("close() ends even when a stuck task holds a listener with an armed accept", "[net][close]") {
+TEST_CASE("close() ends even when a stuck task holds a listener with an armed accept",
+          "[net][close]") {
     // An armed multishot accept counts as in flight forever; close() must not wait on
     // it without bound once the task holding it ignores its cancellation.
     auto stuck = []() -> corio::task<> {

@@ -126,13 +126,17 @@ public:
     bool wait_arrivals(int n, std::chrono::milliseconds limit = 30s) {
         const auto deadline = std::chrono::steady_clock::now() + limit;
         while (arrived_ < n) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return false;
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0)
+                return false;
             pollfd p{fifo_fd_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue; // timeout or EINTR: recheck
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+                continue; // timeout or EINTR: recheck
             char buf[256];
             const ssize_t got = ::read(fifo_fd_, buf, sizeof buf);
-            if (got > 0) arrived_ += static_cast<int>(got);
+            if (got > 0)
+                arrived_ += static_cast<int>(got);
         }
         return true;
     }
@@ -140,7 +144,8 @@ public:
     /// In a call: announces that it got here.
     static void arrive(const std::string& dir) {
         const int fd = ::open((dir + "/arrivals").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) return;
+        if (fd < 0)
+            return;
         const char one = 1;
         [[maybe_unused]] const ssize_t n = ::write(fd, &one, 1);
         ::close(fd);
@@ -149,7 +154,8 @@ public:
     /// In a call: waits until the gate is open; false if the gate is gone.
     static bool pass(const std::string& dir) {
         const int fd = ::open((dir + "/lock").c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return false;
+        if (fd < 0)
+            return false;
         int r;
         do {
             r = ::flock(fd, LOCK_SH);
@@ -187,15 +193,21 @@ private:
     std::size_t done_ = 0;
 };
 
-inline int square(int x) { return x * x; }
-inline int add(int a, int b) { return a + b; }
+inline int square(int x) {
+    return x * x;
+}
+inline int add(int a, int b) {
+    return a + b;
+}
 inline int fail_on_odd(int x) {
     if (x % 2 != 0) {
         throw std::invalid_argument("odd: " + std::to_string(x));
     }
     return x;
 }
-inline int always_fail(int x) { throw std::out_of_range("bad item " + std::to_string(x)); }
+inline int always_fail(int x) {
+    throw std::out_of_range("bad item " + std::to_string(x));
+}
 inline std::string repeat(std::string s, int n) {
     std::string out;
     for (int i = 0; i < n; ++i) {
@@ -204,7 +216,9 @@ inline std::string repeat(std::string s, int n) {
     return out;
 }
 
-inline int identity(int x) { return x; }
+inline int identity(int x) {
+    return x;
+}
 inline void nothing(int) {}
 
 /// Announces itself at the gate `gate`, waits until it opens, returns x * x.
@@ -321,15 +335,14 @@ void the_error_callback_receives_the_exception() {
     Pool pool(2);
     std::atomic<bool> value_called{false};
     std::string message;
-    auto res = pool.apply_async(
-        fail_on_odd, 7, corio::callback([&](int) { value_called = true; }),
-        corio::error_callback([&](std::exception_ptr e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::invalid_argument& ex) {
-                message = ex.what();
-            }
-        }));
+    auto res = pool.apply_async(fail_on_odd, 7, corio::callback([&](int) { value_called = true; }),
+                                corio::error_callback([&](std::exception_ptr e) {
+                                    try {
+                                        std::rethrow_exception(e);
+                                    } catch (const std::invalid_argument& ex) {
+                                        message = ex.what();
+                                    }
+                                }));
     res.wait();
     CHECK_FALSE(value_called.load());
     CHECK(message == "odd: 7"); // written before the result became ready
@@ -340,14 +353,15 @@ template <class Pool>
 void a_throwing_callback_fails_the_result_and_the_pool_goes_on() {
     Pool pool(2);
     std::string reported;
-    auto res = pool.apply_async(square, 3, corio::callback([](int) { throw std::logic_error("callback broke"); }),
-                                corio::error_callback([&](std::exception_ptr e) {
-                                    try {
-                                        std::rethrow_exception(e);
-                                    } catch (const std::logic_error& ex) {
-                                        reported = ex.what();
-                                    }
-                                }));
+    auto res = pool.apply_async(
+        square, 3, corio::callback([](int) { throw std::logic_error("callback broke"); }),
+        corio::error_callback([&](std::exception_ptr e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::logic_error& ex) {
+                reported = ex.what();
+            }
+        }));
     CHECK_THROWS_WITH(res.get(), "callback broke");
     CHECK(reported == "callback broke");
     CHECK_FALSE(res.successful());
@@ -495,7 +509,8 @@ void calls_after_close_throw_pool_not_running() {
     CHECK_THROWS_AS(pool.map(square, iota_vector(3)), corio::pool_not_running);
     CHECK_THROWS_AS(pool.map(square, std::vector<int>{}), corio::pool_not_running);
     CHECK_THROWS_AS(pool.map_async(square, iota_vector(3)), corio::pool_not_running);
-    CHECK_THROWS_AS(pool.starmap(add, std::vector<std::tuple<int, int>>{{1, 2}}), corio::pool_not_running);
+    CHECK_THROWS_AS(pool.starmap(add, std::vector<std::tuple<int, int>>{{1, 2}}),
+                    corio::pool_not_running);
     CHECK_THROWS_AS(pool.imap(square, iota_vector(3)), corio::pool_not_running);
     CHECK_THROWS_AS(pool.imap_unordered(square, iota_vector(3)), corio::pool_not_running);
     pool.join();
@@ -516,7 +531,8 @@ void close_then_join_finishes_every_submitted_call() {
     std::atomic<int> callbacks{0};
     Pool pool(2);
     for (int i = 0; i < 500; ++i) {
-        results.push_back(pool.apply_async(square, i, corio::callback([&](int) { callbacks.fetch_add(1); })));
+        results.push_back(
+            pool.apply_async(square, i, corio::callback([&](int) { callbacks.fetch_add(1); })));
     }
     pool.close();
     pool.join();
@@ -553,10 +569,11 @@ void a_pool_needs_at_least_one_worker() {
 
 template <class Pool>
 void on_progress_reports_each_chunk_before_the_map_is_ready() {
-    std::vector<std::pair<std::size_t, std::size_t>> calls; // result thread only, then read after get()
+    std::vector<std::pair<std::size_t, std::size_t>>
+        calls; // result thread only, then read after get()
     Pool pool(2, corio::pool_options{.on_progress = [&](std::size_t done, std::size_t total) {
-                                         calls.emplace_back(done, total);
-                                     }});
+                  calls.emplace_back(done, total);
+              }});
     // 100 items, 2 workers: default chunksize ceil(100 / 8) = 13, so 8 chunks.
     const auto out = pool.map(square, iota_vector(100));
     CHECK(out.size() == 100);
@@ -575,9 +592,9 @@ template <class Pool>
 void a_throwing_progress_callback_fails_the_map() {
     int calls = 0;
     Pool pool(2, corio::pool_options{.on_progress = [&](std::size_t, std::size_t) {
-                                         ++calls;
-                                         throw std::runtime_error("progress broke");
-                                     }});
+                  ++calls;
+                  throw std::runtime_error("progress broke");
+              }});
     // map_async(...).get() is map(); holding the result keeps the last reference to
     // the exception on this thread. Otherwise the pool's thread may free it after
     // Catch2 read its what(), ordered only by libstdc++'s uninstrumented reference
@@ -592,7 +609,8 @@ template <class Pool>
 void map_reports_its_first_error_only_after_every_chunk_finished() {
     watchdog dog("map reports its first error after every chunk");
     progress_log progress;
-    Pool pool(2, corio::pool_options{.on_progress = [&](std::size_t done, std::size_t) { progress.report(done); }});
+    Pool pool(2, corio::pool_options{
+                     .on_progress = [&](std::size_t done, std::size_t) { progress.report(done); }});
     process_gate gate; // after the pool: destroyed (opened) before the pool joins
     // Two chunks: item 0 fails at once, item 1 waits at the gate, then fails too.
     const std::vector<std::tuple<std::string, int>> items{{gate.path(), 0}, {gate.path(), 1}};
@@ -697,9 +715,10 @@ void concurrent_submitters_get_every_result_exactly_once(int threads, int per_th
                 if (i % 2 == 0) {
                     results.push_back(pool.apply_async(identity, i));
                 } else {
-                    results.push_back(pool.apply_async(identity, i, corio::callback([&called_back](int k) {
-                                                           called_back[static_cast<std::size_t>(k)].fetch_add(1);
-                                                       })));
+                    results.push_back(
+                        pool.apply_async(identity, i, corio::callback([&called_back](int k) {
+                                             called_back[static_cast<std::size_t>(k)].fetch_add(1);
+                                         })));
                 }
             }
             // A map from every thread at the same time, too.
@@ -733,7 +752,9 @@ void concurrent_submitters_get_every_result_exactly_once(int threads, int per_th
 
 // ---- awaiting results from an event loop ---------------------------------------------
 
-inline corio::task<int> await_one(corio::async_result<int> res) { co_return co_await res; }
+inline corio::task<int> await_one(corio::async_result<int> res) {
+    co_return co_await res;
+}
 
 /// Ticks on the loop every millisecond, and opens `gate` after `n` ticks: a call
 /// waiting at the gate can only finish if the loop kept running meanwhile.
@@ -745,7 +766,8 @@ inline corio::task<> open_after_ticks(process_gate* gate, int n, int* ticks) {
 }
 
 template <class Pool>
-corio::task<int> await_while_the_loop_ticks(Pool* pool, process_gate* gate, int* ticks, int* off_loop) {
+corio::task<int> await_while_the_loop_ticks(Pool* pool, process_gate* gate, int* ticks,
+                                            int* off_loop) {
     const auto loop_thread = std::this_thread::get_id();
     auto res = pool->apply_async(gated_square, gate->path(), 9);
     auto ticker = corio::create_task(open_after_ticks(gate, 5, ticks));
@@ -768,8 +790,8 @@ void a_loop_task_awaits_a_result_while_the_loop_keeps_ticking() {
     int ticks = 0;
     int off_loop = 0;
     CHECK(corio::run(await_while_the_loop_ticks(&pool, &gate, &ticks, &off_loop)) == 81 + 82 + 9);
-    CHECK(ticks == 5);     // the call finished only after the loop ticked 5 times
-    CHECK(off_loop == 0);  // and the task was resumed on the loop's thread each time
+    CHECK(ticks == 5);    // the call finished only after the loop ticked 5 times
+    CHECK(off_loop == 0); // and the task was resumed on the loop's thread each time
 }
 
 template <class Pool>

@@ -85,10 +85,13 @@ std::atomic<std::size_t> bytes_allocated{0};
 // (-Wmismatched-new-delete) once it inlines them.
 [[gnu::noinline]] void* operator new(std::size_t n) {
     bytes_allocated.fetch_add(n, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    if (void* p = std::malloc(n == 0 ? 1 : n))
+        return p;
     throw std::bad_alloc();
 }
-[[gnu::noinline]] void* operator new[](std::size_t n) { return ::operator new(n); }
+[[gnu::noinline]] void* operator new[](std::size_t n) {
+    return ::operator new(n);
+}
 [[gnu::noinline]] void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     bytes_allocated.fetch_add(n, std::memory_order_relaxed);
     return std::malloc(n == 0 ? 1 : n);
@@ -96,12 +99,24 @@ std::atomic<std::size_t> bytes_allocated{0};
 [[gnu::noinline]] void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
     return ::operator new(n, tag);
 }
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
 #endif
 
 namespace {
@@ -111,22 +126,26 @@ using pool_semantics::watchdog;
 
 // ---- functions that run in the workers -------------------------------------------
 
-int worker_pid(int) { return static_cast<int>(::getpid()); }
+int worker_pid(int) {
+    return static_cast<int>(::getpid());
+}
 
 int segfault(int x) {
     volatile int* volatile p = nullptr;
     *p = x; // a real invalid write
     return x;
 }
-int call_abort(int) { std::abort(); }
-int call_exit_3(int) { std::exit(3); }
+int call_abort(int) {
+    std::abort();
+}
+int call_exit_3(int) {
+    std::exit(3);
+}
 
 // Writes `pid` to `path` atomically (a reader never sees a partial number).
 void publish_pid(const std::string& path, pid_t pid) {
     const std::string tmp = path + ".tmp";
-    {
-        std::ofstream(tmp) << pid;
-    }
+    { std::ofstream(tmp) << pid; }
     std::rename(tmp.c_str(), path.c_str());
 }
 
@@ -139,7 +158,8 @@ pid_t read_pid(const std::string& path) {
 // Item 0 publishes its worker's pid in `<gate>/pid`, announces itself at the gate
 // and waits there to be killed; the others return at once.
 int publish_pid_then_wait(int x, std::string gate) {
-    if (x != 0) return x;
+    if (x != 0)
+        return x;
     publish_pid(gate + "/pid", ::getpid());
     process_gate::arrive(gate);
     (void)process_gate::pass(gate); // killed before the gate opens
@@ -153,7 +173,8 @@ int die_while_a_child_holds_the_socket(int, std::string path) {
     const pid_t holder = ::fork();
     if (holder == 0) {
         ::alarm(60);
-        for (;;) ::pause();
+        for (;;)
+            ::pause();
     }
     publish_pid(path, holder);
     ::kill(::getpid(), SIGKILL);
@@ -161,10 +182,18 @@ int die_while_a_child_holds_the_socket(int, std::string path) {
 }
 
 int init_calls = 0; // per worker process
-void count_init() { ++init_calls; }
-std::tuple<int, int> pid_and_init_calls(int) { return {static_cast<int>(::getpid()), init_calls}; }
-void throwing_init() { throw std::invalid_argument("no configuration file"); }
-void crashing_init() { std::abort(); }
+void count_init() {
+    ++init_calls;
+}
+std::tuple<int, int> pid_and_init_calls(int) {
+    return {static_cast<int>(::getpid()), init_calls};
+}
+void throwing_init() {
+    throw std::invalid_argument("no configuration file");
+}
+void crashing_init() {
+    std::abort();
+}
 
 struct parse_error : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -172,21 +201,36 @@ struct parse_error : std::runtime_error {
 
 int throw_kind(int k) {
     switch (k) {
-    case 0: throw std::runtime_error("runtime");
-    case 1: throw std::logic_error("logic");
-    case 2: throw std::invalid_argument("invalid");
-    case 3: throw std::domain_error("domain");
-    case 4: throw std::length_error("length");
-    case 5: throw std::out_of_range("range");
-    case 6: throw std::range_error("range error");
-    case 7: throw std::overflow_error("overflow");
-    case 8: throw std::underflow_error("underflow");
-    case 9: throw std::bad_alloc();
-    case 10: throw parse_error("line 3: unexpected token");
-    case 11: throw 42;
-    case 12: throw std::system_error(ENOENT, std::generic_category(), "open config.toml");
-    case 13: throw corio::timeout_error("took too long");
-    default: return k;
+    case 0:
+        throw std::runtime_error("runtime");
+    case 1:
+        throw std::logic_error("logic");
+    case 2:
+        throw std::invalid_argument("invalid");
+    case 3:
+        throw std::domain_error("domain");
+    case 4:
+        throw std::length_error("length");
+    case 5:
+        throw std::out_of_range("range");
+    case 6:
+        throw std::range_error("range error");
+    case 7:
+        throw std::overflow_error("overflow");
+    case 8:
+        throw std::underflow_error("underflow");
+    case 9:
+        throw std::bad_alloc();
+    case 10:
+        throw parse_error("line 3: unexpected token");
+    case 11:
+        throw 42;
+    case 12:
+        throw std::system_error(ENOENT, std::generic_category(), "open config.toml");
+    case 13:
+        throw corio::timeout_error("took too long");
+    default:
+        return k;
     }
 }
 
@@ -194,19 +238,27 @@ std::vector<std::uint8_t> reverse_bytes(std::vector<std::uint8_t> v) {
     std::reverse(v.begin(), v.end());
     return v;
 }
-std::string make_text(std::size_t n, char c) { return std::string(n, c); }
-std::size_t bytes_allocated_here(int) { return bytes_allocated.load(); }
+std::string make_text(std::size_t n, char c) {
+    return std::string(n, c);
+}
+std::size_t bytes_allocated_here(int) {
+    return bytes_allocated.load();
+}
 
 // A result whose serializer crashes half-way through writing it.
 struct explosive {
     int value;
 };
-explosive make_explosive(int v) { return {v}; }
+explosive make_explosive(int v) {
+    return {v};
+}
 // A result whose serializer throws.
 struct fragile {
     int value;
 };
-fragile make_fragile(int v) { return {v}; }
+fragile make_fragile(int v) {
+    return {v};
+}
 
 } // namespace
 
@@ -221,7 +273,9 @@ struct corio::serializer<explosive> {
 
 template <>
 struct corio::serializer<fragile> {
-    static void write(corio::byte_writer&, const fragile&) { throw std::length_error("fragile cannot be encoded"); }
+    static void write(corio::byte_writer&, const fragile&) {
+        throw std::length_error("fragile cannot be encoded");
+    }
     static fragile read(corio::byte_reader& r) { return {r.read_raw<int>()}; }
 };
 
@@ -249,10 +303,12 @@ TEST_CASE("a callback runs before its result becomes ready", "[process_pool][cal
 TEST_CASE("callbacks run on one result thread, one at a time", "[process_pool][callback]") {
     ps::callbacks_run_on_one_thread_one_at_a_time<corio::process_pool>();
 }
-TEST_CASE("the error callback receives the exception of a failed call", "[process_pool][callback]") {
+TEST_CASE("the error callback receives the exception of a failed call",
+          "[process_pool][callback]") {
     ps::the_error_callback_receives_the_exception<corio::process_pool>();
 }
-TEST_CASE("a throwing callback fails its result and the pool keeps serving", "[process_pool][callback]") {
+TEST_CASE("a throwing callback fails its result and the pool keeps serving",
+          "[process_pool][callback]") {
     ps::a_throwing_callback_fails_the_result_and_the_pool_goes_on<corio::process_pool>();
 }
 TEST_CASE("map returns results in input order for any chunksize", "[process_pool][map]") {
@@ -282,7 +338,8 @@ TEST_CASE("imap_unordered yields every result exactly once", "[process_pool][ima
 TEST_CASE("imap_unordered with one worker yields input order", "[process_pool][imap]") {
     ps::imap_unordered_with_one_worker_yields_input_order<corio::process_pool>();
 }
-TEST_CASE("imap rethrows at the failing item and the iteration goes on", "[process_pool][imap][error]") {
+TEST_CASE("imap rethrows at the failing item and the iteration goes on",
+          "[process_pool][imap][error]") {
     ps::imap_rethrows_at_the_failing_item_and_goes_on<corio::process_pool>();
 }
 TEST_CASE("calls after close throw pool_not_running", "[process_pool][close]") {
@@ -300,16 +357,19 @@ TEST_CASE("the destructor closes and joins, losing no submitted work", "[process
 TEST_CASE("a pool with zero workers is refused", "[process_pool][error]") {
     ps::a_pool_needs_at_least_one_worker<corio::process_pool>();
 }
-TEST_CASE("on_progress reports every chunk before the map is ready", "[process_pool][map][progress]") {
+TEST_CASE("on_progress reports every chunk before the map is ready",
+          "[process_pool][map][progress]") {
     ps::on_progress_reports_each_chunk_before_the_map_is_ready<corio::process_pool>();
 }
 TEST_CASE("a throwing progress callback fails the map", "[process_pool][map][progress]") {
     ps::a_throwing_progress_callback_fails_the_map<corio::process_pool>();
 }
-TEST_CASE("map reports its first exception only after every chunk finished", "[process_pool][map][error]") {
+TEST_CASE("map reports its first exception only after every chunk finished",
+          "[process_pool][map][error]") {
     ps::map_reports_its_first_error_only_after_every_chunk_finished<corio::process_pool>();
 }
-TEST_CASE("get with a timeout throws timeout_error while the call runs", "[process_pool][async_result]") {
+TEST_CASE("get with a timeout throws timeout_error while the call runs",
+          "[process_pool][async_result]") {
     ps::get_with_a_timeout_throws_timeout_error_while_the_call_runs<corio::process_pool>();
 }
 TEST_CASE("results report valid(), get() && moves the value out, imap results know their size",
@@ -322,16 +382,19 @@ TEST_CASE("imap_unordered yields results in the order they finish", "[process_po
 TEST_CASE("8 threads submitting at once get every result exactly once", "[process_pool][stress]") {
     ps::concurrent_submitters_get_every_result_exactly_once<corio::process_pool>(8, 2000);
 }
-TEST_CASE("a loop task awaits a result that needs the loop to tick, resumed on the loop", "[process_pool][loop]") {
+TEST_CASE("a loop task awaits a result that needs the loop to tick, resumed on the loop",
+          "[process_pool][loop]") {
     ps::a_loop_task_awaits_a_result_while_the_loop_keeps_ticking<corio::process_pool>();
 }
-TEST_CASE("cancelling a task that awaits a pool result stops the wait, not the call", "[process_pool][loop][cancel]") {
+TEST_CASE("cancelling a task that awaits a pool result stops the wait, not the call",
+          "[process_pool][loop][cancel]") {
     ps::cancelling_an_awaiting_task_stops_the_wait_not_the_call<corio::process_pool>();
 }
 TEST_CASE("several tasks of one loop await the same result", "[process_pool][loop]") {
     ps::several_tasks_of_one_loop_await_the_same_result<corio::process_pool>();
 }
-TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated", "[process_pool][loop][terminate]") {
+TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated",
+          "[process_pool][loop][terminate]") {
     ps::awaiting_a_result_of_a_terminated_pool_gets_pool_terminated<corio::process_pool>();
 }
 
@@ -371,7 +434,8 @@ void check_crash_is_contained(F crash, const std::string& how, int exitcode) {
 
 } // namespace
 
-TEST_CASE("a segfault in a worker fails only its call, and the pool goes on", "[process_pool][crash]") {
+TEST_CASE("a segfault in a worker fails only its call, and the pool goes on",
+          "[process_pool][crash]") {
     check_crash_is_contained(segfault, "was killed by signal 11 (SIGSEGV", -SIGSEGV);
 }
 
@@ -379,16 +443,19 @@ TEST_CASE("abort in a worker fails only its call, and the pool goes on", "[proce
     check_crash_is_contained(call_abort, "was killed by signal 6 (SIGABRT", -SIGABRT);
 }
 
-TEST_CASE("exit(3) in a worker fails only its call, and the pool goes on", "[process_pool][crash]") {
+TEST_CASE("exit(3) in a worker fails only its call, and the pool goes on",
+          "[process_pool][crash]") {
     check_crash_is_contained(call_exit_3, "exited with status 3", 3);
 }
 
-TEST_CASE("a worker killed from outside during a map fails only the chunk it ran", "[process_pool][crash]") {
+TEST_CASE("a worker killed from outside during a map fails only the chunk it ran",
+          "[process_pool][crash]") {
     watchdog dog("SIGKILL during a map");
     corio::process_pool pool(2);
     process_gate gate;
     std::vector<std::tuple<int, std::string>> items;
-    for (int i = 0; i < 40; ++i) items.emplace_back(i, gate.path());
+    for (int i = 0; i < 40; ++i)
+        items.emplace_back(i, gate.path());
     auto mapped = pool.starmap_async(publish_pid_then_wait, items, 1);
     auto per_item = pool.imap(ps::square, ps::iota_vector(40));
     // Item 0 published the pid of the worker running it, then arrived.
@@ -437,12 +504,14 @@ TEST_CASE("a worker killed while idle is replaced", "[process_pool][crash]") {
     CHECK(pid != first);
 }
 
-TEST_CASE("a worker that dies while its own child holds its socket open is noticed through its pidfd",
-          "[process_pool][crash]") {
+TEST_CASE(
+    "a worker that dies while its own child holds its socket open is noticed through its pidfd",
+    "[process_pool][crash]") {
     watchdog dog("death with the socket held open");
     corio::process_pool pool(1);
     const pid_t worker = pool.worker_pids().at(0);
-    const std::string path = "/tmp/corio-process-pool-test-" + std::to_string(::getpid()) + ".holder";
+    const std::string path =
+        "/tmp/corio-process-pool-test-" + std::to_string(::getpid()) + ".holder";
     std::remove(path.c_str());
     auto res = pool.apply_async(die_while_a_child_holds_the_socket, 0, path);
     REQUIRE(res.wait(30s)); // no end of file can come: only the pidfd tells
@@ -476,14 +545,16 @@ TEST_CASE("a crash while serializing a result fails only that call", "[process_p
     CHECK(pool.apply(ps::square, 5) == 25);
 }
 
-TEST_CASE("an exception while serializing a result comes back as that exception", "[process_pool][error]") {
+TEST_CASE("an exception while serializing a result comes back as that exception",
+          "[process_pool][error]") {
     corio::process_pool pool(1);
     CHECK_THROWS_AS(pool.apply(make_fragile, 1), std::length_error);
     CHECK_THROWS_WITH(pool.apply(make_fragile, 1), "fragile cannot be encoded");
     CHECK(pool.apply(ps::square, 5) == 25);
 }
 
-TEST_CASE("a crashing initializer breaks the pool with a clear error", "[process_pool][crash][initializer]") {
+TEST_CASE("a crashing initializer breaks the pool with a clear error",
+          "[process_pool][crash][initializer]") {
     watchdog dog("crashing initializer");
     try {
         corio::process_pool pool(2, corio::pool_options{.initializer = crashing_init});
@@ -491,20 +562,24 @@ TEST_CASE("a crashing initializer breaks the pool with a clear error", "[process
     } catch (const corio::broken_pool_error& e) {
         INFO(e.what());
         CHECK(std::string(e.what()).find("initializer") != std::string::npos);
-        if (!sanitized) CHECK(std::string(e.what()).find("SIGABRT") != std::string::npos);
+        if (!sanitized)
+            CHECK(std::string(e.what()).find("SIGABRT") != std::string::npos);
     }
 }
 
-TEST_CASE("a throwing initializer makes the constructor throw its exception", "[process_pool][initializer]") {
+TEST_CASE("a throwing initializer makes the constructor throw its exception",
+          "[process_pool][initializer]") {
     watchdog dog("throwing initializer");
-    CHECK_THROWS_AS(corio::process_pool(2, corio::pool_options{.initializer = throwing_init}), std::invalid_argument);
+    CHECK_THROWS_AS(corio::process_pool(2, corio::pool_options{.initializer = throwing_init}),
+                    std::invalid_argument);
     CHECK_THROWS_WITH(corio::process_pool(1, corio::pool_options{.initializer = throwing_init}),
                       "no configuration file");
 }
 
 TEST_CASE("an initializer that is not a plain function is refused", "[process_pool][initializer]") {
     int captured = 0;
-    CHECK_THROWS_AS(corio::process_pool(1, corio::pool_options{.initializer = [&] { ++captured; }}), corio::error);
+    CHECK_THROWS_AS(corio::process_pool(1, corio::pool_options{.initializer = [&] { ++captured; }}),
+                    corio::error);
     // A capture-less lambda is fine, with or without the explicit conversion.
     corio::process_pool pool(1, corio::pool_options{.initializer = [] { ++init_calls; }});
     CHECK(std::get<1>(pool.apply(pid_and_init_calls, 0)) == 1);
@@ -514,7 +589,8 @@ TEST_CASE("an initializer that is not a plain function is refused", "[process_po
 
 // ---- initializer, max_tasks_per_child ---------------------------------------------
 
-TEST_CASE("the initializer runs once in every worker before any call", "[process_pool][initializer]") {
+TEST_CASE("the initializer runs once in every worker before any call",
+          "[process_pool][initializer]") {
     corio::process_pool pool(2, corio::pool_options{.initializer = count_init});
     const auto out = pool.map(pid_and_init_calls, ps::iota_vector(200), 1);
     std::set<int> pids;
@@ -526,8 +602,10 @@ TEST_CASE("the initializer runs once in every worker before any call", "[process
     CHECK(init_calls == 0); // never in the parent
 }
 
-TEST_CASE("max_tasks_per_child=1 gives every chunk a new worker process", "[process_pool][max_tasks]") {
-    corio::process_pool pool(1, corio::pool_options{.initializer = count_init, .max_tasks_per_child = 1});
+TEST_CASE("max_tasks_per_child=1 gives every chunk a new worker process",
+          "[process_pool][max_tasks]") {
+    corio::process_pool pool(
+        1, corio::pool_options{.initializer = count_init, .max_tasks_per_child = 1});
     std::set<int> pids;
     for (int i = 0; i < 4; ++i) {
         const auto [pid, calls] = pool.apply(pid_and_init_calls, i);
@@ -540,7 +618,8 @@ TEST_CASE("max_tasks_per_child=1 gives every chunk a new worker process", "[proc
     std::set<int> map_pids;
     for (std::size_t i = 0; i < out.size(); ++i) {
         map_pids.insert(std::get<0>(out[i]));
-        if (i % 2 == 1) CHECK(std::get<0>(out[i]) == std::get<0>(out[i - 1]));
+        if (i % 2 == 1)
+            CHECK(std::get<0>(out[i]) == std::get<0>(out[i - 1]));
     }
     CHECK(map_pids.size() == 3);
 }
@@ -549,14 +628,17 @@ TEST_CASE("imap's default chunksize is 1: with max_tasks_per_child=1 every item 
           "[process_pool][imap][max_tasks]") {
     corio::process_pool pool(1, corio::pool_options{.max_tasks_per_child = 1});
     std::set<int> pids;
-    for (int pid : pool.imap(worker_pid, ps::iota_vector(3))) pids.insert(pid);
+    for (int pid : pool.imap(worker_pid, ps::iota_vector(3)))
+        pids.insert(pid);
     CHECK(pids.size() == 3);
     std::set<int> unordered_pids;
-    for (int pid : pool.imap_unordered(worker_pid, ps::iota_vector(3))) unordered_pids.insert(pid);
+    for (int pid : pool.imap_unordered(worker_pid, ps::iota_vector(3)))
+        unordered_pids.insert(pid);
     CHECK(unordered_pids.size() == 3);
     // An explicit chunksize of 3 keeps the items together in one worker.
     std::set<int> chunked_pids;
-    for (int pid : pool.imap(worker_pid, ps::iota_vector(3), 3)) chunked_pids.insert(pid);
+    for (int pid : pool.imap(worker_pid, ps::iota_vector(3), 3))
+        chunked_pids.insert(pid);
     CHECK(chunked_pids.size() == 1);
 }
 
@@ -566,7 +648,8 @@ TEST_CASE("a 10 MiB argument and a 10 MiB result round-trip intact", "[process_p
     watchdog dog("10 MiB round trip");
     corio::process_pool pool(2);
     std::vector<std::uint8_t> bytes(10u << 20);
-    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(i * 7 + i / 4096);
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        bytes[i] = static_cast<std::uint8_t>(i * 7 + i / 4096);
     const auto back = pool.apply(reverse_bytes, bytes);
     const auto text = pool.apply(make_text, std::size_t{10u << 20}, 'q');
     REQUIRE(back.size() == bytes.size());
@@ -574,8 +657,10 @@ TEST_CASE("a 10 MiB argument and a 10 MiB result round-trip intact", "[process_p
     CHECK(text == std::string(10u << 20, 'q'));
     // Several at once, pipelined on the same sockets.
     std::vector<corio::async_result<std::vector<std::uint8_t>>> many;
-    for (int i = 0; i < 4; ++i) many.push_back(pool.apply_async(reverse_bytes, bytes));
-    for (auto& r : many) CHECK(r.get().size() == bytes.size());
+    for (int i = 0; i < 4; ++i)
+        many.push_back(pool.apply_async(reverse_bytes, bytes));
+    for (auto& r : many)
+        CHECK(r.get().size() == bytes.size());
 }
 
 TEST_CASE("a large payload costs allocations linear in its size, in the caller and in the worker",
@@ -599,7 +684,8 @@ TEST_CASE("a large payload costs allocations linear in its size, in the caller a
         const std::size_t here = bytes_allocated.load() - before;
         const std::size_t there = pool.apply(bytes_allocated_here, 0) - worker_before;
         REQUIRE(back.size() == n);
-        INFO("caller: " << here / (n / 100) << "% of the payload, worker: " << there / (n / 100) << "%");
+        INFO("caller: " << here / (n / 100) << "% of the payload, worker: " << there / (n / 100)
+                        << "%");
         CHECK(here >= n);     // the result itself
         CHECK(here <= 5 * n); // encode, send buffer, receive buffer, decoded result
         CHECK(there >= n);
@@ -640,7 +726,8 @@ TEST_CASE("worker exceptions keep their standard type and message, others become
     CHECK(message_of(0) == "runtime");
     CHECK(message_of(5) == "range");
     CHECK(message_of(8) == "underflow");
-    CHECK(message_of(12) == std::system_error(ENOENT, std::generic_category(), "open config.toml").what());
+    CHECK(message_of(12) ==
+          std::system_error(ENOENT, std::generic_category(), "open config.toml").what());
     CHECK(message_of(13) == "took too long");
     try {
         (void)pool.apply(throw_kind, 12);
@@ -664,7 +751,8 @@ TEST_CASE("worker exceptions keep their standard type and message, others become
     CHECK(pool.apply(throw_kind, 99) == 99);
 }
 
-TEST_CASE("a pool created after threads started works (corio::init ran first)", "[process_pool][threads]") {
+TEST_CASE("a pool created after threads started works (corio::init ran first)",
+          "[process_pool][threads]") {
     std::mutex m;
     std::condition_variable cv;
     bool stop = false;
@@ -689,7 +777,8 @@ TEST_CASE("a pool created after threads started works (corio::init ran first)", 
         stop = true;
     }
     cv.notify_all();
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
 }
 
 namespace {
@@ -698,7 +787,8 @@ namespace {
 void pool_without_init_in_threaded_child() {
     std::atomic<bool> stop{false};
     std::thread t([&] {
-        while (!stop.load()) ::usleep(1000);
+        while (!stop.load())
+            ::usleep(1000);
     });
     int code = 1;
     try {
@@ -713,7 +803,8 @@ void pool_without_init_in_threaded_child() {
 }
 } // namespace
 
-TEST_CASE("without corio::init a threaded program gets an error that says to call it", "[process_pool][threads]") {
+TEST_CASE("without corio::init a threaded program gets an error that says to call it",
+          "[process_pool][threads]") {
     watchdog dog("threaded child without init");
     corio::process child(pool_without_init_in_threaded_child);
     child.start();
@@ -722,7 +813,8 @@ TEST_CASE("without corio::init a threaded program gets an error that says to cal
 }
 
 namespace {
-corio::task<std::string> await_then_terminate(corio::process_pool* pool, corio::async_result<int> res) {
+corio::task<std::string> await_then_terminate(corio::process_pool* pool,
+                                              corio::async_result<int> res) {
     auto waiter = corio::create_task(ps::await_one(res));
     co_await corio::yield_now(); // the waiter suspends on the queued result
     pool->terminate();

@@ -57,15 +57,33 @@ void* operator new(std::size_t n) {
     }
     throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) { return ::operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void* operator new[](std::size_t n) {
+    return ::operator new(n);
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    return counted_malloc(n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+    return counted_malloc(n);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
 
 namespace {
 
@@ -245,7 +263,8 @@ TEST_CASE("a cancelled getter does not lose the item", "[queue][cancel]") {
     CHECK(corio_test::counted::live == 0);
 }
 
-TEST_CASE("a getter cancelled after being handed an item gives it to the next getter", "[queue][cancel]") {
+TEST_CASE("a getter cancelled after being handed an item gives it to the next getter",
+          "[queue][cancel]") {
     corio::event_loop loop;
     corio::queue<item> q;
     auto first = loop.create_task(get_value(q));
@@ -260,7 +279,8 @@ TEST_CASE("a getter cancelled after being handed an item gives it to the next ge
     CHECK(corio_test::counted::live == 0);
 }
 
-TEST_CASE("a getter cancelled after being handed an item puts it back at the head", "[queue][cancel]") {
+TEST_CASE("a getter cancelled after being handed an item puts it back at the head",
+          "[queue][cancel]") {
     corio::event_loop loop;
     corio::queue<int> q(2);
     auto getter = loop.create_task(get_int(q));
@@ -281,7 +301,8 @@ TEST_CASE("a cancelled put never inserts its item", "[queue][cancel]") {
     corio::event_loop loop;
     corio::queue<item> q(1);
     q.put_nowait(item(1));
-    auto putter = loop.create_task([](corio::queue<item>& qq) -> corio::task<> { co_await qq.put(item(2)); }(q));
+    auto putter = loop.create_task(
+        [](corio::queue<item>& qq) -> corio::task<> { co_await qq.put(item(2)); }(q));
     settle(loop);
     putter.cancel();
     settle(loop);
@@ -293,17 +314,19 @@ TEST_CASE("a cancelled put never inserts its item", "[queue][cancel]") {
     CHECK(corio_test::counted::live == 0);
 }
 
-TEST_CASE("a put cancelled after its item went in completes and is cancelled later", "[queue][cancel]") {
+TEST_CASE("a put cancelled after its item went in completes and is cancelled later",
+          "[queue][cancel]") {
     corio::event_loop loop;
     corio::queue<int> q(1);
     q.put_nowait(1);
     std::vector<std::string> log;
-    auto putter = loop.create_task([](corio::queue<int>& qq, std::vector<std::string>& l) -> corio::task<> {
-        co_await qq.put(2);
-        l.push_back("put returned");
-        co_await corio::yield_now();
-        l.push_back("never");
-    }(q, log));
+    auto putter =
+        loop.create_task([](corio::queue<int>& qq, std::vector<std::string>& l) -> corio::task<> {
+            co_await qq.put(2);
+            l.push_back("put returned");
+            co_await corio::yield_now();
+            l.push_back("never");
+        }(q, log));
     settle(loop);
     CHECK(q.get_nowait() == 1); // admits the blocked put: 2 is in
     putter.cancel();
@@ -385,19 +408,21 @@ TEST_CASE("a graceful shutdown lets gets drain, then they throw", "[queue][shutd
     CHECK_THROWS_AS(q.get_nowait(), corio::queue_shut_down);
     CHECK_THROWS_AS(loop.run_until_complete(get_value(q)), corio::queue_shut_down);
     CHECK_THROWS_AS(loop.run_until_complete([](corio::queue<item>& qq) -> corio::task<> {
-                        co_await qq.put(item(4));
-                    }(q)),
+        co_await qq.put(item(4));
+    }(q)),
                     corio::queue_shut_down);
     CHECK(corio_test::counted::live == 0);
 }
 
-TEST_CASE("a graceful shutdown wakes blocked getters and putters with queue_shut_down", "[queue][shutdown]") {
+TEST_CASE("a graceful shutdown wakes blocked getters and putters with queue_shut_down",
+          "[queue][shutdown]") {
     corio::event_loop loop;
     corio::queue<int> empty_q;
     corio::queue<int> full_q(1);
     full_q.put_nowait(1);
     auto getter = loop.create_task(get_int(empty_q));
-    auto putter = loop.create_task([](corio::queue<int>& qq) -> corio::task<> { co_await qq.put(2); }(full_q));
+    auto putter = loop.create_task(
+        [](corio::queue<int>& qq) -> corio::task<> { co_await qq.put(2); }(full_q));
     settle(loop);
     empty_q.shutdown();
     full_q.shutdown();
@@ -414,7 +439,8 @@ TEST_CASE("an immediate shutdown empties the queue, fails pending gets and relea
     corio::queue<item> other;
     q.put_nowait(item(1));
     q.put_nowait(item(2));
-    auto joiner = loop.create_task([](corio::queue<item>& qq) -> corio::task<> { co_await qq.join(); }(q));
+    auto joiner =
+        loop.create_task([](corio::queue<item>& qq) -> corio::task<> { co_await qq.join(); }(q));
     auto getter = loop.create_task(get_value(other));
     auto handed = loop.create_task(get_value(other));
     settle(loop);
@@ -457,7 +483,8 @@ TEST_CASE("a queue left with items and waiters frees everything", "[queue][lifet
         corio::queue<item> q(2);
         q.put_nowait(item(1));
         q.put_nowait(item(2));
-        (void)loop.create_task([](corio::queue<item>& qq) -> corio::task<> { co_await qq.put(item(3)); }(q));
+        (void)loop.create_task(
+            [](corio::queue<item>& qq) -> corio::task<> { co_await qq.put(item(3)); }(q));
         settle(loop);
         loop.close();
     }

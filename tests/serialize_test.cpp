@@ -47,12 +47,16 @@ struct record {
 class money {
 public:
     money() = default;
-    money(std::string currency, std::int64_t cents) : currency_(std::move(currency)), cents_(cents) { ++live; }
+    money(std::string currency, std::int64_t cents)
+        : currency_(std::move(currency)), cents_(cents) {
+        ++live;
+    }
     money(const money& o) : currency_(o.currency_), cents_(o.cents_) { ++live; }
     money(money&& o) noexcept : currency_(std::move(o.currency_)), cents_(o.cents_) { ++live; }
     money& operator=(const money&) = default;
     ~money() {
-        if (!currency_.empty() || cents_ != 0) --live;
+        if (!currency_.empty() || cents_ != 0)
+            --live;
     }
     const std::string& currency() const { return currency_; }
     std::int64_t cents() const { return cents_; }
@@ -138,10 +142,13 @@ std::atomic<std::size_t> bytes_allocated{0};
 // (-Wmismatched-new-delete) once it inlines them.
 [[gnu::noinline]] void* operator new(std::size_t n) {
     bytes_allocated.fetch_add(n, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    if (void* p = std::malloc(n == 0 ? 1 : n))
+        return p;
     throw std::bad_alloc();
 }
-[[gnu::noinline]] void* operator new[](std::size_t n) { return ::operator new(n); }
+[[gnu::noinline]] void* operator new[](std::size_t n) {
+    return ::operator new(n);
+}
 [[gnu::noinline]] void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     bytes_allocated.fetch_add(n, std::memory_order_relaxed);
     return std::malloc(n == 0 ? 1 : n);
@@ -149,12 +156,24 @@ std::atomic<std::size_t> bytes_allocated{0};
 [[gnu::noinline]] void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
     return ::operator new(n, tag);
 }
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
 #endif
 
 template <>
@@ -165,7 +184,9 @@ struct corio::serializer<explicit_only> {
 
 template <>
 struct corio::serializer<money> {
-    static void write(corio::byte_writer& w, const money& m) { corio::serialize(w, m.currency(), m.cents()); }
+    static void write(corio::byte_writer& w, const money& m) {
+        corio::serialize(w, m.currency(), m.cents());
+    }
     static money read(corio::byte_reader& r) {
         auto currency = corio::deserialize<std::string>(r);
         auto cents = corio::deserialize<std::int64_t>(r);
@@ -174,7 +195,8 @@ struct corio::serializer<money> {
 };
 
 static_assert(corio::serializable<int>);
-static_assert(corio::serializable<std::tuple<int, std::string, std::vector<std::pair<int, double>>>>);
+static_assert(
+    corio::serializable<std::tuple<int, std::string, std::vector<std::pair<int, double>>>>);
 static_assert(corio::serializable<point>);
 static_assert(corio::serializable<record>);
 static_assert(corio::serializable<money>);
@@ -198,7 +220,8 @@ static_assert(corio::serializable<mixed_fields>);
 TEST_CASE("arithmetic values and enums round-trip bit for bit", "[serialize][scalar]") {
     CHECK(round_trip(42) == 42);
     CHECK(round_trip(-1LL) == -1LL);
-    CHECK(round_trip(std::numeric_limits<std::uint64_t>::max()) == std::numeric_limits<std::uint64_t>::max());
+    CHECK(round_trip(std::numeric_limits<std::uint64_t>::max()) ==
+          std::numeric_limits<std::uint64_t>::max());
     CHECK(round_trip(3.25) == 3.25);
     CHECK(round_trip(true) == true);
     CHECK(round_trip('x') == 'x');
@@ -212,16 +235,19 @@ TEST_CASE("strings and sequence containers round-trip", "[serialize][container]"
     CHECK(round_trip(std::string("hello\0world", 11)) == std::string("hello\0world", 11));
     CHECK(round_trip(std::vector<int>{1, 2, 3}) == std::vector<int>{1, 2, 3});
     CHECK(round_trip(std::vector<bool>{true, false, true}) == std::vector<bool>{true, false, true});
-    CHECK(round_trip(std::vector<std::string>{"a", "", "ccc"}) == std::vector<std::string>{"a", "", "ccc"});
+    CHECK(round_trip(std::vector<std::string>{"a", "", "ccc"}) ==
+          std::vector<std::string>{"a", "", "ccc"});
     CHECK(round_trip(std::array<int, 3>{7, 8, 9}) == std::array<int, 3>{7, 8, 9});
     CHECK(round_trip(std::deque<int>{4, 5}) == std::deque<int>{4, 5});
     CHECK(round_trip(std::list<std::string>{"x", "y"}) == std::list<std::string>{"x", "y"});
     CHECK(round_trip(std::set<int>{3, 1, 2}) == std::set<int>{1, 2, 3});
-    CHECK(round_trip(std::unordered_set<std::string>{"p", "q"}) == std::unordered_set<std::string>{"p", "q"});
+    CHECK(round_trip(std::unordered_set<std::string>{"p", "q"}) ==
+          std::unordered_set<std::string>{"p", "q"});
 }
 
 TEST_CASE("pairs, tuples, optionals and variants round-trip", "[serialize][product]") {
-    CHECK(round_trip(std::pair<int, std::string>{1, "one"}) == std::pair<int, std::string>{1, "one"});
+    CHECK(round_trip(std::pair<int, std::string>{1, "one"}) ==
+          std::pair<int, std::string>{1, "one"});
     using tup = std::tuple<int, double, std::string, std::vector<int>>;
     CHECK(round_trip(tup{1, 2.5, "three", {4}}) == tup{1, 2.5, "three", {4}});
     CHECK(round_trip(std::tuple<>{}) == std::tuple<>{});
@@ -237,14 +263,15 @@ TEST_CASE("maps and deeply nested combinations round-trip", "[serialize][nested]
     std::map<std::string, std::vector<std::optional<std::pair<int, std::string>>>> m{
         {"a", {std::nullopt, std::pair<int, std::string>{1, "x"}}}, {"b", {}}};
     CHECK(round_trip(m) == m);
-    std::unordered_map<int, std::map<int, std::variant<int, std::string>>> u{{1, {{2, 3}, {4, std::string("five")}}},
-                                                                             {6, {}}};
+    std::unordered_map<int, std::map<int, std::variant<int, std::string>>> u{
+        {1, {{2, 3}, {4, std::string("five")}}}, {6, {}}};
     CHECK(round_trip(u) == u);
     std::vector<std::vector<std::vector<int>>> cube{{{1}, {2, 3}}, {}, {{}}};
     CHECK(round_trip(cube) == cube);
 }
 
-TEST_CASE("aggregates are serialized field by field without any declaration", "[serialize][aggregate]") {
+TEST_CASE("aggregates are serialized field by field without any declaration",
+          "[serialize][aggregate]") {
     CHECK(round_trip(point{1.5, -2}) == point{1.5, -2});
     record r{"ada", 36, {{0, 0}, {1, 1}}, color::green, {{"k", {1, 2}}}};
     CHECK(round_trip(r) == r);
@@ -268,8 +295,9 @@ TEST_CASE("a user type goes through its serializer specialization", "[serialize]
 TEST_CASE("truncated or trailing input throws serialize_error", "[serialize][error]") {
     auto bytes = corio::to_bytes(std::vector<std::string>{"hello", "world"});
     for (std::size_t n = 0; n < bytes.size(); ++n) {
-        CHECK_THROWS_AS(corio::from_bytes<std::vector<std::string>>(std::string_view(bytes).substr(0, n)),
-                        corio::serialize_error);
+        CHECK_THROWS_AS(
+            corio::from_bytes<std::vector<std::string>>(std::string_view(bytes).substr(0, n)),
+            corio::serialize_error);
     }
     CHECK_THROWS_AS(corio::from_bytes<int>(corio::to_bytes(1, 2)), corio::serialize_error);
     // A corrupt length never allocates beyond the input.
@@ -277,7 +305,8 @@ TEST_CASE("truncated or trailing input throws serialize_error", "[serialize][err
     CHECK_THROWS_AS(corio::from_bytes<std::vector<std::string>>(huge), corio::serialize_error);
     CHECK_THROWS_AS(corio::from_bytes<std::string>(huge), corio::serialize_error);
     auto bad_index = corio::to_bytes(std::uint64_t{9});
-    CHECK_THROWS_AS((corio::from_bytes<std::variant<int, double>>(bad_index)), corio::serialize_error);
+    CHECK_THROWS_AS((corio::from_bytes<std::variant<int, double>>(bad_index)),
+                    corio::serialize_error);
 }
 
 TEST_CASE("several values written in a row are read back in order", "[serialize][stream]") {
@@ -291,9 +320,11 @@ TEST_CASE("several values written in a row are read back in order", "[serialize]
     CHECK(r.empty());
 }
 
-TEST_CASE("an 80 MiB payload round-trips with allocations linear in its size", "[serialize][large]") {
+TEST_CASE("an 80 MiB payload round-trips with allocations linear in its size",
+          "[serialize][large]") {
     std::vector<std::uint64_t> big(8u << 20);
-    for (std::size_t i = 0; i < big.size(); ++i) big[i] = i * 2654435761u;
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = i * 2654435761u;
     std::string text(16u << 20, 'z');
     const std::size_t payload = big.size() * 8 + text.size();
     if (!CORIO_TEST_COUNTS_ALLOCATIONS) {

@@ -64,7 +64,8 @@ TEST_CASE("event set wakes every waiter and clear re-arms it", "[sync][event]") 
     CHECK(woken == 5);
 }
 
-TEST_CASE("a cancelled event waiter throws and leaves the others waiting", "[sync][event][cancel]") {
+TEST_CASE("a cancelled event waiter throws and leaves the others waiting",
+          "[sync][event][cancel]") {
     corio::event_loop loop;
     corio::event e;
     auto waiter = [](corio::event& ev) -> corio::task<> { co_await ev.wait(); };
@@ -175,7 +176,8 @@ TEST_CASE("a semaphore admits value tasks at a time, FIFO", "[sync][semaphore]")
     CHECK(sem.value() == 2);
     std::vector<int> entered;
     corio::event gate;
-    auto worker = [](corio::semaphore& s, corio::event& g, std::vector<int>& e, int id) -> corio::task<> {
+    auto worker = [](corio::semaphore& s, corio::event& g, std::vector<int>& e,
+                     int id) -> corio::task<> {
         co_await s.acquire();
         e.push_back(id);
         co_await g.wait();
@@ -280,7 +282,8 @@ TEST_CASE("condition wait_for returns once the predicate holds", "[sync][conditi
     CHECK_FALSE(cond.locked());
 }
 
-TEST_CASE("condition notify wakes n waiters in FIFO order and notify_all the rest", "[sync][condition]") {
+TEST_CASE("condition notify wakes n waiters in FIFO order and notify_all the rest",
+          "[sync][condition]") {
     corio::event_loop loop;
     corio::condition cond;
     std::vector<int> woken;
@@ -321,7 +324,8 @@ TEST_CASE("condition wait and notify without the lock throw", "[sync][condition]
     CHECK_THROWS_AS(loop.run_until_complete(cond.wait()), corio::error);
 }
 
-TEST_CASE("a cancelled condition waiter re-acquires the lock before it throws", "[sync][condition][cancel]") {
+TEST_CASE("a cancelled condition waiter re-acquires the lock before it throws",
+          "[sync][condition][cancel]") {
     corio::event_loop loop;
     corio::lock shared;
     corio::condition cond(shared);
@@ -349,7 +353,8 @@ TEST_CASE("a cancelled condition waiter re-acquires the lock before it throws", 
     CHECK_FALSE(shared.locked());
 }
 
-TEST_CASE("a condition waiter cancelled after notify passes the notification on", "[sync][condition][cancel]") {
+TEST_CASE("a condition waiter cancelled after notify passes the notification on",
+          "[sync][condition][cancel]") {
     corio::event_loop loop;
     corio::condition cond;
     std::vector<int> woken;
@@ -363,7 +368,7 @@ TEST_CASE("a condition waiter cancelled after notify passes the notification on"
     settle(loop);
     loop.run_until_complete([](corio::condition& c, corio::future<>& first) -> corio::task<> {
         auto guard = co_await c.scoped();
-        c.notify(1); // wakes `a` ...
+        c.notify(1);    // wakes `a` ...
         first.cancel(); // ... which is cancelled before it resumes: `b` gets the wake-up
     }(cond, a));
     loop.run_until_complete(b);
@@ -379,7 +384,8 @@ TEST_CASE("a barrier with 3 parties passes 2 rounds", "[sync][barrier]") {
     corio::barrier b(3);
     CHECK(b.parties() == 3);
     std::vector<std::string> log;
-    auto party = [](corio::barrier& br, std::vector<std::string>& l, int id) -> corio::task<std::vector<std::size_t>> {
+    auto party = [](corio::barrier& br, std::vector<std::string>& l,
+                    int id) -> corio::task<std::vector<std::size_t>> {
         std::vector<std::size_t> indices;
         for (int round = 1; round <= 2; ++round) {
             l.push_back("p" + std::to_string(id) + " r" + std::to_string(round));
@@ -412,10 +418,13 @@ TEST_CASE("a barrier with 3 parties passes 2 rounds", "[sync][barrier]") {
     CHECK_FALSE(b.broken());
 }
 
-TEST_CASE("an aborted barrier breaks current and future waits until reset", "[sync][barrier][error]") {
+TEST_CASE("an aborted barrier breaks current and future waits until reset",
+          "[sync][barrier][error]") {
     corio::event_loop loop;
     corio::barrier b(2);
-    auto waiter = [](corio::barrier& br) -> corio::task<std::size_t> { co_return co_await br.wait(); };
+    auto waiter = [](corio::barrier& br) -> corio::task<std::size_t> {
+        co_return co_await br.wait();
+    };
     auto w = loop.create_task(waiter(b));
     settle(loop);
     b.abort();
@@ -432,7 +441,9 @@ TEST_CASE("an aborted barrier breaks current and future waits until reset", "[sy
 TEST_CASE("resetting a barrier fails the tasks waiting in it", "[sync][barrier]") {
     corio::event_loop loop;
     corio::barrier b(3);
-    auto waiter = [](corio::barrier& br) -> corio::task<std::size_t> { co_return co_await br.wait(); };
+    auto waiter = [](corio::barrier& br) -> corio::task<std::size_t> {
+        co_return co_await br.wait();
+    };
     auto w = loop.create_task(waiter(b));
     settle(loop);
     CHECK(b.n_waiting() == 1);
@@ -445,7 +456,9 @@ TEST_CASE("resetting a barrier fails the tasks waiting in it", "[sync][barrier]"
 TEST_CASE("a cancelled barrier waiter leaves the count", "[sync][barrier][cancel]") {
     corio::event_loop loop;
     corio::barrier b(2);
-    auto waiter = [](corio::barrier& br) -> corio::task<std::size_t> { co_return co_await br.wait(); };
+    auto waiter = [](corio::barrier& br) -> corio::task<std::size_t> {
+        co_return co_await br.wait();
+    };
     auto w = loop.create_task(waiter(b));
     settle(loop);
     CHECK(b.n_waiting() == 1);
@@ -461,15 +474,18 @@ TEST_CASE("a barrier needs at least one party", "[sync][barrier][error]") {
     static_assert(std::is_base_of_v<corio::error, corio::broken_barrier_error>);
 }
 
-TEST_CASE("primitives destroyed with pending waiters do not touch freed memory", "[sync][lifetime]") {
+TEST_CASE("primitives destroyed with pending waiters do not touch freed memory",
+          "[sync][lifetime]") {
     corio::event_loop loop;
     std::vector<corio::future<>> fs;
     {
         corio::event e;
         corio::lock l;
-        fs.push_back(loop.create_task([](corio::event& ev) -> corio::task<> { co_await ev.wait(); }(e)));
+        fs.push_back(
+            loop.create_task([](corio::event& ev) -> corio::task<> { co_await ev.wait(); }(e)));
         loop.run_until_complete([](corio::lock& lk) -> corio::task<> { co_await lk.acquire(); }(l));
-        fs.push_back(loop.create_task([](corio::lock& lk) -> corio::task<> { co_await lk.acquire(); }(l)));
+        fs.push_back(
+            loop.create_task([](corio::lock& lk) -> corio::task<> { co_await lk.acquire(); }(l)));
         settle(loop);
     }
     loop.close(); // the waiters are cancelled and finish
@@ -478,7 +494,8 @@ TEST_CASE("primitives destroyed with pending waiters do not touch freed memory",
     }
 }
 
-TEST_CASE("random cancellations of semaphore and lock waiters lose no permit", "[sync][cancel][stress]") {
+TEST_CASE("random cancellations of semaphore and lock waiters lose no permit",
+          "[sync][cancel][stress]") {
     corio::event_loop loop;
     corio::semaphore sem(2);
     corio::lock l;

@@ -62,7 +62,8 @@ std::string message_of(const std::exception_ptr& e) {
 
 } // namespace
 
-TEST_CASE("a task_group joins every child and their results stay in their futures", "[task_group]") {
+TEST_CASE("a task_group joins every child and their results stay in their futures",
+          "[task_group]") {
     {
         corio::event_loop loop;
         log_t log;
@@ -109,7 +110,8 @@ TEST_CASE("a task_group with one failing child cancels the siblings and join ret
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("a task_group with two failing children throws an exception_group with both", "[task_group]") {
+TEST_CASE("a task_group with two failing children throws an exception_group with both",
+          "[task_group]") {
     {
         corio::event_loop loop;
         log_t log;
@@ -170,7 +172,8 @@ TEST_CASE("children can spawn into their task_group while it runs", "[task_group
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("the first failure cancels the group body, and join reports the child's failure", "[task_group][cancel]") {
+TEST_CASE("the first failure cancels the group body, and join reports the child's failure",
+          "[task_group][cancel]") {
     {
         corio::event_loop loop;
         log_t log;
@@ -200,8 +203,9 @@ TEST_CASE("the first failure cancels the group body, and join reports the child'
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("a failure of the group body passed to join cancels the children and is joined after theirs",
-          "[task_group]") {
+TEST_CASE(
+    "a failure of the group body passed to join cancels the children and is joined after theirs",
+    "[task_group]") {
     corio::event_loop loop;
     log_t log;
     auto body = [](log_t* l) -> corio::task<> {
@@ -300,12 +304,14 @@ TEST_CASE("a group destroyed without join cancels its children and reports colle
         };
         CHECK_THROWS_AS(loop.run_until_complete(failing()), corio::cancelled_error);
         REQUIRE(reported.size() == 1);
-        CHECK(reported[0] == "task_group destroyed before join(): child exception never retrieved: lost");
+        CHECK(reported[0] ==
+              "task_group destroyed before join(): child exception never retrieved: lost");
     }
     CHECK(counted::live == 0);
 }
 
-TEST_CASE("a child spawned after a failure is cancelled at once but still joined", "[task_group][cancel]") {
+TEST_CASE("a child spawned after a failure is cancelled at once but still joined",
+          "[task_group][cancel]") {
     corio::event_loop loop;
     log_t log;
     int reports = 0;

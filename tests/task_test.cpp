@@ -16,9 +16,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-corio::task<int> value(int v) { co_return v; }
-corio::task<> nothing() { co_return; }
-corio::task<int&> ref_to(int& x) { co_return x; }
+corio::task<int> value(int v) {
+    co_return v;
+}
+corio::task<> nothing() {
+    co_return;
+}
+corio::task<int&> ref_to(int& x) {
+    co_return x;
+}
 
 corio::task<long> sum_sequential(int n) {
     long total = 0;
@@ -39,8 +45,12 @@ corio::task<int> level3() {
     co_await corio::yield_now();
     throw std::out_of_range("level3 failed");
 }
-corio::task<int> level2() { co_return co_await level3() + 1; }
-corio::task<int> level1() { co_return co_await level2() + 1; }
+corio::task<int> level2() {
+    co_return co_await level3() + 1;
+}
+corio::task<int> level1() {
+    co_return co_await level2() + 1;
+}
 
 /// Runs `fn` on a new thread with a `stack_bytes` stack, waits for it and rethrows
 /// what it threw: code whose stack grows with the length of a chain overflows it
@@ -128,9 +138,7 @@ TEST_CASE("exceptions propagate through three levels of awaits", "[task][error]"
 }
 
 TEST_CASE("destroying a suspended task chain frees every frame", "[task][lifetime]") {
-    auto holder = [](corio_test::counted) -> corio::task<> {
-        co_await corio::sleep(1h);
-    };
+    auto holder = [](corio_test::counted) -> corio::task<> { co_await corio::sleep(1h); };
     auto outer = [](corio::task<> inner, corio_test::counted) -> corio::task<> {
         co_await std::move(inner);
     };
@@ -145,7 +153,8 @@ TEST_CASE("destroying a suspended task chain frees every frame", "[task][lifetim
     CHECK(corio_test::counted::live == 0);
 }
 
-TEST_CASE("a million sequential awaits of synchronous tasks run on a 256 KiB stack", "[task][stack]") {
+TEST_CASE("a million sequential awaits of synchronous tasks run on a 256 KiB stack",
+          "[task][stack]") {
     if (!optimized_build()) {
         WARN("skipped: symmetric transfer is only a guaranteed tail call in optimized builds");
         return;

@@ -93,7 +93,8 @@ struct custom_error : std::runtime_error {
 
 static_assert(corio::pool_like<corio::thread_pool>, "thread_pool must satisfy pool_like");
 static_assert(std::ranges::input_range<corio::imap_result<int>>);
-static_assert(std::is_same_v<decltype(std::declval<corio::thread_pool&>().map_async(ps::square, std::declval<std::vector<int>&>())),
+static_assert(std::is_same_v<decltype(std::declval<corio::thread_pool&>().map_async(
+                                 ps::square, std::declval<std::vector<int>&>())),
                              corio::async_result<std::vector<int>>>);
 
 TEST_CASE("thread_pool satisfies pool_like, checked at compile time", "[thread_pool][static]") {
@@ -122,7 +123,8 @@ TEST_CASE("callbacks run on one result thread, one at a time", "[thread_pool][ca
 TEST_CASE("the error callback receives the exception of a failed call", "[thread_pool][callback]") {
     ps::the_error_callback_receives_the_exception<corio::thread_pool>();
 }
-TEST_CASE("a throwing callback fails its result and the pool keeps serving", "[thread_pool][callback]") {
+TEST_CASE("a throwing callback fails its result and the pool keeps serving",
+          "[thread_pool][callback]") {
     ps::a_throwing_callback_fails_the_result_and_the_pool_goes_on<corio::thread_pool>();
 }
 TEST_CASE("map returns results in input order for any chunksize", "[thread_pool][map]") {
@@ -152,7 +154,8 @@ TEST_CASE("imap_unordered yields every result exactly once", "[thread_pool][imap
 TEST_CASE("imap_unordered with one worker yields input order", "[thread_pool][imap]") {
     ps::imap_unordered_with_one_worker_yields_input_order<corio::thread_pool>();
 }
-TEST_CASE("imap rethrows at the failing item and the iteration goes on", "[thread_pool][imap][error]") {
+TEST_CASE("imap rethrows at the failing item and the iteration goes on",
+          "[thread_pool][imap][error]") {
     ps::imap_rethrows_at_the_failing_item_and_goes_on<corio::thread_pool>();
 }
 TEST_CASE("calls after close throw pool_not_running", "[thread_pool][close]") {
@@ -170,16 +173,19 @@ TEST_CASE("the destructor closes and joins, losing no submitted work", "[thread_
 TEST_CASE("a pool with zero workers is refused", "[thread_pool][error]") {
     ps::a_pool_needs_at_least_one_worker<corio::thread_pool>();
 }
-TEST_CASE("on_progress reports every chunk before the map is ready", "[thread_pool][map][progress]") {
+TEST_CASE("on_progress reports every chunk before the map is ready",
+          "[thread_pool][map][progress]") {
     ps::on_progress_reports_each_chunk_before_the_map_is_ready<corio::thread_pool>();
 }
 TEST_CASE("a throwing progress callback fails the map", "[thread_pool][map][progress]") {
     ps::a_throwing_progress_callback_fails_the_map<corio::thread_pool>();
 }
-TEST_CASE("map reports its first exception only after every chunk finished", "[thread_pool][map][error]") {
+TEST_CASE("map reports its first exception only after every chunk finished",
+          "[thread_pool][map][error]") {
     ps::map_reports_its_first_error_only_after_every_chunk_finished<corio::thread_pool>();
 }
-TEST_CASE("get with a timeout throws timeout_error while the call runs", "[thread_pool][async_result]") {
+TEST_CASE("get with a timeout throws timeout_error while the call runs",
+          "[thread_pool][async_result]") {
     ps::get_with_a_timeout_throws_timeout_error_while_the_call_runs<corio::thread_pool>();
 }
 TEST_CASE("results report valid(), get() && moves the value out, imap results know their size",
@@ -196,7 +202,8 @@ TEST_CASE("8 threads submitting at once get every result exactly once", "[thread
 // ---------------------------------------------------------------------------
 // Thread-pool specifics.
 
-TEST_CASE("cpu_count follows the affinity mask: a thread pinned to one CPU sees 1", "[thread_pool][cpu_count]") {
+TEST_CASE("cpu_count follows the affinity mask: a thread pinned to one CPU sees 1",
+          "[thread_pool][cpu_count]") {
     cpu_set_t allowed;
     CPU_ZERO(&allowed);
     REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
@@ -247,7 +254,12 @@ TEST_CASE("an exception keeps its own derived type across the pool", "[thread_po
 TEST_CASE("apply_async copies its arguments and std::ref shares them", "[thread_pool][apply]") {
     corio::thread_pool pool(2);
     std::string s = "abc";
-    auto copied = pool.apply_async([](std::string v) { v += "!"; return v; }, s);
+    auto copied = pool.apply_async(
+        [](std::string v) {
+            v += "!";
+            return v;
+        },
+        s);
     CHECK(copied.get() == "abc!");
     CHECK(s == "abc");
     pool.apply([](std::string& v) { v += "?"; }, std::ref(s));
@@ -261,7 +273,8 @@ TEST_CASE("void calls give async_result<void> and maps of monostate", "[thread_p
     auto res = pool.apply_async([&] { n.fetch_add(1); }, corio::callback([&] { called = true; }));
     res.get();
     CHECK(called.load());
-    const std::vector<std::monostate> out = pool.map([&](int) { n.fetch_add(1); }, ps::iota_vector(10));
+    const std::vector<std::monostate> out =
+        pool.map([&](int) { n.fetch_add(1); }, ps::iota_vector(10));
     CHECK(out.size() == 10);
     CHECK(n.load() == 11);
 }
@@ -313,15 +326,16 @@ TEST_CASE("results and captured state are destroyed, none leaks", "[thread_pool]
     CHECK(counted::live.load() == 0);
 }
 
-TEST_CASE("the initializer runs once in every worker before any call", "[thread_pool][initializer]") {
+TEST_CASE("the initializer runs once in every worker before any call",
+          "[thread_pool][initializer]") {
     static std::atomic<int> initialized{0};
     static thread_local bool ready = false;
     initialized = 0;
     {
         corio::thread_pool pool(3, corio::pool_options{.initializer = [] {
-                                        ready = true;
-                                        initialized.fetch_add(1);
-                                    }});
+                                    ready = true;
+                                    initialized.fetch_add(1);
+                                }});
         CHECK(initialized.load() == 3);
         const auto flags = pool.map([](int) { return ready; }, ps::iota_vector(100), 1);
         CHECK(std::all_of(flags.begin(), flags.end(), [](bool b) { return b; }));
@@ -331,12 +345,14 @@ TEST_CASE("the initializer runs once in every worker before any call", "[thread_
 
 TEST_CASE("a throwing initializer makes the constructor throw", "[thread_pool][initializer]") {
     auto make = [] {
-        corio::thread_pool pool(2, corio::pool_options{.initializer = [] { throw custom_error("init failed", 7); }});
+        corio::thread_pool pool(
+            2, corio::pool_options{.initializer = [] { throw custom_error("init failed", 7); }});
     };
     CHECK_THROWS_AS(make(), custom_error);
 }
 
-TEST_CASE("8 threads submit 100,000 tasks and every result is counted exactly once", "[thread_pool][stress]") {
+TEST_CASE("8 threads submit 100,000 tasks and every result is counted exactly once",
+          "[thread_pool][stress]") {
     constexpr int threads = 8;
     constexpr int total = 100'000;
     constexpr int per_thread = total / threads;
@@ -353,18 +369,21 @@ TEST_CASE("8 threads submit 100,000 tasks and every result is counted exactly on
                 if (i % 2 == 0) {
                     results.push_back(pool.apply_async(
                         [&ran](int k) {
-                            ran[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+                            ran[static_cast<std::size_t>(k)].fetch_add(1,
+                                                                       std::memory_order_relaxed);
                             return k;
                         },
                         i));
                 } else {
                     results.push_back(pool.apply_async(
                         [&ran](int k) {
-                            ran[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+                            ran[static_cast<std::size_t>(k)].fetch_add(1,
+                                                                       std::memory_order_relaxed);
                             return k;
                         },
                         i, corio::callback([&called_back](int k) {
-                            called_back[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+                            called_back[static_cast<std::size_t>(k)].fetch_add(
+                                1, std::memory_order_relaxed);
                         })));
                 }
             }
@@ -389,7 +408,8 @@ TEST_CASE("8 threads submit 100,000 tasks and every result is counted exactly on
     CHECK(bad == 0);
 }
 
-TEST_CASE("terminate while calls run: unfinished results never complete", "[thread_pool][terminate]") {
+TEST_CASE("terminate while calls run: unfinished results never complete",
+          "[thread_pool][terminate]") {
     corio::thread_pool pool(2);
     gate g;
     arrivals started;
@@ -398,7 +418,7 @@ TEST_CASE("terminate while calls run: unfinished results never complete", "[thre
     REQUIRE(done.get() == 25);
     auto running1 = pool.apply_async(gated_square, &g, &started, 1);
     auto running2 = pool.apply_async(gated_square, &g, &started, 2,
-                                      corio::callback([&](int) { callback_ran = true; }));
+                                     corio::callback([&](int) { callback_ran = true; }));
     auto queued = pool.apply_async(ps::square, 3);
     auto mapped = pool.map_async(ps::square, ps::iota_vector(100));
     auto lazy = pool.imap(ps::square, ps::iota_vector(100));
@@ -422,7 +442,8 @@ TEST_CASE("terminate while calls run: unfinished results never complete", "[thre
     CHECK_THROWS_AS(running1.get(), corio::pool_terminated);
 }
 
-TEST_CASE("close lets queued work finish; terminate after close drops it", "[thread_pool][terminate]") {
+TEST_CASE("close lets queued work finish; terminate after close drops it",
+          "[thread_pool][terminate]") {
     corio::thread_pool pool(1);
     gate g;
     arrivals started;
@@ -437,11 +458,14 @@ TEST_CASE("close lets queued work finish; terminate after close drops it", "[thr
     CHECK_THROWS_AS(running.get(), corio::pool_terminated);
 }
 
-TEST_CASE("to_thread runs on a default pool of min(32, cores + 4) threads", "[thread_pool][to_thread]") {
-    CHECK(corio::detail::default_blocking_pool().size() == std::min<std::size_t>(32, corio::cpu_count() + 4));
+TEST_CASE("to_thread runs on a default pool of min(32, cores + 4) threads",
+          "[thread_pool][to_thread]") {
+    CHECK(corio::detail::default_blocking_pool().size() ==
+          std::min<std::size_t>(32, corio::cpu_count() + 4));
     auto res = corio::to_thread([](int a, int b) { return a * b; }, 6, 7);
     CHECK(res.get() == 42);
-    CHECK(corio::to_thread([] { return std::this_thread::get_id(); }).get() != std::this_thread::get_id());
+    CHECK(corio::to_thread([] { return std::this_thread::get_id(); }).get() !=
+          std::this_thread::get_id());
 }
 
 // ---------------------------------------------------------------------------
@@ -486,7 +510,8 @@ corio::task<> ticker(tick_counter* ticks, const std::atomic<bool>* stop) {
     }
 }
 
-corio::task<long> await_results(corio::thread_pool* pool, tick_counter* ticks, std::atomic<bool>* stop, int* off_loop) {
+corio::task<long> await_results(corio::thread_pool* pool, tick_counter* ticks,
+                                std::atomic<bool>* stop, int* off_loop) {
     const auto loop_thread = std::this_thread::get_id();
     std::vector<corio::async_result<int>> results;
     for (int i = 0; i < 1000; ++i) {
@@ -501,7 +526,8 @@ corio::task<long> await_results(corio::thread_pool* pool, tick_counter* ticks, s
     co_return sum;
 }
 
-corio::task<long> await_while_ticking(corio::thread_pool* pool, tick_counter* ticks, int* off_loop) {
+corio::task<long> await_while_ticking(corio::thread_pool* pool, tick_counter* ticks,
+                                      int* off_loop) {
     std::atomic<bool> stop{false};
     auto tick_task = corio::create_task(ticker(ticks, &stop));
     const long sum = co_await await_results(pool, ticks, &stop, off_loop);
@@ -509,7 +535,9 @@ corio::task<long> await_while_ticking(corio::thread_pool* pool, tick_counter* ti
     co_return sum;
 }
 
-corio::task<int> await_one(corio::async_result<int> res) { co_return co_await res; }
+corio::task<int> await_one(corio::async_result<int> res) {
+    co_return co_await res;
+}
 
 corio::task<int> cancel_races_completion(corio::thread_pool* pool, int rounds) {
     int finished = 0;
@@ -540,7 +568,8 @@ corio::task<std::string> await_to_thread(tick_counter* ticks, int* off_loop) {
     on_loop();
     const int b = co_await corio::run_in_executor(pool, square_after_ticks, ticks, 6);
     on_loop();
-    const int c = co_await corio::get_running_loop().run_in_executor(nullptr, [](int x) { return x + 1; }, 6);
+    const int c = co_await corio::get_running_loop().run_in_executor(
+        nullptr, [](int x) { return x + 1; }, 6);
     on_loop();
     auto moved = corio::to_thread([] { return std::make_unique<std::string>("moved"); });
     std::unique_ptr<std::string> p = co_await std::move(moved);
@@ -569,7 +598,8 @@ corio::task<std::string> await_from_second_loop(corio::async_result<int> res) {
 
 } // namespace
 
-TEST_CASE("a loop task awaits 1,000 pool results while a timer task keeps ticking", "[thread_pool][loop]") {
+TEST_CASE("a loop task awaits 1,000 pool results while a timer task keeps ticking",
+          "[thread_pool][loop]") {
     corio::thread_pool pool(4);
     tick_counter ticks;
     long expected = 0;
@@ -582,15 +612,18 @@ TEST_CASE("a loop task awaits 1,000 pool results while a timer task keeps tickin
     CHECK(off_loop == 0); // every resumption on the loop's thread
 }
 
-TEST_CASE("a loop task awaits a result that needs the loop to tick, resumed on the loop", "[thread_pool][loop]") {
+TEST_CASE("a loop task awaits a result that needs the loop to tick, resumed on the loop",
+          "[thread_pool][loop]") {
     ps::a_loop_task_awaits_a_result_while_the_loop_keeps_ticking<corio::thread_pool>();
 }
 
-TEST_CASE("cancelling a task that awaits a pool result stops the wait, not the call", "[thread_pool][loop][cancel]") {
+TEST_CASE("cancelling a task that awaits a pool result stops the wait, not the call",
+          "[thread_pool][loop][cancel]") {
     ps::cancelling_an_awaiting_task_stops_the_wait_not_the_call<corio::thread_pool>();
 }
 
-TEST_CASE("cancellation racing a completion never resumes a waiter twice", "[thread_pool][loop][cancel]") {
+TEST_CASE("cancellation racing a completion never resumes a waiter twice",
+          "[thread_pool][loop][cancel]") {
     corio::thread_pool pool(2);
     CHECK(corio::run(cancel_races_completion(&pool, 2000)) == 2000);
 }
@@ -599,11 +632,13 @@ TEST_CASE("several tasks of one loop await the same result", "[thread_pool][loop
     ps::several_tasks_of_one_loop_await_the_same_result<corio::thread_pool>();
 }
 
-TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated", "[thread_pool][loop][terminate]") {
+TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated",
+          "[thread_pool][loop][terminate]") {
     ps::awaiting_a_result_of_a_terminated_pool_gets_pool_terminated<corio::thread_pool>();
 }
 
-TEST_CASE("to_thread and run_in_executor are awaited without blocking the loop", "[thread_pool][loop][to_thread]") {
+TEST_CASE("to_thread and run_in_executor are awaited without blocking the loop",
+          "[thread_pool][loop][to_thread]") {
     tick_counter ticks;
     int off_loop = 0;
     CHECK(corio::run(await_to_thread(&ticks, &off_loop)) == "25 36 7 moved");
@@ -611,7 +646,8 @@ TEST_CASE("to_thread and run_in_executor are awaited without blocking the loop",
     CHECK(off_loop == 0);
 }
 
-TEST_CASE("awaiting a result without a running loop throws corio::error", "[thread_pool][loop][error]") {
+TEST_CASE("awaiting a result without a running loop throws corio::error",
+          "[thread_pool][loop][error]") {
     corio::thread_pool pool(1);
     gate g;
     auto res = pool.apply_async(gated_square, &g, nullptr, 3);
@@ -620,7 +656,8 @@ TEST_CASE("awaiting a result without a running loop throws corio::error", "[thre
     CHECK(res.get() == 9);
 }
 
-TEST_CASE("awaiting one result from a second loop at the same time is refused", "[thread_pool][loop][error]") {
+TEST_CASE("awaiting one result from a second loop at the same time is refused",
+          "[thread_pool][loop][error]") {
     corio::thread_pool pool(1);
     gate g;
     arrivals registered;

@@ -24,7 +24,8 @@ struct pipe_read : corio::detail::op_awaitable {
     explicit pipe_read(int f) : op_awaitable(&prep), fd(f) {}
     static void prep(corio::detail::uring_op& op, io_uring_sqe& sqe) noexcept {
         auto& self = static_cast<pipe_read&>(op);
-        io_uring_prep_read(&sqe, self.fd, self.buf.data(), static_cast<unsigned>(self.buf.size()), 0);
+        io_uring_prep_read(&sqe, self.fd, self.buf.data(), static_cast<unsigned>(self.buf.size()),
+                           0);
     }
 };
 
@@ -49,8 +50,8 @@ corio::task<> read_and_observe(int fd, resume_view& seen) {
     try {
         (void)co_await op;
     } catch (const corio::cancelled_error&) {
-        seen.reaped = op.state == corio::detail::uring_op::op_state::idle && op.prev_op == nullptr &&
-                      op.next_op == nullptr;
+        seen.reaped = op.state == corio::detail::uring_op::op_state::idle &&
+                      op.prev_op == nullptr && op.next_op == nullptr;
         seen.res = op.result();
         throw;
     }
@@ -111,8 +112,9 @@ TEST_CASE("a full submission queue parks operations instead of failing", "[uring
     CHECK(done == 1000);
 }
 
-TEST_CASE("ops parked behind a full submission queue complete in submission order and none is dropped",
-          "[uring][nop][pending]") {
+TEST_CASE(
+    "ops parked behind a full submission queue complete in submission order and none is dropped",
+    "[uring][nop][pending]") {
     corio::event_loop loop;
     constexpr int count = 100;
     std::vector<int> order;
@@ -143,8 +145,9 @@ TEST_CASE("ops parked behind a full submission queue complete in submission orde
     }
 }
 
-TEST_CASE("cancelling a parked op ends it at once with cancelled_error and it never reaches the kernel",
-          "[uring][cancel][pending]") {
+TEST_CASE(
+    "cancelling a parked op ends it at once with cancelled_error and it never reaches the kernel",
+    "[uring][cancel][pending]") {
     test_pipe p;
     corio::event_loop loop;
     auto body = [](corio::event_loop& l, int fd) -> corio::task<std::string> {
@@ -190,7 +193,8 @@ TEST_CASE("a cancel request that finds no free SQE is parked and still ends the 
     CHECK(p.left_after_writing("abc") == "abc");
 }
 
-TEST_CASE("cancelling a task in an in-flight kernel op cancels it in the kernel", "[uring][cancel]") {
+TEST_CASE("cancelling a task in an in-flight kernel op cancels it in the kernel",
+          "[uring][cancel]") {
     test_pipe p;
     corio::event_loop loop;
     resume_view seen;
@@ -212,7 +216,8 @@ TEST_CASE("cancelling a task in an in-flight kernel op cancels it in the kernel"
     CHECK(got == "abc");
 }
 
-TEST_CASE("a cancel pending before the op is submitted throws and reads nothing", "[uring][cancel]") {
+TEST_CASE("a cancel pending before the op is submitted throws and reads nothing",
+          "[uring][cancel]") {
     test_pipe p;
     REQUIRE(::write(p.out(), "xyz", 3) == 3);
     auto body = [](int fd) -> corio::task<std::string> {
@@ -231,7 +236,8 @@ TEST_CASE("a cancel pending before the op is submitted throws and reads nothing"
     CHECK(rest == "xyz");
 }
 
-TEST_CASE("an op that completes despite a cancel returns its data and the cancel comes at the next suspension",
+TEST_CASE("an op that completes despite a cancel returns its data and the cancel comes at the next "
+          "suspension",
           "[uring][cancel]") {
     test_pipe p;
     REQUIRE(::write(p.out(), "xyz", 3) == 3); // the read will complete as soon as submitted

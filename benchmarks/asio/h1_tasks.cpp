@@ -19,7 +19,9 @@
 
 namespace {
 
-asio::awaitable<std::int64_t> trivial(std::int64_t i) { co_return i; }
+asio::awaitable<std::int64_t> trivial(std::int64_t i) {
+    co_return i;
+}
 
 asio::awaitable<std::int64_t> one_at_a_time(std::int64_t n) {
     auto ex = co_await asio::this_coro::executor;
@@ -32,8 +34,8 @@ asio::awaitable<std::int64_t> one_at_a_time(std::int64_t n) {
 
 asio::awaitable<std::int64_t> spawn_all_promises(std::int64_t n) {
     auto ex = co_await asio::this_coro::executor;
-    using promise_t = asio::experimental::promise<void(std::exception_ptr, std::int64_t),
-                                                  asio::any_io_executor>;
+    using promise_t =
+        asio::experimental::promise<void(std::exception_ptr, std::int64_t), asio::any_io_executor>;
     std::vector<promise_t> promises;
     promises.reserve(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
@@ -53,16 +55,19 @@ asio::awaitable<std::int64_t> spawn_all_handlers(std::int64_t n) {
     std::int64_t remaining = n;
     for (std::int64_t i = 0; i < n; ++i) {
         asio::co_spawn(ex, trivial(i), [&, i](std::exception_ptr e, std::int64_t v) {
-            if (e) std::rethrow_exception(e);
+            if (e)
+                std::rethrow_exception(e);
             results[static_cast<std::size_t>(i)] = v;
-            if (--remaining == 0) all_done.cancel();
+            if (--remaining == 0)
+                all_done.cancel();
         });
     }
     if (remaining != 0) {
         co_await all_done.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }
     std::int64_t sum = 0;
-    for (std::int64_t v : results) sum += v;
+    for (std::int64_t v : results)
+        sum += v;
     co_return sum;
 }
 
@@ -82,7 +87,8 @@ int main(int argc, char** argv) {
                        ? (style == "handler" ? spawn_all_handlers(n) : spawn_all_promises(n))
                        : one_at_a_time(n),
                    [&](std::exception_ptr e, std::int64_t v) {
-                       if (e) std::rethrow_exception(e);
+                       if (e)
+                           std::rethrow_exception(e);
                        sum = v;
                    });
     ctx.run();

@@ -9,7 +9,9 @@
 
 namespace {
 
-asio::awaitable<std::int64_t> trivial(std::int64_t i) { co_return i; }
+asio::awaitable<std::int64_t> trivial(std::int64_t i) {
+    co_return i;
+}
 
 asio::awaitable<std::int64_t> await_many(std::int64_t n) {
     std::int64_t sum = 0;
@@ -29,7 +31,8 @@ int main(int argc, char** argv) {
     std::int64_t sum = -1;
     const std::int64_t t0 = bench::now_ns();
     asio::co_spawn(ctx, await_many(n), [&](std::exception_ptr e, std::int64_t v) {
-        if (e) std::rethrow_exception(e);
+        if (e)
+            std::rethrow_exception(e);
         sum = v;
     });
     ctx.run();

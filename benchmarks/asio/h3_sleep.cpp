@@ -29,15 +29,17 @@ int main(int argc, char** argv) {
     const std::int64_t t0 = bench::now_ns();
     for (std::int64_t i = 0; i < n; ++i) {
         asio::co_spawn(ctx, sleeper(durations.next_micros(), done), [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
+            if (e)
+                std::rethrow_exception(e);
         });
     }
     ctx.run();
     const std::int64_t t1 = bench::now_ns();
 
     bench::check(done == n, "sleepers finished", done, n);
-    bench::check(t1 - t0 >= bench::sleep_durations::max_micros * 1000, "wall time >= longest sleep (ns)",
-                 t1 - t0, bench::sleep_durations::max_micros * 1000);
+    bench::check(t1 - t0 >= bench::sleep_durations::max_micros * 1000,
+                 "wall time >= longest sleep (ns)", t1 - t0,
+                 bench::sleep_durations::max_micros * 1000);
     bench::report("wall_ms", static_cast<double>(t1 - t0) / 1e6);
     bench::report("peak_rss_mib", bench::peak_rss_mib());
     return 0;

@@ -17,7 +17,8 @@ asio::awaitable<void> echo(tcp::socket socket) {
     try {
         char data[4096];
         for (;;) {
-            std::size_t n = co_await socket.async_read_some(asio::buffer(data), asio::use_awaitable);
+            std::size_t n =
+                co_await socket.async_read_some(asio::buffer(data), asio::use_awaitable);
             co_await asio::async_write(socket, asio::buffer(data, n), asio::use_awaitable);
         }
     } catch (const std::exception&) {

@@ -12,7 +12,9 @@
 
 namespace {
 
-corio::task<std::int64_t> trivial(std::int64_t i) { co_return i; }
+corio::task<std::int64_t> trivial(std::int64_t i) {
+    co_return i;
+}
 
 corio::task<std::int64_t> one_at_a_time(std::int64_t n) {
     std::int64_t sum = 0;
@@ -44,8 +46,7 @@ int main(int argc, char** argv) {
     const std::int64_t n = opt.get_int("n", 1'000'000);
 
     const std::int64_t t0 = bench::now_ns();
-    const std::int64_t sum =
-        corio::run(variant == "spawn_all" ? spawn_all(n) : one_at_a_time(n));
+    const std::int64_t sum = corio::run(variant == "spawn_all" ? spawn_all(n) : one_at_a_time(n));
     const std::int64_t t1 = bench::now_ns();
 
     bench::check(sum == n * (n - 1) / 2, "sum of task results", sum, n * (n - 1) / 2);

@@ -9,7 +9,9 @@
 
 namespace {
 
-corio::task<std::int64_t> trivial(std::int64_t i) { co_return i; }
+corio::task<std::int64_t> trivial(std::int64_t i) {
+    co_return i;
+}
 
 corio::task<std::int64_t> await_many(std::int64_t n) {
     std::int64_t sum = 0;

@@ -45,8 +45,9 @@ int main(int argc, char** argv) {
     const std::int64_t t1 = bench::now_ns();
 
     bench::check(done == n, "sleepers finished", done, n);
-    bench::check(t1 - t0 >= bench::sleep_durations::max_micros * 1000, "wall time >= longest sleep (ns)",
-                 t1 - t0, bench::sleep_durations::max_micros * 1000);
+    bench::check(t1 - t0 >= bench::sleep_durations::max_micros * 1000,
+                 "wall time >= longest sleep (ns)", t1 - t0,
+                 bench::sleep_durations::max_micros * 1000);
     bench::report("wall_ms", static_cast<double>(t1 - t0) / 1e6);
     bench::report("peak_rss_mib", bench::peak_rss_mib());
     return 0;

@@ -16,7 +16,9 @@
 
 namespace {
 
-std::int64_t tiny(std::int64_t x) { return bench::plus_one(x); }
+std::int64_t tiny(std::int64_t x) {
+    return bench::plus_one(x);
+}
 
 } // namespace
 
@@ -41,7 +43,8 @@ int main(int argc, char** argv) {
             sum += r.get();
             micros.push_back(static_cast<double>(bench::now_ns() - t0) / 1e3);
         }
-        bench::check(sum == calls * (calls + 1) / 2, "sum of results", sum, calls * (calls + 1) / 2);
+        bench::check(sum == calls * (calls + 1) / 2, "sum of results", sum,
+                     calls * (calls + 1) / 2);
         std::sort(micros.begin(), micros.end());
         bench::report("rtt_median_us", micros[micros.size() / 2]);
         bench::report("rtt_p99_us", micros[std::min(micros.size() - 1, micros.size() * 99 / 100)]);
@@ -50,7 +53,8 @@ int main(int argc, char** argv) {
 
     const std::int64_t n = opt.get_int("n", 100'000);
     std::vector<std::int64_t> inputs(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) inputs[static_cast<std::size_t>(i)] = i;
+    for (std::int64_t i = 0; i < n; ++i)
+        inputs[static_cast<std::size_t>(i)] = i;
     const std::int64_t t0 = bench::now_ns();
     const std::vector<std::int64_t> out =
         variant == "map_default" ? pool.map(tiny, inputs) : pool.map(tiny, inputs, 1);
@@ -61,7 +65,8 @@ int main(int argc, char** argv) {
         in_order = out[i] == inputs[i] + 1;
         sum += out[i];
     }
-    bench::check(in_order && sum == n * (n + 1) / 2, "results in input order, sum", sum, n * (n + 1) / 2);
+    bench::check(in_order && sum == n * (n + 1) / 2, "results in input order, sum", sum,
+                 n * (n + 1) / 2);
     bench::report("items_per_s", static_cast<double>(n) * 1e9 / static_cast<double>(t1 - t0));
     return 0;
 }

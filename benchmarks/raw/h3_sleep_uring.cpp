@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
             ++done;
             heap.pop();
         }
-        if (heap.empty()) break;
+        if (heap.empty())
+            break;
         __kernel_timespec ts{};
         ts.tv_sec = heap.top().first / 1'000'000'000;
         ts.tv_nsec = heap.top().first % 1'000'000'000;
@@ -67,8 +68,9 @@ int main(int argc, char** argv) {
 
     bench::check(done == n, "sleepers finished", done, n);
     bench::check(id_sum == n * (n - 1) / 2, "every sleeper woke once", id_sum, n * (n - 1) / 2);
-    bench::check(t1 - t0 >= bench::sleep_durations::max_micros * 1000, "wall time >= longest sleep (ns)",
-                 t1 - t0, bench::sleep_durations::max_micros * 1000);
+    bench::check(t1 - t0 >= bench::sleep_durations::max_micros * 1000,
+                 "wall time >= longest sleep (ns)", t1 - t0,
+                 bench::sleep_durations::max_micros * 1000);
     bench::report("wall_ms", static_cast<double>(t1 - t0) / 1e6);
     bench::report("peak_rss_mib", bench::peak_rss_mib());
     return 0;

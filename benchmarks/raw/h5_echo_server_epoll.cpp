@@ -53,8 +53,8 @@ flushed flush(connection* c) {
 
 int main(int argc, char** argv) {
     bench::options opt(argc, argv);
-    const int listen_fd =
-        bench::listen_on_loopback(static_cast<std::uint16_t>(opt.get_int("port", 0)), SOCK_NONBLOCK);
+    const int listen_fd = bench::listen_on_loopback(
+        static_cast<std::uint16_t>(opt.get_int("port", 0)), SOCK_NONBLOCK);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     epoll_event lev{};
     lev.events = EPOLLIN;
@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
             if (c == nullptr) {
                 for (;;) {
                     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                    if (fd < 0) break;
+                    if (fd < 0)
+                        break;
                     auto* fresh = new connection{};
                     fresh->fd = fd;
                     watch(fresh, EPOLLIN, EPOLL_CTL_ADD);
@@ -78,8 +79,10 @@ int main(int argc, char** argv) {
             }
             if (c->sent < c->len) {
                 const flushed f = flush(c);
-                if (f == flushed::failed) drop(c);
-                if (f == flushed::all) watch(c, EPOLLIN, EPOLL_CTL_MOD);
+                if (f == flushed::failed)
+                    drop(c);
+                if (f == flushed::all)
+                    watch(c, EPOLLIN, EPOLL_CTL_MOD);
                 continue;
             }
             ssize_t r = read(c->fd, c->buffer, sizeof c->buffer);
@@ -87,12 +90,15 @@ int main(int argc, char** argv) {
                 drop(c);
                 continue;
             }
-            if (r < 0) continue;
+            if (r < 0)
+                continue;
             c->len = static_cast<unsigned>(r);
             c->sent = 0;
             const flushed f = flush(c);
-            if (f == flushed::failed) drop(c);
-            if (f == flushed::pending) watch(c, EPOLLOUT, EPOLL_CTL_MOD);
+            if (f == flushed::failed)
+                drop(c);
+            if (f == flushed::pending)
+                watch(c, EPOLLOUT, EPOLL_CTL_MOD);
         }
     }
 }

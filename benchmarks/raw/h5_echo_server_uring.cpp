@@ -52,7 +52,8 @@ void drop(connection* c) {
 
 int main(int argc, char** argv) {
     bench::options opt(argc, argv);
-    const int listen_fd = bench::listen_on_loopback(static_cast<std::uint16_t>(opt.get_int("port", 0)), 0);
+    const int listen_fd =
+        bench::listen_on_loopback(static_cast<std::uint16_t>(opt.get_int("port", 0)), 0);
     bench::init_ring(ring, 1024);
     arm_accept(listen_fd);
     for (;;) {

@@ -67,8 +67,8 @@ public:
     void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
     template <class U = T>
-        requires std::is_constructible_v<T, U &&>
-    to_consumer yield_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    requires std::is_constructible_v<T, U&&> to_consumer yield_value(U&& value)
+    noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         if (closing_) {
             ignored_exit_ = true; // aclose() reports it
         }
@@ -77,7 +77,9 @@ public:
     }
 
     static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { frame_allocator::deallocate(p, n); }
+    static void operator delete(void* p, std::size_t n) noexcept {
+        frame_allocator::deallocate(p, n);
+    }
 
     /// The task_root of the consumer currently driving the body: awaits inside the
     /// body are cancelled when the consuming task is.
@@ -380,9 +382,11 @@ private:
         try {
             (void)loop->create_task(finalize_orphan(std::move(*this)), "async_generator finalizer");
         } catch (...) {
-            loop->call_exception_handler({"corio: could not schedule an async generator's finalizer; "
-                                          "its frame was destroyed without cleanup",
-                                          std::current_exception(), {}});
+            loop->call_exception_handler(
+                {"corio: could not schedule an async generator's finalizer; "
+                 "its frame was destroyed without cleanup",
+                 std::current_exception(),
+                 {}});
         }
     }
 
@@ -494,15 +498,19 @@ template <class P>
 /// Adapter: `gen | take(n)` yields the first `n` values of `gen`, pulls none beyond
 /// the n-th, then closes `gen` with aclose() (as does closing the result early).
 /// **Thread safety:** the adapter is a value; the pipeline has the generator's rules.
-[[nodiscard]] inline detail::take_adapter take(std::size_t n) noexcept { return {n}; }
+[[nodiscard]] inline detail::take_adapter take(std::size_t n) noexcept {
+    return {n};
+}
 /// Adapter: `co_await (gen | collect())` gives every value of `gen` in a std::vector.
 /// **Thread safety:** the adapter is a value; the pipeline has the generator's rules.
-[[nodiscard]] inline detail::collect_adapter collect() noexcept { return {}; }
+[[nodiscard]] inline detail::collect_adapter collect() noexcept {
+    return {};
+}
 
 /// `gen | transform(f)`: an async generator of `f(v)`; owns `gen`.
 /// **Thread safety:** as async_generator.
 template <class T, class F>
-    requires std::invocable<F&, T&&>
+requires std::invocable<F&, T&&>
 [[nodiscard]] auto operator|(async_generator<T> gen, detail::transform_adapter<F> a) {
     using U = std::remove_cvref_t<std::invoke_result_t<F&, T&&>>;
     return detail::transform_body<U>(std::move(gen), std::move(a.fn));
@@ -510,7 +518,7 @@ template <class T, class F>
 /// `gen | filter(p)`: an async generator of the values satisfying `p`; owns `gen`.
 /// **Thread safety:** as async_generator.
 template <class T, class P>
-    requires std::predicate<P&, const T&>
+requires std::predicate<P&, const T&>
 [[nodiscard]] async_generator<T> operator|(async_generator<T> gen, detail::filter_adapter<P> a) {
     return detail::filter_body(std::move(gen), std::move(a.pred));
 }

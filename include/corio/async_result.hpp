@@ -102,10 +102,10 @@ struct result_awaiter_node : cancel_slot {
     task_root* root = nullptr;
     result_awaiter_node* prev = nullptr;
     result_awaiter_node* next = nullptr;
-    bool registered = false;    // in the state's awaiter list at some point
-    bool scheduled = false;     // its handle was handed to loop->schedule()
+    bool registered = false; // in the state's awaiter list at some point
+    bool scheduled = false;  // its handle was handed to loop->schedule()
     bool cancelled_early = false;
-    bool conflict = false;      // another loop is already awaiting this result
+    bool conflict = false; // another loop is already awaiting this result
 };
 
 /// The remote node a completing thread posts to the awaiting loop.
@@ -151,7 +151,9 @@ public:
 
     /// Completed (value, exception or terminated).
     bool done() const noexcept { return (word_.load(std::memory_order_acquire) & done_bits) != 0; }
-    bool is_ready() const noexcept { return (word_.load(std::memory_order_acquire) & ready_bit) != 0; }
+    bool is_ready() const noexcept {
+        return (word_.load(std::memory_order_acquire) & ready_bit) != 0;
+    }
     bool is_terminated() const noexcept {
         return (word_.load(std::memory_order_acquire) & terminated_bit) != 0;
     }
@@ -267,7 +269,8 @@ private:
     /// Spins until the completing thread returned from post_remote (a few
     /// instructions and one eventfd write away once `awaiting` was claimed).
     void wait_posted() const noexcept {
-        for (unsigned spins = 0; (word_.load(std::memory_order_acquire) & posted_bit) == 0; ++spins) {
+        for (unsigned spins = 0; (word_.load(std::memory_order_acquire) & posted_bit) == 0;
+             ++spins) {
             if (spins >= 64) {
                 std::this_thread::yield();
             }
@@ -404,7 +407,8 @@ public:
             throw cancelled_error();
         }
         if (node_.conflict) {
-            throw invalid_state_error("corio: this async_result is already awaited on another loop");
+            throw invalid_state_error(
+                "corio: this async_result is already awaited on another loop");
         }
         if (!state_->done()) {
             throw cancelled_error(); // resumed by on_cancel before the result came
@@ -436,7 +440,8 @@ private:
 
 /// `now + timeout` on the steady clock, or no deadline when that would overflow.
 template <class Rep, class Period>
-std::optional<std::chrono::steady_clock::time_point> deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+std::optional<std::chrono::steady_clock::time_point>
+deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
     using clock = std::chrono::steady_clock;
     const auto now = clock::now();
     if (timeout <= timeout.zero()) {
@@ -495,7 +500,8 @@ public:
     /// ValueError. **Thread safety:** any thread.
     [[nodiscard]] bool successful() const {
         if (!state().is_ready()) {
-            throw invalid_state_error("corio: async_result::successful() called before the result is ready");
+            throw invalid_state_error(
+                "corio: async_result::successful() called before the result is ready");
         }
         return !state().has_error();
     }
@@ -554,7 +560,9 @@ public:
     /// keeps running) with `cancelled_error`. Throws `corio::error` if the result is
     /// not ready and no loop runs on this thread.
     /// **Thread safety:** loop thread of the awaiting task.
-    [[nodiscard]] auto operator co_await() const& { return detail::result_awaiter<R, false>(state()); }
+    [[nodiscard]] auto operator co_await() const& {
+        return detail::result_awaiter<R, false>(state());
+    }
 
     /// `co_await std::move(res)` / `co_await to_thread(...)`: as above, but returns
     /// `R` by value, moved out of the shared state.

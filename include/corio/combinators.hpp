@@ -76,7 +76,8 @@ std::exception_ptr spawn_range(combinator_scope& s, Range& aws, std::vector<futu
         const std::string prefix = child_name_prefix(what);
         std::size_t i = 0;
         for (auto&& a : aws) {
-            children.push_back(s.template spawn<R>(take_awaitable<A>(a), child_name(prefix, i), where));
+            children.push_back(
+                s.template spawn<R>(take_awaitable<A>(a), child_name(prefix, i), where));
             ++i;
         }
         return nullptr;
@@ -163,9 +164,11 @@ struct cancel_on_exit {
 /// returned task starts; debug reports show the awaiting task's creation site.
 /// **Thread safety:** loop thread only.
 template <class... A>
-    requires(detail::combinator_awaitable<A> && ...)
-[[nodiscard]] task<std::tuple<detail::stored_value_t<detail::child_result_t<A>>...>> gather(A... aws) {
-    detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::fail_fast);
+requires(detail::combinator_awaitable<A>&&...)
+    [[nodiscard]] task<std::tuple<detail::stored_value_t<detail::child_result_t<A>>...>> gather(
+        A... aws) {
+    detail::scope_ref scope =
+        detail::combinator_scope::make(get_running_loop(), detail::scope_policy::fail_fast);
     scope->reserve(sizeof...(A));
     std::optional<std::tuple<future<detail::child_result_t<A>>...>> children;
     std::exception_ptr spawn_error;
@@ -186,7 +189,8 @@ template <class... A>
     }
     co_return std::apply(
         [](auto&... f) {
-            return std::tuple<detail::stored_value_t<detail::child_result_t<A>>...>(detail::take_value(f)...);
+            return std::tuple<detail::stored_value_t<detail::child_result_t<A>>...>(
+                detail::take_value(f)...);
         },
         *children);
 }
@@ -197,11 +201,12 @@ template <class... A>
 /// (`gather(std::move(tasks))`); futures are copied.
 /// **Thread safety:** loop thread only.
 template <std::ranges::input_range Range>
-    requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
-[[nodiscard]] task<std::vector<detail::stored_value_t<detail::range_result_t<Range>>>> gather(
-    Range aws, corio::source_location where = corio::source_location::current()) {
+requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
+[[nodiscard]] task<std::vector<detail::stored_value_t<detail::range_result_t<Range>>>>
+gather(Range aws, corio::source_location where = corio::source_location::current()) {
     using R = detail::range_result_t<Range>;
-    detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::fail_fast);
+    detail::scope_ref scope =
+        detail::combinator_scope::make(get_running_loop(), detail::scope_policy::fail_fast);
     std::vector<future<R>> children;
     std::exception_ptr spawn_error = detail::spawn_range(*scope, aws, children, "gather", where);
     co_await detail::scope_wait(*scope);
@@ -227,10 +232,10 @@ template <std::ranges::input_range Range>
 /// go to the loop's exception handler).
 /// **Thread safety:** loop thread only.
 template <class... A>
-    requires(detail::combinator_awaitable<A> && ...)
-[[nodiscard]] task<std::tuple<outcome<detail::stored_value_t<detail::child_result_t<A>>>...>> gather_settled(
-    A... aws) {
-    detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::settle);
+requires(detail::combinator_awaitable<A>&&...) [[nodiscard]] task<std::tuple<
+    outcome<detail::stored_value_t<detail::child_result_t<A>>>...>> gather_settled(A... aws) {
+    detail::scope_ref scope =
+        detail::combinator_scope::make(get_running_loop(), detail::scope_policy::settle);
     scope->reserve(sizeof...(A));
     std::optional<std::tuple<future<detail::child_result_t<A>>...>> children;
     std::exception_ptr spawn_error;
@@ -250,7 +255,8 @@ template <class... A>
     }
     co_return std::apply(
         [](auto&... f) {
-            return std::tuple<outcome<detail::stored_value_t<detail::child_result_t<A>>>...>(detail::settle(f)...);
+            return std::tuple<outcome<detail::stored_value_t<detail::child_result_t<A>>>...>(
+                detail::settle(f)...);
         },
         *children);
 }
@@ -258,13 +264,15 @@ template <class... A>
 /// gather_settled over a range: every outcome in range order, as a `std::vector`.
 /// **Thread safety:** loop thread only.
 template <std::ranges::input_range Range>
-    requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
-[[nodiscard]] task<std::vector<outcome<detail::stored_value_t<detail::range_result_t<Range>>>>> gather_settled(
-    Range aws, corio::source_location where = corio::source_location::current()) {
+requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
+[[nodiscard]] task<std::vector<outcome<detail::stored_value_t<detail::range_result_t<Range>>>>>
+gather_settled(Range aws, corio::source_location where = corio::source_location::current()) {
     using R = detail::range_result_t<Range>;
-    detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::settle);
+    detail::scope_ref scope =
+        detail::combinator_scope::make(get_running_loop(), detail::scope_policy::settle);
     std::vector<future<R>> children;
-    std::exception_ptr spawn_error = detail::spawn_range(*scope, aws, children, "gather_settled", where);
+    std::exception_ptr spawn_error =
+        detail::spawn_range(*scope, aws, children, "gather_settled", where);
     co_await detail::scope_wait(*scope);
     if (spawn_error) {
         std::rethrow_exception(spawn_error);
@@ -290,15 +298,17 @@ template <std::ranges::input_range Range>
 /// cancelled_error: nested wait_fors tell their own deadline from an outer cancel.
 /// **Thread safety:** loop thread only.
 template <class A, class Rep, class Period>
-    requires detail::combinator_awaitable<A>
-[[nodiscard]] task<detail::child_result_t<A>> wait_for(A aw, std::chrono::duration<Rep, Period> timeout,
-                                                       corio::source_location where = corio::source_location::current()) {
+requires detail::combinator_awaitable<A>
+[[nodiscard]] task<detail::child_result_t<A>>
+wait_for(A aw, std::chrono::duration<Rep, Period> timeout,
+         corio::source_location where = corio::source_location::current()) {
     using R = detail::child_result_t<A>;
     event_loop& loop = get_running_loop();
     if constexpr (detail::is_future_v<A>) {
         if (aw.done()) {
             // As a child would: copied, or moved out when it cannot be copied.
-            if constexpr (std::is_void_v<R> || std::is_reference_v<R> || std::is_copy_constructible_v<R>) {
+            if constexpr (std::is_void_v<R> || std::is_reference_v<R> ||
+                          std::is_copy_constructible_v<R>) {
                 co_return aw.result();
             } else {
                 co_return std::move(aw.result());
@@ -307,7 +317,8 @@ template <class A, class Rep, class Period>
     }
     const auto deadline = detail::deadline_after(loop, timeout);
     detail::scope_ref scope = detail::combinator_scope::make(loop, detail::scope_policy::settle);
-    future<R> inner = scope->template spawn<R>(std::move(aw), detail::child_name("wait_for", 0), where);
+    future<R> inner =
+        scope->template spawn<R>(std::move(aw), detail::child_name("wait_for", 0), where);
     co_await detail::scope_wait(*scope, deadline);
     if (inner.cancelled()) {
         if (scope->parent_cancelled()) {
@@ -338,11 +349,12 @@ template <class A, class Rep, class Period>
 /// child, waits for them, and throws cancelled_error.
 /// **Thread safety:** loop thread only.
 template <class... A>
-    requires(sizeof...(A) > 0 && (detail::combinator_awaitable<A> && ...))
-[[nodiscard]] task<std::pair<std::size_t, detail::any_value_t<detail::stored_value_t<detail::child_result_t<A>>...>>>
-wait_any(A... aws) {
+requires(sizeof...(A) > 0 && (detail::combinator_awaitable<A> && ...)) [[nodiscard]] task<std::pair<
+    std::size_t,
+    detail::any_value_t<detail::stored_value_t<detail::child_result_t<A>>...>>> wait_any(A... aws) {
     using V = detail::any_value_t<detail::stored_value_t<detail::child_result_t<A>>...>;
-    detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::first_wins);
+    detail::scope_ref scope =
+        detail::combinator_scope::make(get_running_loop(), detail::scope_policy::first_wins);
     scope->reserve(sizeof...(A));
     std::optional<std::tuple<future<detail::child_result_t<A>>...>> children;
     std::exception_ptr spawn_error;
@@ -364,9 +376,12 @@ wait_any(A... aws) {
     const std::size_t w = *scope->winner();
     std::optional<std::pair<std::size_t, V>> out;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((I == w ? (void)out.emplace(w, detail::to_any<V>(detail::take_value(std::get<I>(*children)))) : void()),
+        ((I == w
+              ? (void)out.emplace(w, detail::to_any<V>(detail::take_value(std::get<I>(*children))))
+              : void()),
          ...);
-    }(std::index_sequence_for<A...>{});
+    }
+    (std::index_sequence_for<A...>{});
     co_return std::move(*out);
 }
 
@@ -374,11 +389,12 @@ wait_any(A... aws) {
 /// Throws corio::error for an empty range (Python's ValueError).
 /// **Thread safety:** loop thread only.
 template <std::ranges::input_range Range>
-    requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
-[[nodiscard]] task<std::pair<std::size_t, detail::stored_value_t<detail::range_result_t<Range>>>> wait_any(
-    Range aws, corio::source_location where = corio::source_location::current()) {
+requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
+[[nodiscard]] task<std::pair<std::size_t, detail::stored_value_t<detail::range_result_t<Range>>>>
+wait_any(Range aws, corio::source_location where = corio::source_location::current()) {
     using R = detail::range_result_t<Range>;
-    detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::first_wins);
+    detail::scope_ref scope =
+        detail::combinator_scope::make(get_running_loop(), detail::scope_policy::first_wins);
     std::vector<future<R>> children;
     std::exception_ptr spawn_error = detail::spawn_range(*scope, aws, children, "wait_any", where);
     if (!spawn_error && children.empty()) {
@@ -402,15 +418,16 @@ template <std::ranges::input_range Range>
 /// `next()` cancels every child, waits for them, and throws cancelled_error.
 /// `aclose()` cancels the children still running and waits for them; destroying the
 /// generator early hands it to a finalizer task on the loop, which does the same
-/// (the destroyer itself does not wait). An exception in an outcome never consumed is reported by the loop's
-/// exception handler.
+/// (the destroyer itself does not wait). An exception in an outcome never consumed is reported by
+/// the loop's exception handler.
 /// **Thread safety:** loop thread only; one consumer at a time.
 template <std::ranges::input_range Range>
-    requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
-[[nodiscard]] async_generator<outcome<detail::stored_value_t<detail::range_result_t<Range>>>> as_completed(
-    Range aws, corio::source_location where = corio::source_location::current()) {
+requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
+[[nodiscard]] async_generator<outcome<detail::stored_value_t<detail::range_result_t<Range>>>>
+as_completed(Range aws, corio::source_location where = corio::source_location::current()) {
     using R = detail::range_result_t<Range>;
-    detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::settle);
+    detail::scope_ref scope =
+        detail::combinator_scope::make(get_running_loop(), detail::scope_policy::settle);
     scope->wake_on_each_completion();
     detail::cancel_on_exit guard{scope};
     std::vector<future<R>> children;
@@ -471,22 +488,25 @@ template <std::ranges::input_range Range>
 /// This is the one combinator that lets a child outlive its caller, by design.
 /// **Thread safety:** loop thread only.
 template <class A>
-    requires detail::combinator_awaitable<A>
-[[nodiscard]] task<detail::child_result_t<A>> shield(A aw,
-                                                     corio::source_location where = corio::source_location::current()) {
+requires detail::combinator_awaitable<A>
+[[nodiscard]] task<detail::child_result_t<A>>
+shield(A aw, corio::source_location where = corio::source_location::current()) {
     using R = detail::child_result_t<A>;
     if constexpr (detail::is_future_v<A>) {
         if (aw.done()) {
             // As a child would: copied, or moved out when it cannot be copied.
-            if constexpr (std::is_void_v<R> || std::is_reference_v<R> || std::is_copy_constructible_v<R>) {
+            if constexpr (std::is_void_v<R> || std::is_reference_v<R> ||
+                          std::is_copy_constructible_v<R>) {
                 co_return aw.result();
             } else {
                 co_return std::move(aw.result());
             }
         }
     }
-    detail::scope_ref scope = detail::combinator_scope::make(get_running_loop(), detail::scope_policy::shield);
-    future<R> inner = scope->template spawn<R>(std::move(aw), detail::child_name("shield", 0), where);
+    detail::scope_ref scope =
+        detail::combinator_scope::make(get_running_loop(), detail::scope_policy::shield);
+    future<R> inner =
+        scope->template spawn<R>(std::move(aw), detail::child_name("shield", 0), where);
     co_await detail::scope_wait(*scope);
     if (scope->parent_cancelled()) {
         throw cancelled_error();

@@ -293,7 +293,7 @@ private:
     // Signal handling state, owned by src/signal.cpp (type-erased deleter keeps
     // the definition there).
     std::unique_ptr<detail::signal_registry, void (*)(detail::signal_registry*)> signals_{nullptr,
-                                                                                         nullptr};
+                                                                                          nullptr};
     std::thread::id owner_;
     bool running_ = false;
     bool stopping_ = false;

@@ -35,8 +35,8 @@ public:
 private:
     static void on_done(void* context) noexcept {
         auto* self = static_cast<task_state*>(context);
-        auto h = std::coroutine_handle<task_promise<T>>::from_address(
-            self->record_.coroutine.address());
+        auto h =
+            std::coroutine_handle<task_promise<T>>::from_address(self->record_.coroutine.address());
         std::exception_ptr e = h.promise().exception();
         if (!e) {
             try {
@@ -102,16 +102,13 @@ public:
 
     /// Sets the result; throws invalid_state_error if the future is already done.
     template <class U = T>
-        requires(!std::is_void_v<T> && std::is_convertible_v<U &&, T>)
-    void set_result(U&& value) {
+    requires(!std::is_void_v<T> && std::is_convertible_v<U&&, T>) void set_result(U&& value) {
         check_plain();
         state_->check_pending();
         static_cast<detail::future_state<T>*>(state_)->set_value(std::forward<U>(value));
     }
     /// Sets the (void) result; throws invalid_state_error if already done.
-    void set_result()
-        requires std::is_void_v<T>
-    {
+    void set_result() requires std::is_void_v<T> {
         check_plain();
         state_->check_pending();
         static_cast<detail::future_state<void>*>(state_)->set_value();
@@ -149,11 +146,11 @@ public:
         });
     }
     /// The task's name ("" for a plain future).
-    std::string name() const { return state_->as_task() ? state_->as_task()->name() : std::string(); }
-    /// This future as a task handle (empty handle for a plain future).
-    task_handle as_task() const {
-        return state_->as_task() ? task_handle(state_) : task_handle();
+    std::string name() const {
+        return state_->as_task() ? state_->as_task()->name() : std::string();
     }
+    /// This future as a task handle (empty handle for a plain future).
+    task_handle as_task() const { return state_->as_task() ? task_handle(state_) : task_handle(); }
     /// True if this future is the handle of a created task.
     bool is_task() const noexcept { return state_->as_task() != nullptr; }
 

@@ -50,7 +50,8 @@ class generator_promise {
 public:
     using value_type = std::remove_cvref_t<T>;
     // The object a `co_yield` refers to (nullptr_t stands in for `T = void`).
-    using stored = std::conditional_t<std::is_void_v<T>, std::nullptr_t, std::remove_reference_t<T>>;
+    using stored =
+        std::conditional_t<std::is_void_v<T>, std::nullptr_t, std::remove_reference_t<T>>;
     using pointer = stored*;
 
     struct yield_awaiter {
@@ -60,7 +61,8 @@ public:
         decltype(auto) await_resume() const {
             promise->check_resume_mode();
             if constexpr (!std::is_void_v<Send>) {
-                CORIO_ASSERT(promise->sent_.value.has_value(), "corio::generator resumed without a value");
+                CORIO_ASSERT(promise->sent_.value.has_value(),
+                             "corio::generator resumed without a value");
                 Send v = std::move(*promise->sent_.value);
                 promise->sent_.value.reset();
                 return v;
@@ -74,28 +76,23 @@ public:
     void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
     // An lvalue or rvalue is referred to in place: it outlives the suspension.
-    yield_awaiter yield_value(stored& v) noexcept
-        requires(!std::is_void_v<T>)
-    {
+    yield_awaiter yield_value(stored& v) noexcept requires(!std::is_void_v<T>) {
         return yielded(std::addressof(v));
     }
     yield_awaiter yield_value(stored&& v) noexcept
-        requires(!std::is_void_v<T> && !std::is_reference_v<T>)
-    {
+        requires(!std::is_void_v<T> && !std::is_reference_v<T>) {
         return yielded(std::addressof(v));
     }
     // A const lvalue is copied, so that the consumer may move from what it gets.
-    yield_awaiter yield_value(const stored& v)
-        requires(!std::is_void_v<T> && !std::is_reference_v<T> && !std::is_const_v<stored> &&
-                 std::is_copy_constructible_v<stored>)
-    {
+    yield_awaiter yield_value(const stored& v) requires(!std::is_void_v<T> &&
+                                                        !std::is_reference_v<T> &&
+                                                        !std::is_const_v<stored> &&
+                                                        std::is_copy_constructible_v<stored>) {
         copy_.emplace(v);
         return yielded(std::addressof(*copy_));
     }
     /// `co_yield {}` in a generator that yields nothing (`T = void`).
-    yield_awaiter yield_value(std::nullptr_t) noexcept
-        requires std::is_void_v<T>
-    {
+    yield_awaiter yield_value(std::nullptr_t) noexcept requires std::is_void_v<T> {
         return yielded(nullptr);
     }
 
@@ -211,9 +208,7 @@ public:
         }
 
         /// The current value. Requires a non-void T.
-        reference operator*() const noexcept
-            requires(!std::is_void_v<T>)
-        {
+        reference operator*() const noexcept requires(!std::is_void_v<T>) {
             return static_cast<reference>(*gen_->handle_.promise().current());
         }
         /// Resumes the generator to its next `co_yield`.
@@ -283,10 +278,10 @@ public:
     /// an exception escaping the body.
     /// **Thread safety:** one thread at a time.
     template <class U = Send>
-        requires(!std::is_void_v<Send> && std::is_constructible_v<Send, U &&>)
-    auto send(U&& value) {
+    requires(!std::is_void_v<Send> && std::is_constructible_v<Send, U&&>) auto send(U&& value) {
         if (!started_) {
-            throw error("corio: can't send a value to a just-started generator (prime it with next())");
+            throw error(
+                "corio: can't send a value to a just-started generator (prime it with next())");
         }
         if (finished()) {
             throw error("corio: send() to a finished generator");
@@ -360,7 +355,8 @@ private:
                 if constexpr (std::is_default_constructible_v<Send>) {
                     slot.emplace();
                 } else {
-                    CORIO_ASSERT(false, "corio::generator resumed without send() and Send has no default");
+                    CORIO_ASSERT(false,
+                                 "corio::generator resumed without send() and Send has no default");
                 }
             }
         }

@@ -28,8 +28,8 @@ template <class T>
 class imap_state : public ref_counted {
 public:
     imap_state(std::size_t n, std::size_t chunksize, bool ordered)
-        : n_(n), chunksize_(chunksize), chunks_((n + chunksize - 1) / chunksize),
-          ordered_(ordered), slots_(std::make_unique<slot[]>(n)) {
+        : n_(n), chunksize_(chunksize), chunks_((n + chunksize - 1) / chunksize), ordered_(ordered),
+          slots_(std::make_unique<slot[]>(n)) {
         if (ordered_) {
             done_ = std::make_unique<bool[]>(chunks_);
         } else {
@@ -46,7 +46,9 @@ public:
     void set_item(std::size_t i, A&&... a) {
         slots_[i].value.emplace(std::forward<A>(a)...);
     }
-    void set_item_error(std::size_t i, std::exception_ptr e) noexcept { slots_[i].error = std::move(e); }
+    void set_item_error(std::size_t i, std::exception_ptr e) noexcept {
+        slots_[i].error = std::move(e);
+    }
 
     /// Producer: every item of chunk `k` is set. Any thread.
     void chunk_done(std::size_t k) noexcept {
@@ -137,10 +139,10 @@ private:
 
     std::mutex mutex_;
     std::condition_variable cv_;
-    std::unique_ptr<bool[]> done_;     // ordered: chunk k finished (guarded)
-    std::vector<std::size_t> order_;   // unordered: finished chunks in order (guarded)
-    bool waiting_ = false;             // guarded
-    bool terminated_ = false;          // guarded
+    std::unique_ptr<bool[]> done_;   // ordered: chunk k finished (guarded)
+    std::vector<std::size_t> order_; // unordered: finished chunks in order (guarded)
+    bool waiting_ = false;           // guarded
+    bool terminated_ = false;        // guarded
 
     // Consumer-only cursor.
     std::size_t cursor_ = 0;       // ordered: next item

@@ -98,7 +98,9 @@ public:
     /// "127.0.0.1:80", "[::1]:80" or the Unix path.
     std::string to_string() const;
     /// The raw address for system calls.
-    const ::sockaddr* data() const noexcept { return reinterpret_cast<const ::sockaddr*>(&storage_); }
+    const ::sockaddr* data() const noexcept {
+        return reinterpret_cast<const ::sockaddr*>(&storage_);
+    }
     /// Writable raw address (for accept/recvfrom style calls; then resize()).
     ::sockaddr* data() noexcept { return reinterpret_cast<::sockaddr*>(&storage_); }
     /// Size of the address in bytes.
@@ -307,7 +309,8 @@ public:
                              listener_options options = {});
     /// Binds and listens on `local`.
     /// **Thread safety:** any thread.
-    static tcp_listener bind(const endpoint& local, int backlog = 128, listener_options options = {});
+    static tcp_listener bind(const endpoint& local, int backlog = 128,
+                             listener_options options = {});
 
     /// Waits for and returns the next connection. Throws std::system_error
     /// ("accept"), e.g. EMFILE when out of descriptors (the connection stays queued
@@ -413,7 +416,8 @@ public:
                                             std::uint16_t port);
     /// send_to() of characters.
     /// **Thread safety:** as above.
-    [[nodiscard]] task<std::size_t> send_to(std::string_view bytes, std::string host, std::uint16_t port);
+    [[nodiscard]] task<std::size_t> send_to(std::string_view bytes, std::string host,
+                                            std::uint16_t port);
     /// Sends one datagram to `peer`; returns the bytes sent. Throws
     /// std::system_error ("sendmsg").
     /// **Thread safety:** as above.
@@ -514,7 +518,7 @@ struct server_options {
 /// at once, running `handler(stream)` as a task per connection. Throws
 /// std::system_error ("bind", "listen", "getaddrinfo").
 /// **Thread safety:** loop thread.
-[[nodiscard]] task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
-                                        server_options options = {});
+[[nodiscard]] task<server> start_server(connection_handler handler, std::string host,
+                                        std::uint16_t port, server_options options = {});
 
 } // namespace corio

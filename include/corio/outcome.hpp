@@ -28,12 +28,14 @@ public:
     /// An outcome holding `value`.
     /// **Thread safety:** constructs a new object.
     template <class U = T>
-        requires std::is_constructible_v<T, U&&>
-    explicit outcome(std::in_place_t, U&& value) : data_(std::in_place_index<0>, std::forward<U>(value)) {}
+    requires std::is_constructible_v<T, U&&>
+    explicit outcome(std::in_place_t, U&& value)
+        : data_(std::in_place_index<0>, std::forward<U>(value)) {}
     /// An outcome holding the exception `e` (must not be null).
     /// **Thread safety:** constructs a new object.
     explicit outcome(std::exception_ptr e) noexcept : data_(std::in_place_index<1>, std::move(e)) {
-        CORIO_ASSERT(std::get<1>(data_) != nullptr, "corio::outcome built from a null exception_ptr");
+        CORIO_ASSERT(std::get<1>(data_) != nullptr,
+                     "corio::outcome built from a null exception_ptr");
     }
 
     /// True if the awaitable produced a value.

@@ -36,9 +36,9 @@ public:
     /// so that `.initializer = setup` reads naturally. Throws what copying `f` throws.
     /// **Thread safety:** a fresh object.
     template <class F>
-        requires(!std::is_same_v<std::remove_cvref_t<F>, pool_initializer> &&
-                 std::is_invocable_r_v<void, std::decay_t<F>&>)
-    pool_initializer(F&& f) : fn_(std::forward<F>(f)) { // NOLINT: implicit on purpose
+    requires(!std::is_same_v<std::remove_cvref_t<F>, pool_initializer> &&
+             std::is_invocable_r_v<void, std::decay_t<F>&>) pool_initializer(F&& f)
+        : fn_(std::forward<F>(f)) { // NOLINT: implicit on purpose
         if constexpr (std::is_convertible_v<std::decay_t<F>, void (*)()>) {
             plain_ = static_cast<void (*)()>(f);
         }
@@ -81,7 +81,8 @@ class pool_not_running : public error {
 public:
     /// With the standard message.
     /// **Thread safety:** a fresh object.
-    pool_not_running() : error("corio: the pool is not running (close() or terminate() was called)") {}
+    pool_not_running()
+        : error("corio: the pool is not running (close() or terminate() was called)") {}
     /// With a message of the caller's (`corio::error`'s constructors).
     /// **Thread safety:** a fresh object.
     using error::error;
@@ -239,19 +240,22 @@ struct split_args {
     static decltype(auto) apply(Fn&& fn, A&&... a) {
         auto all = std::forward_as_tuple(std::forward<A>(a)...);
         return [&]<std::size_t... I, std::size_t... J>(std::index_sequence<I...>,
-                                                       std::index_sequence<J...>) -> decltype(auto) {
+                                                       std::index_sequence<J...>)
+            ->decltype(auto) {
             return std::forward<Fn>(fn)(
                 std::forward_as_tuple(std::get<I>(std::move(all))...),
                 pick_tag<callback_t, callback_fn>(std::get<leading + J>(std::move(all))...),
-                pick_tag<error_callback_t, error_callback_fn>(std::get<leading + J>(std::move(all))...));
-        }(std::make_index_sequence<leading>{}, std::make_index_sequence<tags>{});
+                pick_tag<error_callback_t, error_callback_fn>(
+                    std::get<leading + J>(std::move(all))...));
+        }
+        (std::make_index_sequence<leading>{}, std::make_index_sequence<tags>{});
     }
 };
 
 /// An explicit chunksize argument: any integer type except `bool`.
 template <class T>
-concept integral_chunksize = std::integral<std::remove_cvref_t<T>> &&
-                             !std::same_as<std::remove_cvref_t<T>, bool>;
+concept integral_chunksize =
+    std::integral<std::remove_cvref_t<T>> && !std::same_as<std::remove_cvref_t<T>, bool>;
 
 /// Validates an explicit chunksize (Python raises ValueError for chunksize < 1).
 template <class C>
@@ -276,27 +280,29 @@ constexpr std::size_t default_chunksize(std::size_t n, std::size_t workers) noex
 /// Checked with a plain function `int(int)`, the one kind of callable both accept.
 /// **Thread safety:** the members it names are callable from any thread.
 template <class P>
-concept pool_like =
-    std::constructible_from<P, std::size_t, pool_options> && std::default_initializable<P> &&
+concept pool_like = std::constructible_from<P, std::size_t, pool_options> &&
+    std::default_initializable<P> &&
     requires(P& p, int (*fn)(int), int (*fn2)(int, int), std::vector<int>& v,
              std::vector<std::tuple<int, int>>& tv) {
-        { p.apply(fn, 1) } -> std::same_as<int>;
-        { p.apply_async(fn, 1) } -> std::same_as<async_result<int>>;
-        { p.apply_async(fn, 1, callback([](int) {}), error_callback([](std::exception_ptr) {})) }
-            -> std::same_as<async_result<int>>;
-        { p.map(fn, v) } -> std::same_as<std::vector<int>>;
-        { p.map(fn, v, 4) } -> std::same_as<std::vector<int>>;
-        { p.map_async(fn, v) } -> std::same_as<async_result<std::vector<int>>>;
-        { p.map_async(fn, v, 4, callback([](const std::vector<int>&) {})) }
-            -> std::same_as<async_result<std::vector<int>>>;
-        { p.starmap(fn2, tv) } -> std::same_as<std::vector<int>>;
-        { p.starmap_async(fn2, tv) } -> std::same_as<async_result<std::vector<int>>>;
-        { p.imap(fn, v) } -> std::ranges::input_range;
-        { p.imap(fn, v, 2) } -> std::ranges::input_range;
-        { p.imap_unordered(fn, v) } -> std::ranges::input_range;
-        p.close();
-        p.terminate();
-        p.join();
-    };
+    { p.apply(fn, 1) } -> std::same_as<int>;
+    { p.apply_async(fn, 1) } -> std::same_as<async_result<int>>;
+    {
+        p.apply_async(fn, 1, callback([](int) {}), error_callback([](std::exception_ptr) {}))
+        } -> std::same_as<async_result<int>>;
+    { p.map(fn, v) } -> std::same_as<std::vector<int>>;
+    { p.map(fn, v, 4) } -> std::same_as<std::vector<int>>;
+    { p.map_async(fn, v) } -> std::same_as<async_result<std::vector<int>>>;
+    {
+        p.map_async(fn, v, 4, callback([](const std::vector<int>&) {}))
+        } -> std::same_as<async_result<std::vector<int>>>;
+    { p.starmap(fn2, tv) } -> std::same_as<std::vector<int>>;
+    { p.starmap_async(fn2, tv) } -> std::same_as<async_result<std::vector<int>>>;
+    { p.imap(fn, v) } -> std::ranges::input_range;
+    { p.imap(fn, v, 2) } -> std::ranges::input_range;
+    { p.imap_unordered(fn, v) } -> std::ranges::input_range;
+    p.close();
+    p.terminate();
+    p.join();
+};
 
 } // namespace corio

@@ -40,12 +40,13 @@ public:
     /// (a compile-time error otherwise); throws what serializing them throws.
     /// **Thread safety:** a fresh object.
     template <class F, class... Args>
-        requires(!std::is_same_v<std::remove_cvref_t<F>, process>)
-    explicit process(F&& f, Args&&... args) {
+    requires(!std::is_same_v<std::remove_cvref_t<F>, process>) explicit process(F&& f,
+                                                                                Args&&... args) {
         using fn_type = std::decay_t<F>;
         detail::check_process_function<fn_type>();
         if constexpr (std::is_pointer_v<std::remove_cvref_t<F>>) {
-            if (f == nullptr) throw error("corio::process: the function pointer is null");
+            if (f == nullptr)
+                throw error("corio::process: the function pointer is null");
         }
         byte_writer w;
         const std::size_t at = detail::begin_frame(w, detail::frame_kind::start_process, 0, 1);

@@ -20,7 +20,8 @@ public:
     /// An error from a worker that threw a `type_name` with message `message`.
     /// **Thread safety:** a fresh object.
     remote_error(std::string type_name, std::string message)
-        : error(type_name + ": " + message), type_name_(std::move(type_name)), message_(std::move(message)) {}
+        : error(type_name + ": " + message), type_name_(std::move(type_name)),
+          message_(std::move(message)) {}
 
     /// The demangled dynamic type of the original exception (e.g. "my::parse_error").
     /// **Thread safety:** any thread.

@@ -45,7 +45,8 @@ struct process_map_args<In, true> {
     static call_target target(const F& f) {
         return [&]<std::size_t... I>(std::index_sequence<I...>) {
             return make_call_target<F, true, std::decay_t<std::tuple_element_t<I, In>>...>(f);
-        }(std::make_index_sequence<std::tuple_size_v<In>>{});
+        }
+        (std::make_index_sequence<std::tuple_size_v<In>>{});
     }
 };
 } // namespace detail
@@ -127,7 +128,9 @@ public:
     [[nodiscard]] auto apply_async(F&& f, Args&&... args_then_callbacks) {
         using split = detail::split_args<Args...>;
         return split::apply(
-            [&](auto&& call_args, auto cb, auto ecb) { return make_apply_(f, call_args, std::move(cb), std::move(ecb)); },
+            [&](auto&& call_args, auto cb, auto ecb) {
+                return make_apply_(f, call_args, std::move(cb), std::move(ecb));
+            },
             std::forward<Args>(args_then_callbacks)...);
     }
 
@@ -151,7 +154,8 @@ public:
     /// **Thread safety:** any thread.
     template <class F, std::ranges::input_range Range, class... Extra>
     [[nodiscard]] auto map_async(F&& f, Range&& range, Extra&&... chunksize_then_callbacks) {
-        return make_map_<false>(f, std::forward<Range>(range), std::forward<Extra>(chunksize_then_callbacks)...);
+        return make_map_<false>(f, std::forward<Range>(range),
+                                std::forward<Extra>(chunksize_then_callbacks)...);
     }
 
     /// As `map`, but each element is a tuple (or pair, array) unpacked into the call.
@@ -167,7 +171,8 @@ public:
     /// **Thread safety:** any thread.
     template <class F, std::ranges::input_range Range, class... Extra>
     [[nodiscard]] auto starmap_async(F&& f, Range&& range, Extra&&... chunksize_then_callbacks) {
-        return make_map_<true>(f, std::forward<Range>(range), std::forward<Extra>(chunksize_then_callbacks)...);
+        return make_map_<true>(f, std::forward<Range>(range),
+                               std::forward<Extra>(chunksize_then_callbacks)...);
     }
 
     /// Submits `f(x)` for every element (in chunks of `chunksize`, default 1) and
@@ -177,14 +182,16 @@ public:
     /// **Thread safety:** any thread; iterate the result from one thread.
     template <class F, std::ranges::input_range Range, detail::integral_chunksize Chunksize = int>
     [[nodiscard]] auto imap(F&& f, Range&& range, Chunksize chunksize = 1) {
-        return make_imap_(f, std::forward<Range>(range), detail::checked_chunksize(chunksize), true);
+        return make_imap_(f, std::forward<Range>(range), detail::checked_chunksize(chunksize),
+                          true);
     }
 
     /// As `imap`, but yields results in the order they finish.
     /// **Thread safety:** any thread; iterate the result from one thread.
     template <class F, std::ranges::input_range Range, detail::integral_chunksize Chunksize = int>
     [[nodiscard]] auto imap_unordered(F&& f, Range&& range, Chunksize chunksize = 1) {
-        return make_imap_(f, std::forward<Range>(range), detail::checked_chunksize(chunksize), false);
+        return make_imap_(f, std::forward<Range>(range), detail::checked_chunksize(chunksize),
+                          false);
     }
 
     /// Stops accepting work; workers exit once every submitted call finished.
@@ -214,7 +221,8 @@ private:
     static constexpr void check_callbacks_() {
         if constexpr (!detail::is_no_callback<CB>) {
             if constexpr (std::is_void_v<R>) {
-                static_assert(std::is_invocable_v<CB&>, "corio: callback() of a void call takes no argument");
+                static_assert(std::is_invocable_v<CB&>,
+                              "corio: callback() of a void call takes no argument");
             } else {
                 static_assert(std::is_invocable_v<CB&, const R&>,
                               "corio: callback(fn): fn must accept the result (const R&)");
@@ -229,7 +237,8 @@ private:
     template <class Fn>
     static void check_pointer_(const Fn& f) {
         if constexpr (std::is_pointer_v<Fn>) {
-            if (f == nullptr) throw error("corio::process_pool: the function pointer is null");
+            if (f == nullptr)
+                throw error("corio::process_pool: the function pointer is null");
         } else {
             (void)f;
         }
@@ -241,7 +250,8 @@ private:
         try {
             submit_(*j, chunks);
         } catch (...) {
-            for (std::size_t k = 0; k < chunks; ++k) j->release();
+            for (std::size_t k = 0; k < chunks; ++k)
+                j->release();
             throw;
         }
     }
@@ -252,7 +262,8 @@ private:
             using fn_type = std::decay_t<F>;
             detail::check_process_function<fn_type>();
             static_assert((serializable<detail::wire_type_t<T>> && ...),
-                          "corio::process_pool: every argument must be serializable (see corio/serialize.hpp)");
+                          "corio::process_pool: every argument must be serializable (see "
+                          "corio/serialize.hpp)");
             static_assert(std::is_invocable_v<fn_type&, detail::wire_type_t<T>&...>,
                           "corio: f is not callable with these arguments");
             using result = detail::decoded_result_t<fn_type, detail::wire_type_t<T>...>;
@@ -264,8 +275,9 @@ private:
             check_pointer_(fn);
             check_running_();
             using job = detail::process_apply_job<result, CB, ECB>;
-            detail::ref_ptr<job> j(new job(detail::make_call_target<fn_type, true, detail::wire_type_t<T>...>(fn),
-                                           call_args, std::move(cb), std::move(ecb)));
+            detail::ref_ptr<job> j(
+                new job(detail::make_call_target<fn_type, true, detail::wire_type_t<T>...>(fn),
+                        call_args, std::move(cb), std::move(ecb)));
             submit_job_(j, 1);
             return async_result<result>(detail::ref_ptr<detail::result_state<result>>(j.detach()));
         }(static_cast<std::remove_cvref_t<Tuple>*>(nullptr));
@@ -274,8 +286,9 @@ private:
     template <bool Star, class F, class Range, class... Extra>
     auto make_map_(F& f, Range&& range, Extra&&... extra) {
         using split = detail::split_args<Extra...>;
-        static_assert(split::leading <= 1,
-                      "corio: map_async(f, range[, chunksize][, callback(...)][, error_callback(...)])");
+        static_assert(
+            split::leading <= 1,
+            "corio: map_async(f, range[, chunksize][, callback(...)][, error_callback(...)])");
         return split::apply(
             [&](auto&& leading, auto cb, auto ecb) {
                 using fn_type = std::decay_t<F>;
@@ -286,16 +299,18 @@ private:
                               "corio/serialize.hpp)");
                 using call_result = typename detail::map_call_result<fn_type, in_type, Star>::type;
                 using value = detail::map_value_t<call_result>;
-                static_assert(serializable<value>,
-                              "corio::process_pool: the function's result must be serializable (see "
-                              "corio/serialize.hpp)");
+                static_assert(
+                    serializable<value>,
+                    "corio::process_pool: the function's result must be serializable (see "
+                    "corio/serialize.hpp)");
                 using CB = decltype(cb);
                 using ECB = decltype(ecb);
                 check_callbacks_<std::vector<value>, CB, ECB>();
                 std::optional<std::size_t> chunksize;
                 if constexpr (std::tuple_size_v<std::remove_cvref_t<decltype(leading)>> == 1) {
                     static_assert(
-                        detail::integral_chunksize<std::tuple_element_t<0, std::remove_cvref_t<decltype(leading)>>>,
+                        detail::integral_chunksize<
+                            std::tuple_element_t<0, std::remove_cvref_t<decltype(leading)>>>,
                         "corio: the argument after the range is the chunksize, an integer");
                     chunksize = detail::checked_chunksize(std::get<0>(leading));
                 }
@@ -308,10 +323,12 @@ private:
                     state->set_value();
                     return async_result<std::vector<value>>(std::move(state));
                 }
-                const std::size_t cs = chunksize ? *chunksize : detail::default_chunksize(inputs.size(), workers_);
+                const std::size_t cs =
+                    chunksize ? *chunksize : detail::default_chunksize(inputs.size(), workers_);
                 using job = detail::process_map_job<value, CB, ECB>;
-                detail::ref_ptr<job> j(new job(detail::process_map_args<in_type, Star>::template target<fn_type, value>(fn),
-                                               inputs, cs, progress_(), std::move(cb), std::move(ecb)));
+                detail::ref_ptr<job> j(new job(
+                    detail::process_map_args<in_type, Star>::template target<fn_type, value>(fn),
+                    inputs, cs, progress_(), std::move(cb), std::move(ecb)));
                 submit_job_(j, (inputs.size() + cs - 1) / cs);
                 return async_result<std::vector<value>>(
                     detail::ref_ptr<detail::result_state<std::vector<value>>>(j.detach()));
@@ -324,22 +341,24 @@ private:
         using fn_type = std::decay_t<F>;
         detail::check_process_function<fn_type>();
         using in_type = std::ranges::range_value_t<Range>;
-        static_assert(serializable<in_type>,
-                      "corio::process_pool: the range's elements must be serializable (see corio/serialize.hpp)");
-        using value = detail::map_value_t<typename detail::map_call_result<fn_type, in_type, false>::type>;
-        static_assert(serializable<value>,
-                      "corio::process_pool: the function's result must be serializable (see corio/serialize.hpp)");
+        static_assert(serializable<in_type>, "corio::process_pool: the range's elements must be "
+                                             "serializable (see corio/serialize.hpp)");
+        using value =
+            detail::map_value_t<typename detail::map_call_result<fn_type, in_type, false>::type>;
+        static_assert(serializable<value>, "corio::process_pool: the function's result must be "
+                                           "serializable (see corio/serialize.hpp)");
         const fn_type fn = f;
         check_pointer_(fn);
         check_running_();
         std::vector<in_type> inputs = detail::collect_inputs(std::forward<Range>(range));
         if (inputs.empty()) {
-            return imap_result<value>(
-                detail::ref_ptr<detail::imap_state<value>>(new detail::imap_state<value>(0, chunksize, ordered)));
+            return imap_result<value>(detail::ref_ptr<detail::imap_state<value>>(
+                new detail::imap_state<value>(0, chunksize, ordered)));
         }
         using job = detail::process_imap_job<value>;
-        detail::ref_ptr<job> j(new job(detail::process_map_args<in_type, false>::template target<fn_type, value>(fn),
-                                       inputs, chunksize, ordered));
+        detail::ref_ptr<job> j(
+            new job(detail::process_map_args<in_type, false>::template target<fn_type, value>(fn),
+                    inputs, chunksize, ordered));
         submit_job_(j, (inputs.size() + chunksize - 1) / chunksize);
         return imap_result<value>(detail::ref_ptr<detail::imap_state<value>>(j.detach()));
     }

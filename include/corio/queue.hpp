@@ -186,8 +186,9 @@ struct heap_store {
 /// **Thread safety:** loop thread only.
 template <class T, class Store>
 class basic_queue {
-    static_assert(std::is_nothrow_move_constructible_v<T>,
-                  "corio queues move items in noexcept paths: T must be nothrow-move-constructible");
+    static_assert(
+        std::is_nothrow_move_constructible_v<T>,
+        "corio queues move items in noexcept paths: T must be nothrow-move-constructible");
 
 public:
     using value_type = T;
@@ -487,7 +488,8 @@ class queue : public detail::basic_queue<T, detail::fifo_store<T>> {
 public:
     /// A queue holding at most `maxsize` items (0: unbounded); throws corio::error
     /// if `maxsize` is negative.
-    explicit queue(std::ptrdiff_t maxsize = 0) : detail::basic_queue<T, detail::fifo_store<T>>(maxsize) {}
+    explicit queue(std::ptrdiff_t maxsize = 0)
+        : detail::basic_queue<T, detail::fifo_store<T>>(maxsize) {}
 };
 
 /// A LIFO queue (asyncio.LifoQueue): get() returns the most recently put item.
@@ -497,7 +499,8 @@ class lifo_queue : public detail::basic_queue<T, detail::lifo_store<T>> {
 public:
     /// A LIFO queue holding at most `maxsize` items (0: unbounded); throws
     /// corio::error if `maxsize` is negative.
-    explicit lifo_queue(std::ptrdiff_t maxsize = 0) : detail::basic_queue<T, detail::lifo_store<T>>(maxsize) {}
+    explicit lifo_queue(std::ptrdiff_t maxsize = 0)
+        : detail::basic_queue<T, detail::lifo_store<T>>(maxsize) {}
 };
 
 /// A priority queue (asyncio.PriorityQueue): get() returns the smallest item by

@@ -71,15 +71,14 @@ public:
 
     /// Appends `n` raw bytes. **Thread safety:** one thread at a time.
     void write(const void* data, std::size_t n) {
-        if (n != 0) buf_.append(static_cast<const char*>(data), n);
+        if (n != 0)
+            buf_.append(static_cast<const char*>(data), n);
     }
     /// Appends the object representation of a trivially copyable value.
     /// **Thread safety:** one thread at a time.
     template <class T>
-        requires std::is_trivially_copyable_v<T>
-    void write_raw(const T& v) {
-        write(&v, sizeof v);
-    }
+    requires std::is_trivially_copyable_v<T>
+    void write_raw(const T& v) { write(&v, sizeof v); }
     /// Appends a length (as 64 bits). **Thread safety:** one thread at a time.
     void write_size(std::size_t n) { write_raw(static_cast<std::uint64_t>(n)); }
     /// Reserves room for `n` more bytes. **Thread safety:** one thread at a time.
@@ -103,17 +102,20 @@ private:
 class byte_reader {
 public:
     /// Reads `bytes`, which must outlive the reader. **Thread safety:** a fresh object.
-    explicit byte_reader(std::string_view bytes) noexcept : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+    explicit byte_reader(std::string_view bytes) noexcept
+        : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
 
     /// Copies the next `n` bytes to `out`; throws `serialize_error` if fewer remain.
     /// **Thread safety:** one thread at a time.
     void read(void* out, std::size_t n) {
-        if (n != 0) std::memcpy(out, take(n).data(), n);
+        if (n != 0)
+            std::memcpy(out, take(n).data(), n);
     }
     /// Returns a view of the next `n` bytes and skips them; throws if fewer remain.
     /// **Thread safety:** one thread at a time.
     [[nodiscard]] std::string_view take(std::size_t n) {
-        if (n > remaining()) throw serialize_error("corio::deserialize: input is truncated");
+        if (n > remaining())
+            throw serialize_error("corio::deserialize: input is truncated");
         std::string_view v(p_, n);
         p_ += n;
         return v;
@@ -121,7 +123,7 @@ public:
     /// Reads a trivially copyable value from its object representation.
     /// **Thread safety:** one thread at a time.
     template <class T>
-        requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
+    requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
     [[nodiscard]] T read_raw() {
         T v;
         read(&v, sizeof v);
@@ -131,11 +133,14 @@ public:
     /// **Thread safety:** one thread at a time.
     [[nodiscard]] std::size_t read_size() {
         auto n = read_raw<std::uint64_t>();
-        if (n > SIZE_MAX) throw serialize_error("corio::deserialize: length out of range");
+        if (n > SIZE_MAX)
+            throw serialize_error("corio::deserialize: length out of range");
         return static_cast<std::size_t>(n);
     }
     /// Bytes not read yet. **Thread safety:** one thread at a time.
-    [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+    [[nodiscard]] std::size_t remaining() const noexcept {
+        return static_cast<std::size_t>(end_ - p_);
+    }
     /// True when every byte was read. **Thread safety:** one thread at a time.
     [[nodiscard]] bool empty() const noexcept { return p_ == end_; }
 
@@ -159,10 +164,10 @@ struct serializer {
 /// **Thread safety:** a compile-time property.
 template <class T>
 concept serializable = std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
-                       requires(byte_writer& w, byte_reader& r, const T& v) {
-                           serializer<T>::write(w, v);
-                           { serializer<T>::read(r) } -> std::same_as<T>;
-                       };
+                       requires(byte_writer & w, byte_reader& r, const T& v) {
+    serializer<T>::write(w, v);
+    { serializer<T>::read(r) } -> std::same_as<T>;
+};
 
 namespace detail {
 template <class T>
@@ -178,7 +183,8 @@ void serialize_one(byte_writer& w, const T& v) {
                   "static void write(corio::byte_writer&, const T&) and static T "
                   "read(corio::byte_reader&). (Pointers, references and views are never "
                   "serializable.)");
-    if constexpr (serialize_type_is_supported<T>) serializer<T>::write(w, v);
+    if constexpr (serialize_type_is_supported<T>)
+        serializer<T>::write(w, v);
 }
 } // namespace detail
 
@@ -223,7 +229,8 @@ template <class T>
 [[nodiscard]] T from_bytes(std::string_view bytes) {
     byte_reader r(bytes);
     T v = deserialize<T>(r);
-    if (!r.empty()) throw serialize_error("corio::from_bytes: trailing bytes after the value");
+    if (!r.empty())
+        throw serialize_error("corio::from_bytes: trailing bytes after the value");
     return v;
 }
 
@@ -243,15 +250,15 @@ inline std::size_t serialize_reserve_bound(std::size_t n, const byte_reader& r) 
 template <class C>
 void serialize_range(byte_writer& w, const C& c) {
     w.write_size(static_cast<std::size_t>(std::distance(c.begin(), c.end())));
-    for (const auto& e : c) serialize(w, e);
+    for (const auto& e : c)
+        serialize(w, e);
 }
 } // namespace detail
 
 /// Arithmetic types and enums: their object representation.
 /// **Thread safety:** reentrant.
 template <detail::serialize_bitwise T>
-    requires(!std::is_const_v<T> && !std::is_volatile_v<T>)
-struct serializer<T> {
+requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const T& v) { w.write_raw(v); }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
@@ -273,7 +280,7 @@ struct serializer<std::monostate> {
 /// Strings: length, then the characters in one copy.
 /// **Thread safety:** reentrant.
 template <class Char, class Traits, class Alloc>
-    requires detail::serialize_bitwise<Char>
+requires detail::serialize_bitwise<Char>
 struct serializer<std::basic_string<Char, Traits, Alloc>> {
     /// The serialized type.
     using type = std::basic_string<Char, Traits, Alloc>;
@@ -286,7 +293,8 @@ struct serializer<std::basic_string<Char, Traits, Alloc>> {
     /// **Thread safety:** reentrant.
     static type read(byte_reader& r) {
         std::size_t n = r.read_size();
-        if (n > r.remaining() / sizeof(Char)) throw serialize_error("corio::deserialize: input is truncated");
+        if (n > r.remaining() / sizeof(Char))
+            throw serialize_error("corio::deserialize: input is truncated");
         type s(n, Char{});
         r.read(s.data(), n * sizeof(Char));
         return s;
@@ -296,7 +304,7 @@ struct serializer<std::basic_string<Char, Traits, Alloc>> {
 /// `std::vector`: length, then elements; arithmetic elements in one copy.
 /// **Thread safety:** reentrant.
 template <class T, class Alloc>
-    requires serializable<T>
+requires serializable<T>
 struct serializer<std::vector<T, Alloc>> {
     /// The serialized type.
     using type = std::vector<T, Alloc>;
@@ -306,7 +314,8 @@ struct serializer<std::vector<T, Alloc>> {
         if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
             w.write(v.data(), v.size() * sizeof(T));
         } else {
-            for (const auto& e : v) serialize<T>(w, e);
+            for (const auto& e : v)
+                serialize<T>(w, e);
         }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
@@ -315,12 +324,14 @@ struct serializer<std::vector<T, Alloc>> {
         std::size_t n = r.read_size();
         type v;
         if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
-            if (n > r.remaining() / sizeof(T)) throw serialize_error("corio::deserialize: input is truncated");
+            if (n > r.remaining() / sizeof(T))
+                throw serialize_error("corio::deserialize: input is truncated");
             v.resize(n);
             r.read(v.data(), n * sizeof(T));
         } else {
             v.reserve(detail::serialize_reserve_bound(n, r));
-            for (std::size_t i = 0; i < n; ++i) v.push_back(deserialize<T>(r));
+            for (std::size_t i = 0; i < n; ++i)
+                v.push_back(deserialize<T>(r));
         }
         return v;
     }
@@ -329,11 +340,12 @@ struct serializer<std::vector<T, Alloc>> {
 /// `std::array`: the elements (the size is part of the type).
 /// **Thread safety:** reentrant.
 template <class T, std::size_t N>
-    requires serializable<T>
+requires serializable<T>
 struct serializer<std::array<T, N>> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::array<T, N>& a) {
-        for (const auto& e : a) serialize<T>(w, e);
+        for (const auto& e : a)
+            serialize<T>(w, e);
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     /// **Thread safety:** reentrant.
@@ -341,17 +353,18 @@ struct serializer<std::array<T, N>> {
         return [&]<std::size_t... I>(std::index_sequence<I...>) {
             // Braced initialization evaluates left to right.
             return std::array<T, N>{((void)I, deserialize<T>(r))...};
-        }(std::make_index_sequence<N>{});
+        }
+        (std::make_index_sequence<N>{});
     }
 };
 
 /// `std::deque` and `std::list`: length, then elements.
 /// **Thread safety:** reentrant.
 template <class C>
-    requires(serializable<typename C::value_type> &&
-             (std::is_same_v<C, std::deque<typename C::value_type, typename C::allocator_type>> ||
-              std::is_same_v<C, std::list<typename C::value_type, typename C::allocator_type>>))
-struct serializer<C> {
+requires(serializable<typename C::value_type> &&
+         (std::is_same_v<C, std::deque<typename C::value_type, typename C::allocator_type>> ||
+          std::is_same_v<C, std::list<typename C::value_type,
+                                      typename C::allocator_type>>)) struct serializer<C> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const C& c) { detail::serialize_range(w, c); }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
@@ -359,7 +372,8 @@ struct serializer<C> {
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
-        for (std::size_t i = 0; i < n; ++i) c.push_back(deserialize<typename C::value_type>(r));
+        for (std::size_t i = 0; i < n; ++i)
+            c.push_back(deserialize<typename C::value_type>(r));
         return c;
     }
 };
@@ -367,7 +381,7 @@ struct serializer<C> {
 /// `std::pair`: first, then second.
 /// **Thread safety:** reentrant.
 template <class A, class B>
-    requires serializable<A> && serializable<B>
+requires serializable<A> && serializable<B>
 struct serializer<std::pair<A, B>> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::pair<A, B>& p) { serialize(w, p.first, p.second); }
@@ -383,8 +397,7 @@ struct serializer<std::pair<A, B>> {
 /// `std::tuple`: the elements in order.
 /// **Thread safety:** reentrant.
 template <class... T>
-    requires(serializable<T> && ...)
-struct serializer<std::tuple<T...>> {
+requires(serializable<T>&&...) struct serializer<std::tuple<T...>> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::tuple<T...>& t) {
         std::apply([&](const T&... e) { serialize(w, e...); }, t);
@@ -400,17 +413,19 @@ struct serializer<std::tuple<T...>> {
 /// `std::optional`: a presence flag, then the value if any.
 /// **Thread safety:** reentrant.
 template <class T>
-    requires serializable<T>
+requires serializable<T>
 struct serializer<std::optional<T>> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const std::optional<T>& o) {
         w.write_raw(static_cast<std::uint8_t>(o.has_value()));
-        if (o) serialize<T>(w, *o);
+        if (o)
+            serialize<T>(w, *o);
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     /// **Thread safety:** reentrant.
     static std::optional<T> read(byte_reader& r) {
-        if (r.read_raw<std::uint8_t>() == 0) return std::nullopt;
+        if (r.read_raw<std::uint8_t>() == 0)
+            return std::nullopt;
         return std::optional<T>(deserialize<T>(r));
     }
 };
@@ -418,8 +433,7 @@ struct serializer<std::optional<T>> {
 /// `std::variant`: the alternative's index, then its value.
 /// **Thread safety:** reentrant.
 template <class... T>
-    requires(serializable<T> && ...)
-struct serializer<std::variant<T...>> {
+requires(serializable<T>&&...) struct serializer<std::variant<T...>> {
     /// The serialized type.
     using type = std::variant<T...>;
     /// Appends the encoding of the value. **Thread safety:** reentrant.
@@ -433,7 +447,8 @@ struct serializer<std::variant<T...>> {
     /// **Thread safety:** reentrant.
     static type read(byte_reader& r) {
         std::size_t index = r.read_size();
-        if (index >= sizeof...(T)) throw serialize_error("corio::deserialize: variant index out of range");
+        if (index >= sizeof...(T))
+            throw serialize_error("corio::deserialize: variant index out of range");
         using reader_fn = type (*)(byte_reader&);
         static constexpr reader_fn readers[] = {[](byte_reader& rr) -> type {
             return type(std::in_place_type<T>, deserialize<T>(rr));
@@ -446,18 +461,18 @@ struct serializer<std::variant<T...>> {
 /// elements in iteration order.
 /// **Thread safety:** reentrant.
 template <class C>
-    requires(
-        serializable<typename C::key_type> &&
-        ((std::is_same_v<C, std::map<typename C::key_type, typename C::mapped_type, typename C::key_compare,
-                                     typename C::allocator_type>> ||
-          std::is_same_v<C, std::unordered_map<typename C::key_type, typename C::mapped_type, typename C::hasher,
-                                               typename C::key_equal, typename C::allocator_type>>)) &&
-        serializable<typename C::mapped_type>)
-struct serializer<C> {
+requires(serializable<typename C::key_type> &&
+         ((std::is_same_v<C, std::map<typename C::key_type, typename C::mapped_type,
+                                      typename C::key_compare, typename C::allocator_type>> ||
+           std::is_same_v<C, std::unordered_map<typename C::key_type, typename C::mapped_type,
+                                                typename C::hasher, typename C::key_equal,
+                                                typename C::allocator_type>>)) &&
+         serializable<typename C::mapped_type>) struct serializer<C> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const C& c) {
         w.write_size(c.size());
-        for (const auto& [k, v] : c) serialize(w, k, v);
+        for (const auto& [k, v] : c)
+            serialize(w, k, v);
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     /// **Thread safety:** reentrant.
@@ -476,11 +491,12 @@ struct serializer<C> {
 /// `std::set` and `std::unordered_set`: size, then the keys.
 /// **Thread safety:** reentrant.
 template <class C>
-    requires(serializable<typename C::key_type> &&
-             (std::is_same_v<C, std::set<typename C::key_type, typename C::key_compare, typename C::allocator_type>> ||
-              std::is_same_v<C, std::unordered_set<typename C::key_type, typename C::hasher, typename C::key_equal,
-                                                   typename C::allocator_type>>))
-struct serializer<C> {
+requires(serializable<typename C::key_type> &&
+         (std::is_same_v<C, std::set<typename C::key_type, typename C::key_compare,
+                                     typename C::allocator_type>> ||
+          std::is_same_v<
+              C, std::unordered_set<typename C::key_type, typename C::hasher, typename C::key_equal,
+                                    typename C::allocator_type>>)) struct serializer<C> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
     static void write(byte_writer& w, const C& c) { detail::serialize_range(w, c); }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
@@ -488,7 +504,8 @@ struct serializer<C> {
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
-        for (std::size_t i = 0; i < n; ++i) c.emplace(deserialize<typename C::key_type>(r));
+        for (std::size_t i = 0; i < n; ++i)
+            c.emplace(deserialize<typename C::key_type>(r));
         return c;
     }
 };
@@ -496,10 +513,12 @@ struct serializer<C> {
 /// `std::chrono::duration`: its count.
 /// **Thread safety:** reentrant.
 template <class Rep, class Period>
-    requires serializable<Rep>
+requires serializable<Rep>
 struct serializer<std::chrono::duration<Rep, Period>> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
-    static void write(byte_writer& w, const std::chrono::duration<Rep, Period>& d) { serialize(w, d.count()); }
+    static void write(byte_writer& w, const std::chrono::duration<Rep, Period>& d) {
+        serialize(w, d.count());
+    }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     /// **Thread safety:** reentrant.
     static std::chrono::duration<Rep, Period> read(byte_reader& r) {
@@ -522,14 +541,16 @@ struct serialize_any_field {
 };
 
 template <class T, std::size_t... I>
-concept serialize_brace_constructible_n =
-    requires { T{(static_cast<void>(I), serialize_any_field{})...}; };
+concept serialize_brace_constructible_n = requires {
+    T{(static_cast<void>(I), serialize_any_field{})...};
+};
 
 template <class T, std::size_t N>
 consteval bool serialize_constructible_with() {
     return []<std::size_t... I>(std::index_sequence<I...>) {
         return serialize_brace_constructible_n<T, I...>;
-    }(std::make_index_sequence<N>{});
+    }
+    (std::make_index_sequence<N>{});
 }
 
 inline constexpr std::size_t serialize_max_fields = 16;
@@ -551,7 +572,7 @@ consteval std::size_t serialize_field_count() {
 template <class T>
 struct serialize_base_field {
     template <class B>
-        requires(std::is_base_of_v<B, T> && !std::is_same_v<B, std::remove_cv_t<T>>)
+    requires(std::is_base_of_v<B, T> && !std::is_same_v<B, std::remove_cv_t<T>>)
     operator B&() const&& noexcept {
         static B* never = nullptr;
         return *never;
@@ -559,13 +580,18 @@ struct serialize_base_field {
 };
 
 template <class T>
-concept serialize_has_base = requires { T{serialize_base_field<T>{}}; };
+concept serialize_has_base = requires {
+    T{serialize_base_field<T>{}};
+};
 
 // T{any x P, {}, any x sizeof...(After)}: the field at brace position P value-initialized.
 template <class T, std::size_t... Before, std::size_t... After>
-consteval bool serialize_empty_braces_at(std::index_sequence<Before...>, std::index_sequence<After...>) {
+consteval bool serialize_empty_braces_at(std::index_sequence<Before...>,
+                                         std::index_sequence<After...>) {
     return requires {
-        T{(static_cast<void>(Before), serialize_any_field{})..., {}, (static_cast<void>(After), serialize_any_field{})...};
+        T{(static_cast<void>(Before), serialize_any_field{})...,
+          {},
+          (static_cast<void>(After), serialize_any_field{})...};
     };
 }
 
@@ -575,15 +601,18 @@ consteval bool serialize_empty_braces_at(std::index_sequence<Before...>, std::in
 // after it, whereas it is fine when nothing follows.
 template <class T, std::size_t P, std::size_t N>
 consteval bool serialize_array_starts_at() {
-    return !serialize_empty_braces_at<T>(std::make_index_sequence<P>{}, std::make_index_sequence<N - 1 - P>{}) &&
-           serialize_empty_braces_at<T>(std::make_index_sequence<P>{}, std::make_index_sequence<0>{});
+    return !serialize_empty_braces_at<T>(std::make_index_sequence<P>{},
+                                         std::make_index_sequence<N - 1 - P>{}) &&
+           serialize_empty_braces_at<T>(std::make_index_sequence<P>{},
+                                        std::make_index_sequence<0>{});
 }
 
 template <class T, std::size_t N>
 consteval bool serialize_has_c_array() {
     return []<std::size_t... P>(std::index_sequence<P...>) {
         return (serialize_array_starts_at<T, P, N>() || ...);
-    }(std::make_index_sequence<N>{});
+    }
+    (std::make_index_sequence<N>{});
 }
 
 template <class T>
@@ -593,8 +622,9 @@ struct serialize_is_std_array<std::array<T, N>> : std::true_type {};
 
 template <class T>
 concept serialize_aggregate_candidate =
-    std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_union_v<T> && !std::is_polymorphic_v<T> &&
-    !serialize_is_std_array<T>::value && std::is_move_constructible_v<T>;
+    std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_union_v<T> &&
+    !std::is_polymorphic_v<T> && !serialize_is_std_array<T>::value &&
+    std::is_move_constructible_v<T>;
 
 // Calls f(fields...) with references to the fields of an aggregate with N fields.
 template <std::size_t N, class T, class F>
@@ -634,16 +664,16 @@ using serialize_field_tuple = typename decltype(serialize_visit_fields<serialize
 template <class T>
 struct serialize_all_serializable : std::false_type {};
 template <class... F>
-struct serialize_all_serializable<std::tuple<F...>> : std::bool_constant<(serializable<F> && ...)> {};
+struct serialize_all_serializable<std::tuple<F...>> : std::bool_constant<(serializable<F> && ...)> {
+};
 
 // Checked in this order, so that a base class or a C-array field makes T not
 // serializable (one readable static_assert) before structured bindings, which would
 // fail to compile on it, are ever tried.
 template <class T>
-concept serialize_aggregate_fields_ok =
-    !serialize_has_base<T> && serialize_field_count<T>() > 0 &&
-    !serialize_has_c_array<T, serialize_field_count<T>()>() &&
-    serialize_all_serializable<serialize_field_tuple<T>>::value;
+concept serialize_aggregate_fields_ok = !serialize_has_base<T> && serialize_field_count<T>() > 0 &&
+                                        !serialize_has_c_array<T, serialize_field_count<T>()>() &&
+                                        serialize_all_serializable<serialize_field_tuple<T>>::value;
 
 template <class T>
 concept serialize_aggregate = serialize_aggregate_candidate<T> && serialize_aggregate_fields_ok<T>;
@@ -655,8 +685,7 @@ concept serialize_aggregate = serialize_aggregate_candidate<T> && serialize_aggr
 /// `serializer<T>`). An explicit `serializer<T>` specialization takes precedence.
 /// **Thread safety:** reentrant.
 template <detail::serialize_aggregate T>
-    requires(!std::is_const_v<T> && !std::is_volatile_v<T>)
-struct serializer<T> {
+requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
     /// Number of fields of the aggregate.
     static constexpr std::size_t fields = detail::serialize_field_count<T>();
     /// Appends the encoding of the value. **Thread safety:** reentrant.

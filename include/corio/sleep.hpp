@@ -88,7 +88,8 @@ private:
 /// past yields for one loop iteration. Throws cancelled_error if the task is
 /// cancelled meanwhile (the timer is removed at once). Requires a running loop.
 /// **Thread safety:** loop thread only.
-[[nodiscard]] inline detail::sleep_awaiter sleep_until(std::chrono::steady_clock::time_point deadline) {
+[[nodiscard]] inline detail::sleep_awaiter
+sleep_until(std::chrono::steady_clock::time_point deadline) {
     return detail::sleep_awaiter(deadline, deadline <= std::chrono::steady_clock::now());
 }
 
@@ -100,15 +101,16 @@ template <class Rep, class Period>
     if (delay <= delay.zero()) {
         return detail::sleep_awaiter({}, true);
     }
-    return detail::sleep_awaiter(
-        std::chrono::steady_clock::now() +
-            std::chrono::ceil<std::chrono::steady_clock::duration>(delay),
-        false);
+    return detail::sleep_awaiter(std::chrono::steady_clock::now() +
+                                     std::chrono::ceil<std::chrono::steady_clock::duration>(delay),
+                                 false);
 }
 
 /// Lets every other ready task run once before the caller continues (sleep(0)).
 /// Throws cancelled_error if the task is cancelled meanwhile.
 /// **Thread safety:** loop thread only.
-[[nodiscard]] inline detail::sleep_awaiter yield_now() { return detail::sleep_awaiter({}, true); }
+[[nodiscard]] inline detail::sleep_awaiter yield_now() {
+    return detail::sleep_awaiter({}, true);
+}
 
 } // namespace corio

@@ -176,7 +176,9 @@ public:
         lock* lock_;
 
     private:
-        static void abandon(detail::waiter& w) noexcept { static_cast<lock*>(w.context)->hand_on(); }
+        static void abandon(detail::waiter& w) noexcept {
+            static_cast<lock*>(w.context)->hand_on();
+        }
         detail::waiter waiter_{&abandon, lock_};
     };
 
@@ -271,7 +273,9 @@ public:
         void await_resume() { waiter_.finish(); }
 
     private:
-        static void abandon(detail::waiter& w) noexcept { static_cast<semaphore*>(w.context)->hand_on(); }
+        static void abandon(detail::waiter& w) noexcept {
+            static_cast<semaphore*>(w.context)->hand_on();
+        }
         semaphore* sem_;
         detail::waiter waiter_{&abandon, sem_};
     };
@@ -378,7 +382,7 @@ public:
     /// returns its last value. Same requirements and errors as wait().
     /// **Thread safety:** loop thread only.
     template <class Predicate>
-        requires std::is_invocable_v<Predicate&>
+    requires std::is_invocable_v<Predicate&>
     [[nodiscard]] task<std::decay_t<std::invoke_result_t<Predicate&>>> wait_for(Predicate pred) {
         auto result = pred();
         while (!result) {
@@ -413,7 +417,9 @@ private:
         void await_resume() { waiter_.finish(); }
 
     private:
-        static void abandon(detail::waiter& w) noexcept { static_cast<condition*>(w.context)->wake(1); }
+        static void abandon(detail::waiter& w) noexcept {
+            static_cast<condition*>(w.context)->wake(1);
+        }
         condition* cond_;
         detail::waiter waiter_{&abandon, cond_};
     };

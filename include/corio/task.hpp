@@ -77,7 +77,7 @@ public:
     task<T> get_return_object() noexcept;
 
     template <class U = T>
-        requires std::is_convertible_v<U&&, T>
+    requires std::is_convertible_v<U&&, T>
     void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         ::new (static_cast<void*>(&storage_)) T(std::forward<U>(value));
         has_value_ = true;

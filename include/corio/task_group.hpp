@@ -28,7 +28,8 @@ public:
     /// Groups `exceptions` (non-null, usually two or more).
     explicit exception_group(std::vector<std::exception_ptr> exceptions)
         : error(describe(exceptions)),
-          exceptions_(std::make_shared<const std::vector<std::exception_ptr>>(std::move(exceptions))) {}
+          exceptions_(
+              std::make_shared<const std::vector<std::exception_ptr>>(std::move(exceptions))) {}
 
     /// The grouped exceptions, in the order they happened.
     /// **Thread safety:** const; safe from any thread.
@@ -111,9 +112,9 @@ public:
     /// cancelled at once (it still runs its cleanup and is awaited by `join()`).
     /// **Thread safety:** loop thread only.
     template <class A>
-        requires detail::combinator_awaitable<A>
-    future<detail::child_result_t<A>> spawn(A aw, std::string name = {},
-                                            corio::source_location where = corio::source_location::current()) {
+    requires detail::combinator_awaitable<A> future<detail::child_result_t<A>>
+    spawn(A aw, std::string name = {},
+          corio::source_location where = corio::source_location::current()) {
         if (joined_) {
             throw error("corio: spawn on a task_group that was already joined");
         }
@@ -121,7 +122,8 @@ public:
             name = detail::child_name("task_group", spawned_);
         }
         ++spawned_;
-        return scope_->template spawn<detail::child_result_t<A>>(std::move(aw), std::move(name), where);
+        return scope_->template spawn<detail::child_result_t<A>>(std::move(aw), std::move(name),
+                                                                 where);
     }
 
     /// Waits until every child finished, then returns or throws (see the class
@@ -158,8 +160,8 @@ private:
         const bool owner_joins = current_task() == s.owner();
         // A cancel the group itself requested of the body but that is still pending
         // is consumed here: the children's failure is what join reports.
-        if (root != nullptr && owner_joins && s.owner_cancel_requested() && !g->own_cancel_consumed_ &&
-            root->cancel_pending()) {
+        if (root != nullptr && owner_joins && s.owner_cancel_requested() &&
+            !g->own_cancel_consumed_ && root->cancel_pending()) {
             root->take_pending_cancel();
             g->own_cancel_consumed_ = true;
         }

@@ -77,7 +77,8 @@ public:
         using split = detail::split_args<Args...>;
         return split::apply(
             [&](auto&& call_args, auto cb, auto ecb) {
-                return make_apply_(std::forward<F>(f), std::move(call_args), std::move(cb), std::move(ecb));
+                return make_apply_(std::forward<F>(f), std::move(call_args), std::move(cb),
+                                   std::move(ecb));
             },
             std::forward<Args>(args_then_callbacks)...);
     }
@@ -192,7 +193,8 @@ private:
     static constexpr void check_callbacks_() {
         if constexpr (!detail::is_no_callback<CB>) {
             if constexpr (std::is_void_v<R>) {
-                static_assert(std::is_invocable_v<CB&>, "corio: callback() of a void call takes no argument");
+                static_assert(std::is_invocable_v<CB&>,
+                              "corio: callback() of a void call takes no argument");
             } else {
                 static_assert(std::is_invocable_v<CB&, const R&>,
                               "corio: callback(fn): fn must accept the result (const R&)");
@@ -207,7 +209,9 @@ private:
     template <bool Star, class F, class Range, class... Extra>
     auto make_map_(F&& f, Range&& range, Extra&&... extra) {
         using split = detail::split_args<Extra...>;
-        static_assert(split::leading <= 1, "corio: map_async(f, range[, chunksize][, callback(...)][, error_callback(...)])");
+        static_assert(
+            split::leading <= 1,
+            "corio: map_async(f, range[, chunksize][, callback(...)][, error_callback(...)])");
         return split::apply(
             [&](auto&& leading, auto cb, auto ecb) {
                 using fn_type = std::decay_t<F>;
@@ -219,8 +223,10 @@ private:
                 check_callbacks_<std::vector<value>, CB, ECB>();
                 std::optional<std::size_t> chunksize;
                 if constexpr (std::tuple_size_v<std::remove_cvref_t<decltype(leading)>> == 1) {
-                    static_assert(detail::integral_chunksize<std::tuple_element_t<0, std::remove_cvref_t<decltype(leading)>>>,
-                                  "corio: the argument after the range is the chunksize, an integer");
+                    static_assert(
+                        detail::integral_chunksize<
+                            std::tuple_element_t<0, std::remove_cvref_t<decltype(leading)>>>,
+                        "corio: the argument after the range is the chunksize, an integer");
                     chunksize = detail::checked_chunksize(std::get<0>(leading));
                 }
                 check_running_();
@@ -230,7 +236,8 @@ private:
                     state->set_value();
                     return async_result<std::vector<value>>(std::move(state));
                 }
-                const std::size_t cs = chunksize ? *chunksize : detail::default_chunksize(inputs.size(), workers_);
+                const std::size_t cs =
+                    chunksize ? *chunksize : detail::default_chunksize(inputs.size(), workers_);
                 using job = detail::map_job<value, CB, ECB, fn_type, in_type, Star>;
                 detail::ref_ptr<job> j(new job(std::forward<F>(f), std::move(inputs), cs, progress_,
                                                std::move(cb), std::move(ecb)));
@@ -253,7 +260,8 @@ private:
     auto make_imap_(F&& f, Range&& range, std::size_t chunksize, bool ordered) {
         using fn_type = std::decay_t<F>;
         using in_type = std::ranges::range_value_t<Range>;
-        using value = detail::map_value_t<typename detail::map_call_result<fn_type, in_type, false>::type>;
+        using value =
+            detail::map_value_t<typename detail::map_call_result<fn_type, in_type, false>::type>;
         check_running_();
         std::vector<in_type> inputs = detail::collect_inputs(std::forward<Range>(range));
         if (inputs.empty()) {

@@ -21,7 +21,8 @@ namespace corio {
 /// **Thread safety:** any thread.
 template <class F, class... Args>
 [[nodiscard]] auto to_thread(F&& f, Args&&... args) {
-    return detail::default_blocking_pool().apply_async(std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::default_blocking_pool().apply_async(std::forward<F>(f),
+                                                       std::forward<Args>(args)...);
 }
 
 /// loop.run_in_executor(executor, f, *args): submits `f(args...)` to `pool` (any
@@ -29,7 +30,7 @@ template <class F, class... Args>
 /// `event_loop::run_in_executor` forwards here.
 /// **Thread safety:** any thread.
 template <class Pool, class F, class... Args>
-    requires pool_like<std::remove_cvref_t<Pool>>
+requires pool_like<std::remove_cvref_t<Pool>>
 [[nodiscard]] auto run_in_executor(Pool& pool, F&& f, Args&&... args) {
     return pool.apply_async(std::forward<F>(f), std::forward<Args>(args)...);
 }

@@ -5,7 +5,9 @@
 #include <memory>
 
 namespace {
-void consume(std::unique_ptr<int> p) { (void)p; }
+void consume(std::unique_ptr<int> p) {
+    (void)p;
+}
 } // namespace
 
 int main() {

@@ -1,6 +1,6 @@
 // Must not compile: a lambda with captures passed to a process pool (the captured
 // state would not exist in the worker process).
-// expect: corio: a function run in another process must be a plain function or a capture-less lambda
+// expect: must be a plain function or a capture-less lambda
 #include <corio/process_pool.hpp>
 
 int main(int argc, char**) {

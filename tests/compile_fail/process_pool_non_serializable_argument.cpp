@@ -14,7 +14,9 @@ private:
     int fd_;
 };
 
-int descriptor_of(file_handle h) { return h.fd(); }
+int descriptor_of(file_handle h) {
+    return h.fd();
+}
 
 } // namespace
 

@@ -13,4 +13,6 @@ struct labelled_position : position {
 };
 } // namespace
 
-int main() { return static_cast<int>(corio::to_bytes(labelled_position{{1, 2}, 3}).size()); }
+int main() {
+    return static_cast<int>(corio::to_bytes(labelled_position{{1, 2}, 3}).size());
+}

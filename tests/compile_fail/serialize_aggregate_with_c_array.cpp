@@ -10,4 +10,6 @@ struct sample {
 };
 } // namespace
 
-int main() { return static_cast<int>(corio::to_bytes(sample{1, {1, 2, 3}}).size()); }
+int main() {
+    return static_cast<int>(corio::to_bytes(sample{1, {1, 2, 3}}).size());
+}

@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define CORIO_ASSERT(cond, msg)                                                          \
-    do {                                                                                 \
-        if (!(cond)) [[unlikely]] {                                                      \
-            std::fprintf(stderr, "corio: %s (%s:%d)\n", msg, __FILE__, __LINE__);        \
-            std::abort();                                                                \
-        }                                                                                \
+#define CORIO_ASSERT(cond, msg)                                                                    \
+    do {                                                                                           \
+        if (!(cond)) [[unlikely]] {                                                                \
+            std::fprintf(stderr, "corio: %s (%s:%d)\n", msg, __FILE__, __LINE__);                  \
+            std::abort();                                                                          \
+        }                                                                                          \
     } while (false)

@@ -54,7 +54,8 @@ decltype(auto) get_awaiter(A&& a) noexcept {
 }
 
 template <class A>
-using await_result_t = decltype(std::declval<decltype(get_awaiter(std::declval<A>()))&>().await_resume());
+using await_result_t =
+    decltype(std::declval<decltype(get_awaiter(std::declval<A>()))&>().await_resume());
 
 template <class>
 inline constexpr bool is_future_v = false;
@@ -64,7 +65,9 @@ inline constexpr bool is_future_v<future<T>> = true;
 template <class A>
 struct generic_child_result {};
 template <class A>
-    requires requires { typename await_result_t<A>; }
+requires requires {
+    typename await_result_t<A>;
+}
 struct generic_child_result<A> {
     using raw = await_result_t<A>;
     using type = std::conditional_t<std::is_rvalue_reference_v<raw>, std::remove_cvref_t<raw>, raw>;
@@ -87,8 +90,9 @@ using child_result_t = typename child_result<A>::type;
 
 /// A type the combinators accept: a movable awaitable held by value.
 template <class A>
-concept combinator_awaitable = std::is_object_v<A> && std::is_move_constructible_v<A> &&
-                               requires { typename child_result_t<A>; };
+concept combinator_awaitable = std::is_object_v<A> && std::is_move_constructible_v<A> && requires {
+    typename child_result_t<A>;
+};
 
 /// How a child result is stored in a tuple, vector, variant or outcome.
 template <class R>
@@ -364,7 +368,8 @@ private:
         bool cancel_sent = false;
     };
 
-    combinator_scope(event_loop& loop, scope_policy policy) noexcept : loop_(&loop), policy_(policy) {}
+    combinator_scope(event_loop& loop, scope_policy policy) noexcept
+        : loop_(&loop), policy_(policy) {}
     ~combinator_scope() = default;
 
     void wake() noexcept {
@@ -472,7 +477,8 @@ template <class R, class A>
 task<R> combinator_child(A aw, scope_ref scope, std::size_t index) {
     task_root* root = co_await current_root_awaiter{};
     // Every child runs as a loop task, whose root is its task_record.
-    child_guard guard(*scope, index, root != nullptr ? &static_cast<task_record*>(root)->state() : nullptr);
+    child_guard guard(*scope, index,
+                      root != nullptr ? &static_cast<task_record*>(root)->state() : nullptr);
     try {
         if constexpr (std::is_void_v<R>) {
             if constexpr (is_future_v<A>) {
@@ -513,8 +519,8 @@ future<R> combinator_scope::spawn(A aw, std::string name, corio::source_location
     std::optional<future<R>> f;
     try {
         add_ref(); // adopted by the child's scope_ref
-        f.emplace(loop_->create_task(combinator_child<R>(std::move(aw), scope_ref(this), i), std::move(name),
-                                     where));
+        f.emplace(loop_->create_task(combinator_child<R>(std::move(aw), scope_ref(this), i),
+                                     std::move(name), where));
     } catch (...) {
         if (fresh) {
             entries_.pop_back();

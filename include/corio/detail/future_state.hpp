@@ -79,7 +79,9 @@ public:
 
     // States are created and destroyed as often as task frames: recycle them alike.
     static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { frame_allocator::deallocate(p, n); }
+    static void operator delete(void* p, std::size_t n) noexcept {
+        frame_allocator::deallocate(p, n);
+    }
 
     void add_ref() noexcept { ++refs_; }
     void release() noexcept {

@@ -18,9 +18,9 @@ namespace corio::detail {
 /// Arguments of an I/O operation; which fields matter depends on the prep function.
 struct io_args {
     int fd = -1;
-    void* addr = nullptr;   // buffer, path, sockaddr, msghdr or statx
-    std::uint32_t len = 0;  // buffer length, sockaddr length or open mode
-    std::uint64_t off = 0;  // file offset
+    void* addr = nullptr;    // buffer, path, sockaddr, msghdr or statx
+    std::uint32_t len = 0;   // buffer length, sockaddr length or open mode
+    std::uint64_t off = 0;   // file offset
     std::uint32_t flags = 0; // open flags, msg flags, fsync flags or poll mask
 };
 
@@ -55,7 +55,8 @@ public:
 /// under it. An op that completed anyway keeps its result.
 class closable_op : public io_op {
 public:
-    closable_op(void (*prep_fn)(uring_op&, ::io_uring_sqe&) noexcept, const io_args& a, closable_op*& link)
+    closable_op(void (*prep_fn)(uring_op&, ::io_uring_sqe&) noexcept, const io_args& a,
+                closable_op*& link)
         : io_op(prep_fn, a), link_(&link) {}
     closable_op(const closable_op&) = delete;
     closable_op& operator=(const closable_op&) = delete;

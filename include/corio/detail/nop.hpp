@@ -14,6 +14,8 @@ public:
     nop_awaitable() : op_awaitable(&prep_nop) {}
 };
 
-[[nodiscard]] inline nop_awaitable nop() { return nop_awaitable(); }
+[[nodiscard]] inline nop_awaitable nop() {
+    return nop_awaitable();
+}
 
 } // namespace corio::detail

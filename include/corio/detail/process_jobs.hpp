@@ -65,7 +65,8 @@ protected:
                                            static_cast<std::uint32_t>(std::distance(first, last)));
         w.write_raw(target);
         w.write_raw(static_cast<std::uint8_t>(stop_on_error));
-        for (; first != last; ++first) serialize(w, *first);
+        for (; first != last; ++first)
+            serialize(w, *first);
         finish_frame(w, at);
         offsets_.push_back(w.size());
     }
@@ -98,7 +99,8 @@ public:
         std::exception_ptr err;
         try {
             if (r.read_raw<std::uint8_t>() == 0) {
-                if constexpr (!std::is_void_v<R>) this->slot().emplace(deserialize<R>(r));
+                if constexpr (!std::is_void_v<R>)
+                    this->slot().emplace(deserialize<R>(r));
             } else {
                 err = read_exception(r);
             }
@@ -107,14 +109,17 @@ public:
         }
         finish(std::move(err));
     }
-    void on_chunk_failed(std::size_t, std::exception_ptr e) noexcept override { finish(std::move(e)); }
+    void on_chunk_failed(std::size_t, std::exception_ptr e) noexcept override {
+        finish(std::move(e));
+    }
     void on_terminated() noexcept override { this->set_terminated(); }
     void keep(std::size_t n) noexcept override { this->retain(n); }
     void drop() noexcept override { this->release(); }
 
 private:
     void finish(std::exception_ptr err) noexcept {
-        if (this->done()) return;
+        if (this->done())
+            return;
         complete_with_callbacks(static_cast<result_state<R>&>(*this), cb_, ecb_, std::move(err));
     }
 
@@ -171,7 +176,8 @@ private:
     std::size_t end_of(std::size_t k) const noexcept { return std::min(n_, (k + 1) * chunksize_); }
 
     void fail(std::exception_ptr e) noexcept {
-        if (!first_error_) first_error_ = std::move(e);
+        if (!first_error_)
+            first_error_ = std::move(e);
     }
 
     void chunk_finished(std::size_t k) noexcept {
@@ -186,17 +192,20 @@ private:
                 }
             }
         }
-        if (--remaining_ == 0) finalize();
+        if (--remaining_ == 0)
+            finalize();
     }
 
     void finalize() noexcept {
-        if (this->done()) return; // terminated
+        if (this->done())
+            return; // terminated
         std::exception_ptr err = first_error_;
         if (!err) {
             try {
                 std::vector<V> out;
                 out.reserve(n_);
-                for (std::size_t i = 0; i < n_; ++i) out.push_back(std::move(*staging_[i]));
+                for (std::size_t i = 0; i < n_; ++i)
+                    out.push_back(std::move(*staging_[i]));
                 staging_.reset();
                 this->slot().emplace(std::move(out));
             } catch (...) {
@@ -204,7 +213,8 @@ private:
             }
         }
         staging_.reset();
-        complete_with_callbacks(static_cast<result_state<std::vector<V>>&>(*this), cb_, ecb_, std::move(err));
+        complete_with_callbacks(static_cast<result_state<std::vector<V>>&>(*this), cb_, ecb_,
+                                std::move(err));
     }
 
     const std::size_t n_;
@@ -224,7 +234,8 @@ template <class V>
 class process_imap_job final : public imap_state<V>, public process_job {
 public:
     template <class In>
-    process_imap_job(call_target target, const std::vector<In>& inputs, std::size_t chunksize, bool ordered)
+    process_imap_job(call_target target, const std::vector<In>& inputs, std::size_t chunksize,
+                     bool ordered)
         : imap_state<V>(inputs.size(), chunksize, ordered) {
         byte_writer w;
         const std::size_t n = inputs.size();
@@ -250,7 +261,8 @@ public:
                 }
             }
         } catch (...) {
-            for (; i < e; ++i) this->set_item_error(i, std::current_exception());
+            for (; i < e; ++i)
+                this->set_item_error(i, std::current_exception());
         }
         this->chunk_done(k);
     }

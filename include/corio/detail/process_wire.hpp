@@ -60,8 +60,8 @@ std::exception_ptr read_exception(byte_reader& r);
 /// Decodes `count` argument tuples from `in`, calls the function on each and writes
 /// one outcome per item to `out`.
 /// With `stop_on_error`, the items after one that threw are skipped (no outcome).
-using item_runner = void (*)(std::uintptr_t fn, std::uint32_t count, bool stop_on_error, byte_reader& in,
-                             byte_writer& out);
+using item_runner = void (*)(std::uintptr_t fn, std::uint32_t count, bool stop_on_error,
+                             byte_reader& in, byte_writer& out);
 
 /// What a worker calls: the runner and the function's address (0 for a lambda).
 struct call_target {
@@ -74,8 +74,8 @@ struct call_target {
 /// construction.
 template <class F>
 concept process_function = (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
-                           (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> &&
-                            std::is_trivially_copyable_v<F>);
+                           (std::is_class_v<F> && std::is_empty_v<F> &&
+                            std::is_default_constructible_v<F> && std::is_trivially_copyable_v<F>);
 
 template <class F>
 constexpr void check_process_function() {
@@ -88,14 +88,16 @@ constexpr void check_process_function() {
 /// How an argument of type `T` travels: decayed, and C strings as `std::string` (a
 /// pointer would dangle in the other process).
 template <class T>
-using wire_type_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> || std::is_same_v<std::decay_t<T>, char*>,
+using wire_type_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> ||
+                                           std::is_same_v<std::decay_t<T>, char*>,
                                        std::string, std::decay_t<T>>;
 
 /// The argument as its wire type: a C string becomes a `std::string`, anything else
 /// is passed through by reference.
 template <class T>
 decltype(auto) to_wire(const T& v) {
-    if constexpr (std::is_same_v<wire_type_t<T>, std::string> && !std::is_same_v<std::decay_t<T>, std::string>) {
+    if constexpr (std::is_same_v<wire_type_t<T>, std::string> &&
+                  !std::is_same_v<std::decay_t<T>, std::string>) {
         return std::string(v);
     } else {
         return static_cast<const std::decay_t<T>&>(v);
@@ -114,8 +116,8 @@ decltype(auto) invoke_decoded(F& f, Tuple& args) {
 
 /// The result type of calling `F` with decoded arguments `A...`.
 template <class F, class... A>
-using decoded_result_t = std::remove_cvref_t<decltype(invoke_decoded(std::declval<F&>(),
-                                                                     std::declval<std::tuple<A...>&>()))>;
+using decoded_result_t = std::remove_cvref_t<decltype(invoke_decoded(
+    std::declval<F&>(), std::declval<std::tuple<A...>&>()))>;
 
 template <class F>
 F rebuild_function(std::uintptr_t fn) noexcept {
@@ -133,7 +135,8 @@ F rebuild_function(std::uintptr_t fn) noexcept {
 /// The runner for function type `F` and argument types `A...`; with `Keep`, results are
 /// written, otherwise dropped (corio::process ignores them, as Python does).
 template <class F, bool Keep, class... A>
-void run_items(std::uintptr_t fn, std::uint32_t count, bool stop_on_error, byte_reader& in, byte_writer& out) {
+void run_items(std::uintptr_t fn, std::uint32_t count, bool stop_on_error, byte_reader& in,
+               byte_writer& out) {
     F f = rebuild_function<F>(fn);
     using R = decoded_result_t<F, A...>;
     for (std::uint32_t i = 0; i < count; ++i) {
@@ -152,7 +155,8 @@ void run_items(std::uintptr_t fn, std::uint32_t count, bool stop_on_error, byte_
                 out.buffer().resize(mark);
                 out.write_raw(std::uint8_t{1});
                 write_current_exception(out);
-                if (stop_on_error) return;
+                if (stop_on_error)
+                    return;
             }
         } catch (...) {
             // The arguments could not be decoded: the stream position is lost, so this
@@ -184,7 +188,8 @@ call_target make_call_target(const F& f) noexcept {
 }
 
 /// Appends a frame header with a zero size; `finish_frame` patches the size.
-inline std::size_t begin_frame(byte_writer& w, frame_kind kind, std::uint64_t id, std::uint32_t count) {
+inline std::size_t begin_frame(byte_writer& w, frame_kind kind, std::uint64_t id,
+                               std::uint32_t count) {
     const std::size_t at = w.size();
     frame_header h;
     h.id = id;

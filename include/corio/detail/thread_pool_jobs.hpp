@@ -94,7 +94,8 @@ template <class Rng>
 auto collect_inputs(Rng&& range) {
     using In = std::ranges::range_value_t<Rng>;
     if constexpr (std::is_same_v<std::remove_cvref_t<Rng>, std::vector<In>> &&
-                  !std::is_lvalue_reference_v<Rng> && !std::is_const_v<std::remove_reference_t<Rng>>) {
+                  !std::is_lvalue_reference_v<Rng> &&
+                  !std::is_const_v<std::remove_reference_t<Rng>>) {
         return std::vector<In>(std::move(range));
     } else {
         std::vector<In> v;
@@ -112,7 +113,8 @@ auto collect_inputs(Rng&& range) {
 /// ApplyResult._set; then completes `state`. A callback that throws fails the result
 /// with its exception. Result thread.
 template <class R, class CB, class ECB>
-void complete_with_callbacks(result_state<R>& state, CB& cb, ECB& ecb, std::exception_ptr err) noexcept {
+void complete_with_callbacks(result_state<R>& state, CB& cb, ECB& ecb,
+                             std::exception_ptr err) noexcept {
     if (!err) {
         if constexpr (!is_no_callback<CB>) {
             try {
@@ -147,10 +149,11 @@ public:
     static constexpr bool has_callbacks = !is_no_callback<CB> || !is_no_callback<ECB>;
 
     template <class Fw, class Tuple>
-    apply_job(Fw&& f, Tuple&& args, CB cb, ECB ecb)
-        : cb_(std::move(cb)), ecb_(std::move(ecb)) {
+    apply_job(Fw&& f, Tuple&& args, CB cb, ECB ecb) : cb_(std::move(cb)), ecb_(std::move(ecb)) {
         std::apply(
-            [&](auto&&... a) { call_.emplace(std::forward<Fw>(f), std::forward<decltype(a)>(a)...); },
+            [&](auto&&... a) {
+                call_.emplace(std::forward<Fw>(f), std::forward<decltype(a)>(a)...);
+            },
             std::forward<Tuple>(args));
         item_.ops = &ops;
         item_.owner = this;

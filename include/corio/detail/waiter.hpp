@@ -127,7 +127,9 @@ inline void grant(waiter& w) noexcept {
 }
 
 /// The first waiter of a non-empty list.
-inline waiter& front(list_hook& list) noexcept { return *static_cast<waiter*>(list.next->owner); }
+inline waiter& front(list_hook& list) noexcept {
+    return *static_cast<waiter*>(list.next->owner);
+}
 
 /// Leaves every waiter of a dying primitive unlinked (they wait until cancelled).
 inline void detach_all(list_hook& list) noexcept {
