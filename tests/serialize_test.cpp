@@ -117,64 +117,9 @@ struct with_one_element_array {
 
 } // namespace
 
-// Every allocation of this program goes through these, so that the large-payload
-// test can count bytes instead of timing them.
-namespace {
-std::atomic<std::size_t> bytes_allocated{0};
-} // namespace
-
-// Not under ThreadSanitizer: libstdc++ is not instrumented, and its reports of
-// exception objects released on another thread (see tests/test_main.cpp) must keep
-// the sanitizer's own allocation frames to match their suppression.
-#if defined(__SANITIZE_THREAD__)
-#define CORIO_TEST_COUNTS_ALLOCATIONS 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CORIO_TEST_COUNTS_ALLOCATIONS 0
-#endif
-#endif
-#ifndef CORIO_TEST_COUNTS_ALLOCATIONS
-#define CORIO_TEST_COUNTS_ALLOCATIONS 1
-#endif
-
-#if CORIO_TEST_COUNTS_ALLOCATIONS
-// Out of line, so that g++ does not see free() called on what operator new returned
-// (-Wmismatched-new-delete) once it inlines them.
-[[gnu::noinline]] void* operator new(std::size_t n) {
-    bytes_allocated.fetch_add(n, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n))
-        return p;
-    throw std::bad_alloc();
-}
-[[gnu::noinline]] void* operator new[](std::size_t n) {
-    return ::operator new(n);
-}
-[[gnu::noinline]] void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    bytes_allocated.fetch_add(n, std::memory_order_relaxed);
-    return std::malloc(n == 0 ? 1 : n);
-}
-[[gnu::noinline]] void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
-    return ::operator new(n, tag);
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept {
-    std::free(p);
-}
-[[gnu::noinline]] void operator delete[](void* p) noexcept {
-    std::free(p);
-}
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
-    std::free(p);
-}
-[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept {
-    std::free(p);
-}
-[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-#endif
+// Every allocation of this program is counted: the large-payload test counts
+// bytes instead of timing them.
+#include "allocation_counter.hpp"
 
 template <>
 struct corio::serializer<explicit_only> {
