@@ -1,5 +1,7 @@
-// process_pool: the dispatcher thread that feeds worker processes over sockets.
+// process_pool: the dispatcher thread that feeds worker processes over sockets,
+// driven by an io_uring ring of its own.
 #include "signal_mask.hpp"
+#include "uring.hpp"
 
 #include <corio/detail/fork_server.hpp>
 #include <corio/process_pool.hpp>
@@ -15,9 +17,9 @@
 #include <fcntl.h>
 #include <mutex>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <thread>
@@ -41,21 +43,42 @@ enum class worker_phase {
     closing,  // write side shut down: the worker exits once it read everything
 };
 
+struct pool_worker;
+
+// One of a worker's three ring operations; its address is the SQE's user_data.
+struct worker_op : uring_op {
+    process_pool_core* core = nullptr;
+    pool_worker* worker = nullptr;
+};
+
 struct pool_worker {
     pid_t pid = -1;
     int pidfd = -1;
     int fd = -1;
     worker_phase phase = worker_phase::starting;
-    std::string out; // frames not yet written
-    std::size_t out_off = 0;
+    std::string start_frame;             // sent first: the initializer to run
+    std::deque<std::string_view> unsent; // frames (or their rests) not yet sent, in order
+    std::vector<::iovec> iov;            // what the send in flight reads
+    ::msghdr msg{};                      // ... and its header
+    std::vector<process_job*> held;      // answered while a send was in flight: dropped after
     std::string in = std::string(64 * 1024, '\0');
     std::size_t head = 0;           // first unparsed byte of `in`
     std::size_t tail = 0;           // end of received bytes
     std::deque<chunk_ref> inflight; // sent, not yet answered, in sending order
     std::size_t sent = 0;           // chunks sent (max_tasks_per_child)
     clock_type::time_point busy_since;
+    worker_op recv_op;   // a receive into `in` at `tail`
+    worker_op send_op;   // a sendmsg of the front of `unsent`
+    worker_op exit_op;   // a poll of the pidfd: readable once the process is gone
     bool eof = false;    // end of file (or an error) on the socket
     bool exited = false; // the pidfd became readable: the process is gone
+    bool dying = false;  // eof or exited seen: its operations are being cancelled
+
+    bool sending() const noexcept { return send_op.state != uring_op::op_state::idle; }
+    bool ops_idle() const noexcept {
+        return recv_op.state == uring_op::op_state::idle && !sending() &&
+               exit_op.state == uring_op::op_state::idle;
+    }
 };
 
 void send_signal(int pidfd, int sig) noexcept {
@@ -96,8 +119,13 @@ private:
     void spawn_worker();
     void wake() noexcept;
     void assign_work();
-    void flush(pool_worker& w) noexcept;
-    void read_from(pool_worker& w);
+    void arm(pool_worker& w) noexcept;
+    void start_send(pool_worker& w) noexcept;
+    void on_sent(pool_worker& w, int res) noexcept;
+    void on_received(pool_worker& w, int res) noexcept;
+    void take_bytes(pool_worker& w, std::size_t n);
+    void drain(pool_worker& w) noexcept;
+    void reap_dead();
     void handle_frame(pool_worker& w, const frame_header& h, std::string_view body);
     void handle_exit(pool_worker& w);
     void break_pool(std::exception_ptr cause, std::exception_ptr original);
@@ -107,10 +135,20 @@ private:
     void publish_pids();
     std::size_t depth() const noexcept;
 
+    static void prep_recv(uring_op& op, ::io_uring_sqe& sqe) noexcept;
+    static void prep_send(uring_op& op, ::io_uring_sqe& sqe) noexcept;
+    static void prep_exit(uring_op& op, ::io_uring_sqe& sqe) noexcept;
+    static void recv_done(uring_op& op, int res, unsigned flags) noexcept;
+    static void send_done(uring_op& op, int res, unsigned flags) noexcept;
+    static void exit_done(uring_op& op, int res, unsigned flags) noexcept;
+
     const std::size_t size_;
     pool_options options_;
     std::uintptr_t initializer_ = 0;
-    int wake_fd_ = -1;
+    // The dispatcher's ring: every socket receive and send, every pidfd watch and the
+    // wake-up doorbell (its eventfd) go through it. Created by the constructor, used
+    // by the dispatcher thread only (wake() from any thread rings its eventfd).
+    std::unique_ptr<uring> ring_;
 
     mutable std::mutex mutex_;
     std::condition_variable started_cv_;
@@ -126,6 +164,7 @@ private:
     std::vector<std::unique_ptr<pool_worker>> workers_;
     std::deque<chunk_ref> retry_; // chunks of a dead worker that it had not started
     double service_ns_ = 1e6;     // moving average of a chunk's service time
+    bool terminating_ = false;    // completions arriving now are only reaped
 
     std::thread thread_;
     std::mutex join_mutex_;
@@ -145,9 +184,11 @@ process_pool_core::process_pool_core(std::size_t workers, pool_options options)
         initializer_ = reinterpret_cast<std::uintptr_t>(plain);
     }
     ensure_fork_server("corio::process_pool");
-    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd_ < 0)
-        throw std::system_error(errno, std::generic_category(), "corio::process_pool: eventfd");
+    // Three operations per worker, the doorbell and cancels; a full queue parks.
+    unsigned entries = 64;
+    while (entries < 4 * workers + 8 && entries < 4096)
+        entries *= 2;
+    ring_ = std::make_unique<uring>(loop_options{.entries = entries, .single_issuer = false});
     try {
         for (std::size_t i = 0; i < workers; ++i)
             spawn_worker();
@@ -159,7 +200,6 @@ process_pool_core::process_pool_core(std::size_t workers, pool_options options)
             fork_server_release(w->pid);
             ::close(w->pidfd);
         }
-        ::close(wake_fd_);
         throw;
     }
     startup_pending_ = workers;
@@ -176,7 +216,6 @@ process_pool_core::process_pool_core(std::size_t workers, pool_options options)
     }
     if (failed) {
         terminate();
-        ::close(wake_fd_);
         std::rethrow_exception(failed);
     }
 }
@@ -185,7 +224,6 @@ process_pool_core::~process_pool_core() {
     if (thread_.joinable()) {
         terminate();
     }
-    ::close(wake_fd_);
 }
 
 void process_pool_core::spawn_worker() {
@@ -207,11 +245,20 @@ void process_pool_core::spawn_worker() {
     w->pid = child.pid;
     w->pidfd = child.pidfd;
     w->fd = sv[0];
+    for (auto [op, prep, done] : {std::tuple{&w->recv_op, &prep_recv, &recv_done},
+                                  std::tuple{&w->send_op, &prep_send, &send_done},
+                                  std::tuple{&w->exit_op, &prep_exit, &exit_done}}) {
+        op->core = this;
+        op->worker = w.get();
+        op->prep = prep;
+        op->complete = done;
+    }
     byte_writer out;
     const std::size_t at = begin_frame(out, frame_kind::start_worker, 0, 0);
     out.write_raw(initializer_);
     finish_frame(out, at);
-    w->out = out.take();
+    w->start_frame = out.take();
+    w->unsent.push_back(w->start_frame);
     workers_.push_back(std::move(w));
     publish_pids();
 }
@@ -231,8 +278,7 @@ std::vector<pid_t> process_pool_core::pids() const {
 }
 
 void process_pool_core::wake() noexcept {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+    ring_->wake();
 }
 
 void process_pool_core::check_running() const {
@@ -364,80 +410,151 @@ void process_pool_core::assign_work() {
                 w.phase = worker_phase::retiring;
         }
     }
-    // Frames are immutable once submitted: copy them without the lock.
-    for (auto& [w, c] : assigned) {
-        const std::string_view f = c.job->frame(c.k);
-        if (w->out_off == w->out.size()) {
-            w->out.clear();
-            w->out_off = 0;
+    // Frames are immutable once submitted and live as long as their chunk is held
+    // by a worker: they are sent from where the caller encoded them, not copied.
+    for (auto& [w, c] : assigned)
+        w->unsent.push_back(c.job->frame(c.k));
+}
+
+void process_pool_core::prep_recv(uring_op& op, ::io_uring_sqe& sqe) noexcept {
+    pool_worker& w = *static_cast<worker_op&>(op).worker;
+    io_uring_prep_recv(&sqe, w.fd, w.in.data() + w.tail, w.in.size() - w.tail, 0);
+}
+
+void process_pool_core::prep_send(uring_op& op, ::io_uring_sqe& sqe) noexcept {
+    pool_worker& w = *static_cast<worker_op&>(op).worker;
+    io_uring_prep_sendmsg(&sqe, w.fd, &w.msg, MSG_NOSIGNAL | MSG_WAITALL);
+}
+
+void process_pool_core::prep_exit(uring_op& op, ::io_uring_sqe& sqe) noexcept {
+    pool_worker& w = *static_cast<worker_op&>(op).worker;
+    io_uring_prep_poll_add(&sqe, w.pidfd, POLLIN);
+}
+
+void process_pool_core::recv_done(uring_op& op, int res, unsigned) noexcept {
+    auto& o = static_cast<worker_op&>(op);
+    o.core->on_received(*o.worker, res);
+}
+
+void process_pool_core::send_done(uring_op& op, int res, unsigned) noexcept {
+    auto& o = static_cast<worker_op&>(op);
+    o.core->on_sent(*o.worker, res);
+}
+
+void process_pool_core::exit_done(uring_op& op, int res, unsigned) noexcept {
+    // Any outcome but our own cancel (POLLIN once the process exited, an error for
+    // a broken pidfd) means the worker cannot serve.
+    if (res != -ECANCELED)
+        static_cast<worker_op&>(op).worker->exited = true;
+}
+
+void process_pool_core::arm(pool_worker& w) noexcept {
+    if (w.dying)
+        return;
+    if (w.recv_op.state == uring_op::op_state::idle && !w.eof)
+        ring_->submit(w.recv_op);
+    if (w.exit_op.state == uring_op::op_state::idle && !w.exited)
+        ring_->submit(w.exit_op);
+    if (!w.sending() && !w.unsent.empty())
+        start_send(w);
+}
+
+void process_pool_core::start_send(pool_worker& w) noexcept {
+    // One sendmsg takes up to 64 frames; `iov` and `msg` stay untouched until its
+    // completion, and assign_work only appends to `unsent` meanwhile. MSG_WAITALL
+    // lets the kernel finish a frame larger than the socket buffer on its own (one
+    // completion, not one per buffer-full); where it is not supported, or when the
+    // worker dies, a short count leaves the rest in `unsent`.
+    const std::size_t n = std::min<std::size_t>(w.unsent.size(), 64);
+    w.iov.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+        w.iov[i] = {const_cast<char*>(w.unsent[i].data()), w.unsent[i].size()};
+    w.msg = {};
+    w.msg.msg_iov = w.iov.data();
+    w.msg.msg_iovlen = n;
+    ring_->submit(w.send_op);
+}
+
+void process_pool_core::on_sent(pool_worker& w, int res) noexcept {
+    if (res > 0) {
+        auto left = static_cast<std::size_t>(res);
+        while (left > 0 && !w.unsent.empty()) {
+            std::string_view& front = w.unsent.front();
+            const std::size_t k = std::min(left, front.size());
+            front.remove_prefix(k);
+            left -= k;
+            if (front.empty())
+                w.unsent.pop_front();
         }
-        w->out.append(f.data(), f.size());
+    } else if (res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
+        // EPIPE and the like: the worker is gone; what it holds fails in handle_exit.
+        w.unsent.clear();
+        w.eof = true;
+    }
+    // Answers that came while this send could still read their frames.
+    for (process_job* job : w.held)
+        job->drop();
+    w.held.clear();
+}
+
+void process_pool_core::on_received(pool_worker& w, int res) noexcept {
+    if (res > 0 && !terminating_) {
+        try {
+            take_bytes(w, static_cast<std::size_t>(res));
+        } catch (...) {
+            w.eof = true; // out of memory for an answer: treat the worker as lost
+        }
+    } else if (res == 0 || (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED)) {
+        w.eof = true;
     }
 }
 
-void process_pool_core::flush(pool_worker& w) noexcept {
-    while (w.out_off < w.out.size()) {
-        const ssize_t n = ::send(w.fd, w.out.data() + w.out_off, w.out.size() - w.out_off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            w.out_off += static_cast<std::size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else {
-            // EAGAIN: poll for POLLOUT. EPIPE: the worker died; its end of file shows.
-            if (n < 0 && errno != EAGAIN)
-                w.out_off = w.out.size();
+void process_pool_core::take_bytes(pool_worker& w, std::size_t n) {
+    w.tail += n;
+    while (w.tail - w.head >= sizeof(frame_header)) {
+        frame_header h;
+        std::memcpy(&h, w.in.data() + w.head, sizeof h);
+        const std::size_t whole = sizeof h + h.size;
+        if (w.tail - w.head < whole) {
+            // A large answer: make room for all of it at once (no repeated growth).
+            if (w.in.size() - w.head < whole) {
+                std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
+                w.tail -= w.head;
+                w.head = 0;
+                if (w.in.size() < whole)
+                    w.in.resize(whole);
+            }
             break;
         }
+        handle_frame(w, h, std::string_view(w.in.data() + w.head + sizeof h, h.size));
+        w.head += whole;
     }
-    if (w.out_off == w.out.size()) {
-        w.out.clear();
-        w.out_off = 0;
+    if (w.head == w.tail)
+        w.head = w.tail = 0;
+    if (w.tail == w.in.size()) {
+        // Room for the next receive.
+        std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
+        w.tail -= w.head;
+        w.head = 0;
+        if (w.tail == w.in.size())
+            w.in.resize(w.in.size() * 2);
     }
 }
 
-void process_pool_core::read_from(pool_worker& w) {
-    for (;;) {
-        if (w.tail == w.in.size()) {
-            std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
-            w.tail -= w.head;
-            w.head = 0;
-            if (w.tail == w.in.size())
-                w.in.resize(w.in.size() * 2);
-        }
+void process_pool_core::drain(pool_worker& w) noexcept {
+    // No operation of `w` is in flight any more: read what the worker sent before it
+    // died directly, so that only the chunk it was running fails.
+    while (w.fd >= 0) {
         const ssize_t n = ::recv(w.fd, w.in.data() + w.tail, w.in.size() - w.tail, MSG_DONTWAIT);
-        if (n == 0) {
-            w.eof = true;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        try {
+            take_bytes(w, static_cast<std::size_t>(n));
+        } catch (...) {
             return;
         }
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                w.eof = true;
-            return;
-        }
-        w.tail += static_cast<std::size_t>(n);
-        while (w.tail - w.head >= sizeof(frame_header)) {
-            frame_header h;
-            std::memcpy(&h, w.in.data() + w.head, sizeof h);
-            const std::size_t whole = sizeof h + h.size;
-            if (w.tail - w.head < whole) {
-                // A large answer: make room for all of it at once (no repeated growth).
-                if (w.in.size() - w.head < whole) {
-                    std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
-                    w.tail -= w.head;
-                    w.head = 0;
-                    if (w.in.size() < whole)
-                        w.in.resize(whole);
-                }
-                break;
-            }
-            handle_frame(w, h, std::string_view(w.in.data() + w.head + sizeof h, h.size));
-            w.head += whole;
-        }
-        if (w.head == w.tail)
-            w.head = w.tail = 0;
     }
 }
 
@@ -477,7 +594,10 @@ void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std:
         w.busy_since = now;
         byte_reader r(body);
         c.job->on_chunk(c.k, r);
-        c.job->drop();
+        if (w.sending())
+            w.held.push_back(c.job); // the send in flight may still read its frame
+        else
+            c.job->drop();
         return;
     }
     default:
@@ -566,6 +686,7 @@ void process_pool_core::handle_exit(pool_worker& w) {
 }
 
 void process_pool_core::finish_terminate() noexcept {
+    terminating_ = true;
     std::deque<std::pair<process_job*, std::size_t>> queued;
     {
         std::lock_guard lock(mutex_);
@@ -573,6 +694,8 @@ void process_pool_core::finish_terminate() noexcept {
     }
     for (auto& wp : workers_)
         send_signal(wp->pidfd, SIGKILL);
+    // Every receive, send and pidfd watch ends before the memory it uses goes.
+    const bool all_ended = ring_->cancel_all(std::chrono::seconds(10));
     for (auto& [job, next] : queued) {
         for (std::size_t k = next; k < job->chunk_count(); ++k) {
             job->on_terminated();
@@ -588,6 +711,11 @@ void process_pool_core::finish_terminate() noexcept {
     for (auto& wp : workers_) {
         std::for_each(wp->inflight.begin(), wp->inflight.end(), abandon);
         wp->inflight.clear();
+        if (all_ended) {
+            for (process_job* job : wp->held)
+                job->drop();
+            wp->held.clear();
+        }
         ::close(wp->fd);
         wait_pidfd(wp->pidfd, -1);
         try {
@@ -597,12 +725,62 @@ void process_pool_core::finish_terminate() noexcept {
         }
         ::close(wp->pidfd);
     }
+    if (!all_ended) {
+        // The kernel may still write into a worker's buffers: leak them, never free.
+        for (auto& wp : workers_)
+            (void)wp.release();
+    }
     workers_.clear();
     publish_pids();
 }
 
+void process_pool_core::reap_dead() {
+    // A worker whose socket ended or whose process is gone: cancel its operations,
+    // and once their completions are in, read what it sent last and handle its end.
+    std::size_t lost = 0;
+    for (auto it = workers_.begin(); it != workers_.end();) {
+        pool_worker& w = **it;
+        if (!w.eof && !w.exited) {
+            ++it;
+            continue;
+        }
+        if (!w.dying) {
+            w.dying = true;
+            for (worker_op* op : {&w.recv_op, &w.send_op, &w.exit_op})
+                ring_->cancel(*op);
+        }
+        if (!w.ops_idle()) {
+            ++it;
+            continue;
+        }
+        drain(w);
+        handle_exit(w);
+        it = workers_.erase(it);
+        ++lost;
+    }
+    if (lost == 0)
+        return;
+    bool replace;
+    {
+        std::lock_guard lock(mutex_);
+        replace = state_ != pool_state::terminating && !broken_ &&
+                  (state_ == pool_state::running || work_left_locked());
+    }
+    for (std::size_t i = 0; replace && i < lost && workers_.size() < size_; ++i) {
+        try {
+            spawn_worker();
+        } catch (...) {
+            const auto cause = std::make_exception_ptr(broken_pool_error(
+                "corio::process_pool is broken: a worker could not be replaced: " +
+                what_of(std::current_exception())));
+            break_pool(cause, cause);
+            break;
+        }
+    }
+    publish_pids();
+}
+
 void process_pool_core::run() noexcept {
-    std::vector<pollfd> fds;
     for (;;) {
         pool_state state;
         bool work_left;
@@ -621,7 +799,7 @@ void process_pool_core::run() noexcept {
             try {
                 assign_work();
             } catch (...) {
-                // Out of memory copying frames: fail the pool rather than spin.
+                // Out of memory queueing frames: fail the pool rather than spin.
                 break_pool(std::current_exception(), std::current_exception());
             }
         }
@@ -629,11 +807,11 @@ void process_pool_core::run() noexcept {
         // once the pool is closed and no work is left.
         for (auto& wp : workers_) {
             pool_worker& w = *wp;
-            const bool idle = w.inflight.empty() && w.out_off == w.out.size();
+            const bool idle = w.inflight.empty() && w.unsent.empty() && !w.sending();
             const bool done =
                 w.phase == worker_phase::retiring ||
                 (state == pool_state::closed && !work_left && w.phase == worker_phase::ready);
-            if (idle && done) {
+            if (idle && done && !w.dying) {
                 w.phase = worker_phase::closing;
                 ::shutdown(w.fd, SHUT_WR);
             }
@@ -643,77 +821,26 @@ void process_pool_core::run() noexcept {
             if (!work_left_locked())
                 return;
         }
+        // Per worker a receive, a send when frames wait, and a watch of its pidfd.
+        // End of file alone would miss a death when another process holds the
+        // worker's end of the socket (a child the function forked inherits it); the
+        // pidfd turns readable when the worker itself is gone, whoever else holds
+        // the socket. Submitting and waiting is one system call.
         for (auto& wp : workers_)
-            flush(*wp);
-
-        // Per worker its socket and its pidfd. End of file alone would miss a death
-        // when another process holds the worker's end of the socket (a child the
-        // function forked inherits it); the pidfd turns readable when the worker
-        // itself is gone, whoever else holds the socket.
-        fds.clear();
-        fds.push_back({wake_fd_, POLLIN, 0});
-        for (auto& wp : workers_) {
-            const short events =
-                static_cast<short>(POLLIN | (wp->out_off < wp->out.size() ? POLLOUT : 0));
-            fds.push_back({wp->fd, events, 0});
-            fds.push_back({wp->pidfd, POLLIN, 0});
+            arm(*wp);
+        try {
+            ring_->poll(true, std::nullopt);
+        } catch (...) {
+            // Nothing in poll throws once the ring exists; keep serving regardless.
         }
-        if (::poll(fds.data(), fds.size(), -1) < 0)
-            continue; // EINTR
-        if ((fds[0].revents & POLLIN) != 0) {
-            std::uint64_t v;
-            [[maybe_unused]] const auto n = ::read(wake_fd_, &v, sizeof v);
+        try {
+            reap_dead();
+        } catch (...) {
+            const auto cause = std::make_exception_ptr(broken_pool_error(
+                "corio::process_pool is broken: handling a worker's end failed: " +
+                what_of(std::current_exception())));
+            break_pool(cause, cause);
         }
-        bool any_exit = false;
-        for (std::size_t i = 0; i < workers_.size(); ++i) {
-            pool_worker& w = *workers_[i];
-            const short rev = fds[1 + 2 * i].revents;
-            // Any event on a pidfd (POLLIN once the process exited, POLLHUP once it
-            // was reaped, POLLERR/POLLNVAL for a broken pidfd) means it cannot serve.
-            w.exited = fds[2 + 2 * i].revents != 0;
-            // A dead worker wrote everything it will ever write: take the answers it
-            // sent before dying, so that only the chunk it was running fails.
-            if ((rev & (POLLIN | POLLHUP | POLLERR)) != 0 || w.exited) {
-                try {
-                    read_from(w);
-                } catch (...) {
-                    w.eof = true; // out of memory for an answer: treat the worker as lost
-                }
-            }
-            any_exit = any_exit || w.eof || w.exited;
-        }
-        if (!any_exit)
-            continue;
-
-        // Reap the dead, then replace them while the pool still needs workers.
-        std::size_t lost = 0;
-        for (auto it = workers_.begin(); it != workers_.end();) {
-            if ((*it)->eof || (*it)->exited) {
-                handle_exit(**it);
-                it = workers_.erase(it);
-                ++lost;
-            } else {
-                ++it;
-            }
-        }
-        bool replace;
-        {
-            std::lock_guard lock(mutex_);
-            replace = state_ != pool_state::terminating && !broken_ &&
-                      (state_ == pool_state::running || work_left_locked());
-        }
-        for (std::size_t i = 0; replace && i < lost && workers_.size() < size_; ++i) {
-            try {
-                spawn_worker();
-            } catch (...) {
-                const auto cause = std::make_exception_ptr(broken_pool_error(
-                    "corio::process_pool is broken: a worker could not be replaced: " +
-                    what_of(std::current_exception())));
-                break_pool(cause, cause);
-                break;
-            }
-        }
-        publish_pids();
     }
 }
 
