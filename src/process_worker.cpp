@@ -32,6 +32,9 @@ public:
         return true;
     }
 
+    // True if a whole frame is already buffered (no system call).
+    bool frame_buffered() const noexcept { return buffered_frame(); }
+
     // True if a whole frame is buffered, after taking what the socket holds now
     // (without blocking).
     bool frame_ready() {
@@ -130,6 +133,7 @@ void write_all(int fd, byte_writer& out) noexcept {
 
         frame_header h;
         std::string_view body;
+        std::size_t batch = 0; // tasks answered by the next write
         while (in.next(h, body)) {
             if (h.kind != frame_kind::task)
                 ::_exit(2);
@@ -141,8 +145,14 @@ void write_all(int fd, byte_writer& out) noexcept {
                                                          out);
             finish_frame(out, rat);
             // Answer now unless more tasks are already here (then answer in one batch).
-            if (out.size() >= (1u << 20) || !in.frame_ready())
+            // A lone task (a call, not a stream of map chunks) is answered without
+            // first asking the socket for more: that would cost a system call per call.
+            ++batch;
+            const bool more = in.frame_buffered() || (batch > 1 && in.frame_ready());
+            if (out.size() >= (1u << 20) || !more) {
                 write_all(fd, out);
+                batch = 0;
+            }
         }
         std::fflush(nullptr);
         ::_exit(0);
