@@ -15,6 +15,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -114,6 +115,54 @@ struct mixed_fields {
 struct with_one_element_array {
     int a[1];
 };
+// Aggregates of fields without a default constructor: serializable, and a C array
+// of them (or of anything, followed by such a field) still refused cleanly.
+struct explicit_pair {
+    explicit_only first;
+    explicit_only second;
+    bool operator==(const explicit_pair&) const = default;
+};
+struct no_default_fields {
+    explicit_only e;
+    explicit_pair p;
+    std::pair<explicit_only, std::string> q;
+    explicit_only last;
+    bool operator==(const no_default_fields&) const = default;
+};
+struct with_no_default_c_array {
+    int id;
+    explicit_only a[2];
+};
+struct with_leading_no_default_c_array {
+    explicit_only a[3];
+    int id;
+};
+struct with_nested_aggregate_c_array {
+    int id;
+    explicit_pair a[2];
+    explicit_only last;
+};
+struct with_point_c_array {
+    int id;
+    point a[2];
+};
+struct with_string_c_array {
+    std::string a[2];
+    explicit_only last;
+};
+struct with_no_default_matrix {
+    explicit_only m[2][2];
+};
+struct with_17_fields {
+    int f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16;
+};
+struct with_16_fields {
+    int f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15;
+};
+struct with_move_only_field {
+    int id;
+    std::unique_ptr<int> p;
+};
 
 } // namespace
 
@@ -161,6 +210,17 @@ static_assert(!corio::serializable<with_matrix>);
 static_assert(!corio::serializable<with_one_element_array>);
 static_assert(!corio::serializable<std::vector<with_base>>);
 static_assert(corio::serializable<mixed_fields>);
+static_assert(corio::serializable<no_default_fields>);
+static_assert(corio::serializer<no_default_fields>::fields == 4);
+static_assert(corio::serializable<with_16_fields>);
+static_assert(!corio::serializable<with_no_default_c_array>);
+static_assert(!corio::serializable<with_leading_no_default_c_array>);
+static_assert(!corio::serializable<with_nested_aggregate_c_array>);
+static_assert(!corio::serializable<with_point_c_array>);
+static_assert(!corio::serializable<with_string_c_array>);
+static_assert(!corio::serializable<with_no_default_matrix>);
+static_assert(!corio::serializable<with_17_fields>);
+static_assert(!corio::serializable<with_move_only_field>);
 
 TEST_CASE("arithmetic values and enums round-trip bit for bit", "[serialize][scalar]") {
     CHECK(round_trip(42) == 42);
@@ -223,6 +283,11 @@ TEST_CASE("aggregates are serialized field by field without any declaration",
     CHECK(round_trip(std::vector<record>{r, r}) == std::vector<record>{r, r});
     const mixed_fields m{explicit_only(7), "s", {1, 2, 3}, std::string("v"), std::nullopt};
     CHECK(round_trip(m) == m);
+    const no_default_fields n{explicit_only(1),
+                              {explicit_only(2), explicit_only(3)},
+                              {explicit_only(4), "four"},
+                              explicit_only(5)};
+    CHECK(round_trip(n) == n);
 }
 
 TEST_CASE("a user type goes through its serializer specialization", "[serialize][custom]") {

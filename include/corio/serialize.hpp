@@ -584,47 +584,86 @@ concept serialize_has_base = requires {
     T{serialize_base_field<T>{}};
 };
 
-// T{any x P, {}, any x sizeof...(After)}: the field at brace position P value-initialized.
-template <class T, std::size_t... Before, std::size_t... After>
-consteval bool serialize_empty_braces_at(std::index_sequence<Before...>,
-                                         std::index_sequence<After...>) {
+// T{any x P, {any x sizeof...(Inner)}, any x sizeof...(After)}: a braced list of
+// sizeof...(Inner) initializers (`{}` when none) at brace position P.
+template <class T, std::size_t... Before, std::size_t... Inner, std::size_t... After>
+consteval bool serialize_braces_at(std::index_sequence<Before...>, std::index_sequence<Inner...>,
+                                   std::index_sequence<After...>) {
     return requires {
         T{(static_cast<void>(Before), serialize_any_field{})...,
-          {},
+          {(static_cast<void>(Inner), serialize_any_field{})...},
           (static_cast<void>(After), serialize_any_field{})...};
     };
 }
 
-// A C-array field counts once per element in the brace count (brace elision), so
-// structured bindings would see fewer fields. It shows at the array's first brace
-// position: `{}` there initializes the whole array, leaving too many initializers
-// after it, whereas it is fine when nothing follows.
-template <class T, std::size_t P, std::size_t N>
-consteval bool serialize_array_starts_at() {
-    return !serialize_empty_braces_at<T>(std::make_index_sequence<P>{},
-                                         std::make_index_sequence<N - 1 - P>{}) &&
-           serialize_empty_braces_at<T>(std::make_index_sequence<P>{},
-                                        std::make_index_sequence<0>{});
+template <class T, std::size_t P, std::size_t K, std::size_t After>
+consteval bool serialize_braces_at() {
+    return serialize_braces_at<T>(std::make_index_sequence<P>{}, std::make_index_sequence<K>{},
+                                  std::make_index_sequence<After>{});
 }
 
+// True when brace position P starts a C array of exactly K > 1 elements (N brace
+// positions in all): braced there, its K initializers fill it and the N - P - K
+// positions after it are all taken, so one more initializer is one too many. Any
+// other field at P takes the braced list as one position, and then one more
+// initializer only fills a position that was value-initialized. Every position is
+// initialized, so this holds whatever the element type (no default constructor
+// needed), and whatever the fields after the array.
+template <class T, std::size_t N, std::size_t P, std::size_t K>
+consteval bool serialize_array_of_at() {
+    if constexpr (serialize_braces_at<T, P, K, N - P - K>())
+        return !serialize_braces_at<T, P, K, N - P - K + 1>();
+    else
+        return false;
+}
+
+// A C-array field counts once per element in the brace count (brace elision), so
+// structured bindings would see fewer fields. It shows at the array's first brace
+// position P: `{}` there takes the whole array, leaving too many initializers after
+// it. When `{}` leaves too many and is fine on its own, P starts an array (the
+// cheap check for default-constructible elements); when `{}` does not fit at all
+// (no default constructor: the field, or the elements of an array), each array
+// length that fits is tried.
+template <class T, std::size_t N, std::size_t P>
+consteval bool serialize_array_starts_at() {
+    if constexpr (serialize_braces_at<T, P, 0, N - 1 - P>()) {
+        return false;
+    } else if constexpr (serialize_braces_at<T, P, 0, 0>()) {
+        return true;
+    } else {
+        return []<std::size_t... K>(std::index_sequence<K...>) {
+            return (serialize_array_of_at<T, N, P, K + 2>() || ...);
+        }
+        (std::make_index_sequence<N - 1 - P>{});
+    }
+}
+
+// Needs N to be the exact number of brace positions (see serialize_too_many_fields).
 template <class T, std::size_t N>
 consteval bool serialize_has_c_array() {
     return []<std::size_t... P>(std::index_sequence<P...>) {
-        return (serialize_array_starts_at<T, P, N>() || ...);
+        return (serialize_array_starts_at<T, N, P>() || ...);
     }
     (std::make_index_sequence<N>{});
 }
+
+// More brace positions than the limit: more than 16 fields, or C arrays that make
+// it so. Excluding it makes serialize_field_count exact (it stops at the limit).
+template <class T>
+concept serialize_too_many_fields = serialize_constructible_with<T, serialize_max_fields + 1>();
 
 template <class T>
 struct serialize_is_std_array : std::false_type {};
 template <class T, std::size_t N>
 struct serialize_is_std_array<std::array<T, N>> : std::true_type {};
 
+// Copyable: the brace count copies each field from an lvalue, so a move-only field
+// (or a C array of them) would be miscounted.
 template <class T>
 concept serialize_aggregate_candidate =
     std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_union_v<T> &&
     !std::is_polymorphic_v<T> && !serialize_is_std_array<T>::value &&
-    std::is_move_constructible_v<T>;
+    std::is_move_constructible_v<T> && std::is_copy_constructible_v<T>;
 
 // Calls f(fields...) with references to the fields of an aggregate with N fields.
 template <std::size_t N, class T, class F>
@@ -667,13 +706,14 @@ template <class... F>
 struct serialize_all_serializable<std::tuple<F...>> : std::bool_constant<(serializable<F> && ...)> {
 };
 
-// Checked in this order, so that a base class or a C-array field makes T not
-// serializable (one readable static_assert) before structured bindings, which would
-// fail to compile on it, are ever tried.
+// Checked in this order, so that a base class, more than 16 fields or a C-array
+// field makes T not serializable (one readable static_assert) before structured
+// bindings, which would fail to compile on it, are ever tried.
 template <class T>
-concept serialize_aggregate_fields_ok = !serialize_has_base<T> && serialize_field_count<T>() > 0 &&
-                                        !serialize_has_c_array<T, serialize_field_count<T>()>() &&
-                                        serialize_all_serializable<serialize_field_tuple<T>>::value;
+concept serialize_aggregate_fields_ok =
+    !serialize_has_base<T> && !serialize_too_many_fields<T> && serialize_field_count<T>() > 0 &&
+    !serialize_has_c_array<T, serialize_field_count<T>()>() &&
+    serialize_all_serializable<serialize_field_tuple<T>>::value;
 
 template <class T>
 concept serialize_aggregate = serialize_aggregate_candidate<T> && serialize_aggregate_fields_ok<T>;
