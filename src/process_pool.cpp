@@ -129,6 +129,7 @@ private:
     void handle_frame(pool_worker& w, const frame_header& h, std::string_view body);
     void handle_exit(pool_worker& w);
     void break_pool(std::exception_ptr cause, std::exception_ptr original);
+    void break_pool_on_current(std::string_view why) noexcept;
     void fail_chunk(chunk_ref c, std::exception_ptr e) noexcept;
     bool work_left_locked() const noexcept;
     void finish_terminate() noexcept;
@@ -633,6 +634,18 @@ void process_pool_core::break_pool(std::exception_ptr cause, std::exception_ptr 
     }
 }
 
+// Inside a catch block: breaks the pool with "<why>: <what the exception says>".
+void process_pool_core::break_pool_on_current(std::string_view why) noexcept {
+    std::exception_ptr cause;
+    try {
+        cause = std::make_exception_ptr(broken_pool_error(fmt::format(
+            "corio::process_pool is broken: {}: {}", why, what_of(std::current_exception()))));
+    } catch (...) {
+        cause = std::current_exception(); // out of memory for the message
+    }
+    break_pool(cause, cause);
+}
+
 void process_pool_core::handle_exit(pool_worker& w) {
     ::close(w.fd);
     w.fd = -1;
@@ -770,10 +783,7 @@ void process_pool_core::reap_dead() {
         try {
             spawn_worker();
         } catch (...) {
-            const auto cause = std::make_exception_ptr(broken_pool_error(
-                "corio::process_pool is broken: a worker could not be replaced: " +
-                what_of(std::current_exception())));
-            break_pool(cause, cause);
+            break_pool_on_current("a worker could not be replaced");
             break;
         }
     }
@@ -836,10 +846,7 @@ void process_pool_core::run() noexcept {
         try {
             reap_dead();
         } catch (...) {
-            const auto cause = std::make_exception_ptr(broken_pool_error(
-                "corio::process_pool is broken: handling a worker's end failed: " +
-                what_of(std::current_exception())));
-            break_pool(cause, cause);
+            break_pool_on_current("handling a worker's end failed");
         }
     }
 }
