@@ -31,6 +31,8 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+constexpr std::size_t max_frames_per_send = 64;
+
 struct chunk_ref {
     process_job* job = nullptr;
     std::size_t k = 0;
@@ -258,6 +260,7 @@ void process_pool_core::spawn_worker() {
     const std::size_t at = begin_frame(out, frame_kind::start_worker, 0, 0);
     out.write_raw(initializer_);
     finish_frame(out, at);
+    w->iov.reserve(max_frames_per_send); // start_send never allocates
     w->start_frame = out.take();
     w->unsent.push_back(w->start_frame);
     workers_.push_back(std::move(w));
@@ -461,12 +464,12 @@ void process_pool_core::arm(pool_worker& w) noexcept {
 }
 
 void process_pool_core::start_send(pool_worker& w) noexcept {
-    // One sendmsg takes up to 64 frames; `iov` and `msg` stay untouched until its
+    // One sendmsg takes up to max_frames_per_send frames; `iov` and `msg` stay untouched until its
     // completion, and assign_work only appends to `unsent` meanwhile. MSG_WAITALL
     // lets the kernel finish a frame larger than the socket buffer on its own (one
     // completion, not one per buffer-full); where it is not supported, or when the
     // worker dies, a short count leaves the rest in `unsent`.
-    const std::size_t n = std::min<std::size_t>(w.unsent.size(), 64);
+    const std::size_t n = std::min(w.unsent.size(), max_frames_per_send);
     w.iov.resize(n);
     for (std::size_t i = 0; i < n; ++i)
         w.iov[i] = {const_cast<char*>(w.unsent[i].data()), w.unsent[i].size()};
