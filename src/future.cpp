@@ -156,7 +156,10 @@ void future_state_base::remove_waiter(future_waiter& w) noexcept {
 
 void future_state_base::add_callback(std::function<void(future_state_base&)> fn) {
     if (!done()) {
-        callbacks_.push_back(std::move(fn));
+        if (callbacks_ == nullptr) {
+            callbacks_ = std::make_unique<std::vector<std::function<void(future_state_base&)>>>();
+        }
+        callbacks_->push_back(std::move(fn));
         return;
     }
     if (loop_ == nullptr) {
@@ -178,13 +181,14 @@ void future_state_base::mark_done(status s) {
         remove_waiter(w);
         loop_->schedule(w.coroutine, w.root);
     }
-    if (!callbacks_.empty()) {
-        loop_->call_soon([ref = state_ref(*this), cbs = std::move(callbacks_)] {
+    if (callbacks_ != nullptr) {
+        auto cbs = std::move(*callbacks_);
+        callbacks_.reset();
+        loop_->call_soon([ref = state_ref(*this), cbs = std::move(cbs)] {
             for (const auto& cb : cbs) {
                 invoke_callback(*ref, cb);
             }
         });
-        callbacks_.clear();
     }
 }
 

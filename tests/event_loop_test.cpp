@@ -1,5 +1,6 @@
 #include "counting.hpp"
 
+#include <corio/detail/frame_allocator.hpp>
 #include <corio/corio.hpp>
 #include <corio/detail/nop.hpp>
 
@@ -654,4 +655,51 @@ TEST_CASE("a removed close hook does not run, the others do", "[event_loop][life
         CHECK(ran == std::vector<int>{1, 3});
     }
     CHECK(ran == std::vector<int>{1, 3});
+}
+
+TEST_CASE("frames and task states made on one thread can be freed on another, in bursts",
+          "[event_loop][threads][lifetime]") {
+    // More blocks than a thread caches (1 MiB), so that some are released to their
+    // slabs, on a thread other than the one that carved them; every thread involved
+    // then exits, and with it its cache: every slab they used goes back.
+    const std::size_t slabs_before = corio::detail::frame_allocator::live_slabs();
+    constexpr int n = 20'000;
+    auto make = [](int i) -> corio::task<int> { co_return i; };
+    std::vector<corio::task<int>> tasks;
+    std::thread maker([&] {
+        tasks.reserve(n);
+        for (int i = 0; i < n; ++i) {
+            tasks.push_back(make(i));
+        }
+    });
+    maker.join();
+    std::thread freer([&] { tasks.clear(); });
+    freer.join();
+
+    // A loop on a thread whose finished task states are released on this one.
+    std::vector<corio::future<int>> results;
+    std::thread runner([&] {
+        corio::event_loop loop;
+        loop.run_until_complete([](std::vector<corio::future<int>>& out, auto mk) -> corio::task<> {
+            for (int i = 0; i < n; ++i) {
+                out.push_back(corio::create_task(mk(i)));
+            }
+            for (auto& f : out) {
+                co_await f;
+            }
+        }(results, make));
+    });
+    runner.join();
+    long long sum = 0;
+    for (auto& f : results) {
+        sum += f.result();
+    }
+    CHECK(sum == static_cast<long long>(n) * (n - 1) / 2);
+    std::thread releaser([&] { results.clear(); });
+    releaser.join();
+    if (corio::detail::frame_allocator::unpooled) {
+        CHECK(corio::detail::frame_allocator::live_slabs() == 0);
+    } else {
+        CHECK(corio::detail::frame_allocator::live_slabs() == slabs_before);
+    }
 }

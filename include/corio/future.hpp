@@ -20,10 +20,21 @@ class task_state final : public future_state<T> {
 public:
     task_state(event_loop& loop, typename task<T>::handle_type h, std::string&& name,
                corio::source_location where)
-        : future_state<T>(loop), record_(*this, std::move(name), where) {
+        : future_state<T>(loop), record_(*this, where) {
         this->set_task(&record_);
         record_.coroutine = h;
         h.promise().set_root(&record_, &on_done, this);
+        if (!name.empty()) {
+            try {
+                record_.set_name(std::move(name));
+            } catch (...) {
+                // The state owns the unstarted coroutine, and no destructor of
+                // task_state runs for a constructor that throws.
+                record_.coroutine = nullptr;
+                h.destroy();
+                throw;
+            }
+        }
     }
     ~task_state() override {
         if (record_.coroutine) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <corio/source_location.hpp>
 #include <string>
@@ -36,36 +37,59 @@ struct future_waiter {
 };
 
 /// The part of a task that its coroutines see: cancellation, name, origin.
+/// Kept small (one is made per task): the name is allocated only when given or
+/// first asked for, and the origin is stored unpacked from corio::source_location.
 class task_record final : public task_root {
 public:
-    task_record(future_state_base& state, std::string&& name, corio::source_location where)
-        : state_(&state), name_(std::move(name)), where_(where) {
+    task_record(future_state_base& state, corio::source_location where) noexcept
+        : line_(where.line()), state_(&state), file_(where.file_name()),
+          function_(where.function_name()) {
         pending_hook.owner = this;
     }
     future_state_base& state() const noexcept { return *state_; }
     /// The task's name; an unnamed task is "Task-N", formatted on first use only.
     const std::string& name() const noexcept {
-        if (name_.empty() && number_ != 0) {
+        if (name_ == nullptr && number_ != 0) {
             try {
-                name_ = "Task-" + std::to_string(number_);
+                name_ = std::make_unique<std::string>("Task-" + std::to_string(number_));
             } catch (...) {
                 // leave it empty: a name is not worth an exception here
             }
         }
-        return name_;
+        return name_ != nullptr ? *name_ : empty_name();
     }
-    void set_name(std::string n) { name_ = std::move(n); }
+    void set_name(std::string n) {
+        if (n.empty()) {
+            name_.reset();
+        } else if (name_ != nullptr) {
+            *name_ = std::move(n);
+        } else {
+            name_ = std::make_unique<std::string>(std::move(n));
+        }
+    }
     void set_number(std::uint64_t n) noexcept { number_ = n; }
-    corio::source_location where() const noexcept { return where_; }
+    corio::source_location where() const noexcept {
+        return corio::source_location::current(file_, function_, line_);
+    }
 
+private:
+    static const std::string& empty_name() noexcept {
+        static const std::string empty;
+        return empty;
+    }
+    // First, so that it can share the tail padding of task_root.
+    std::uint_least32_t line_;
+
+public:
     std::coroutine_handle<> coroutine;
     list_hook pending_hook; // in the loop's list of unfinished tasks
 
 private:
     future_state_base* state_;
-    mutable std::string name_;
+    mutable std::unique_ptr<std::string> name_; // null: unnamed (or not formatted yet)
     std::uint64_t number_ = 0;
-    corio::source_location where_;
+    const char* file_;
+    const char* function_;
 };
 
 class future_state_base {
@@ -129,7 +153,8 @@ private:
     task_record* task_ = nullptr;
     future_waiter* first_waiter_ = nullptr;
     future_waiter* last_waiter_ = nullptr;
-    std::vector<std::function<void(future_state_base&)>> callbacks_;
+    // Done callbacks; allocated by the first add_callback (most futures have none).
+    std::unique_ptr<std::vector<std::function<void(future_state_base&)>>> callbacks_;
     std::uint32_t refs_ = 1;
     status status_ = status::pending;
     bool retrieved_ = false;

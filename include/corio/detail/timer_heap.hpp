@@ -1,6 +1,6 @@
 #pragma once
-// The user-space timer structure: an intrusive binary min-heap of timer_nodes
-// ordered by (deadline, insertion sequence), so equal deadlines fire in FIFO order.
+// The user-space timer structure: a 4-ary min-heap of timer_nodes ordered by
+// (deadline, insertion sequence), so equal deadlines fire in FIFO order.
 // Each node remembers its index, so cancellation removes it in O(log n). The loop
 // arms ONE kernel wait, for the earliest deadline.
 
@@ -23,72 +23,87 @@ struct timer_node {
 
 class timer_heap {
 public:
-    bool empty() const noexcept { return nodes_.empty(); }
-    std::size_t size() const noexcept { return nodes_.size(); }
-    timer_node& top() const noexcept { return *nodes_.front(); }
+    bool empty() const noexcept { return entries_.empty(); }
+    std::size_t size() const noexcept { return entries_.size(); }
+    timer_node& top() const noexcept { return *entries_.front().node; }
 
     void push(timer_node& n) {
         n.sequence = next_sequence_++;
-        n.index = nodes_.size();
-        nodes_.push_back(&n);
+        n.index = entries_.size();
+        entries_.push_back({n.deadline, &n});
         sift_up(n.index);
     }
 
     void remove(timer_node& n) noexcept {
         std::size_t i = n.index;
         n.index = timer_node::not_queued;
-        timer_node* last = nodes_.back();
-        nodes_.pop_back();
-        if (last == &n) {
+        entry last = entries_.back();
+        entries_.pop_back();
+        if (last.node == &n) {
             return;
         }
-        nodes_[i] = last;
-        last->index = i;
-        sift_down(i);
-        sift_up(last->index);
+        entries_[i] = last;
+        last.node->index = i;
+        if (i > 0 && before(last, entries_[(i - 1) / arity])) {
+            sift_up(i);
+        } else {
+            sift_down(i);
+        }
     }
 
 private:
-    static bool before(const timer_node* a, const timer_node* b) noexcept {
-        return a->deadline < b->deadline ||
-               (a->deadline == b->deadline && a->sequence < b->sequence);
+    // A 4-ary heap of (deadline, node) pairs: comparing reads the array only (the
+    // nodes live in scattered coroutine frames), and the tree is half as deep as a
+    // binary one. Equal deadlines are ordered by the nodes' sequence numbers.
+    static constexpr std::size_t arity = 4;
+    struct entry {
+        std::chrono::steady_clock::time_point deadline;
+        timer_node* node;
+    };
+    static bool before(const entry& a, const entry& b) noexcept {
+        return a.deadline < b.deadline ||
+               (a.deadline == b.deadline && a.node->sequence < b.node->sequence);
     }
-    void place(std::size_t i, timer_node* n) noexcept {
-        nodes_[i] = n;
-        n->index = i;
+    void place(std::size_t i, const entry& e) noexcept {
+        entries_[i] = e;
+        e.node->index = i;
     }
     void sift_up(std::size_t i) noexcept {
-        timer_node* n = nodes_[i];
+        entry e = entries_[i];
         while (i > 0) {
-            std::size_t parent = (i - 1) / 2;
-            if (!before(n, nodes_[parent])) {
+            std::size_t parent = (i - 1) / arity;
+            if (!before(e, entries_[parent])) {
                 break;
             }
-            place(i, nodes_[parent]);
+            place(i, entries_[parent]);
             i = parent;
         }
-        place(i, n);
+        place(i, e);
     }
     void sift_down(std::size_t i) noexcept {
-        timer_node* n = nodes_[i];
-        std::size_t count = nodes_.size();
+        entry e = entries_[i];
+        std::size_t count = entries_.size();
         for (;;) {
-            std::size_t child = 2 * i + 1;
-            if (child >= count) {
+            std::size_t first = arity * i + 1;
+            if (first >= count) {
                 break;
             }
-            if (child + 1 < count && before(nodes_[child + 1], nodes_[child])) {
-                ++child;
+            std::size_t last = first + arity < count ? first + arity : count;
+            std::size_t best = first;
+            for (std::size_t c = first + 1; c < last; ++c) {
+                if (before(entries_[c], entries_[best])) {
+                    best = c;
+                }
             }
-            if (!before(nodes_[child], n)) {
+            if (!before(entries_[best], e)) {
                 break;
             }
-            place(i, nodes_[child]);
-            i = child;
+            place(i, entries_[best]);
+            i = best;
         }
-        place(i, n);
+        place(i, e);
     }
-    std::vector<timer_node*> nodes_;
+    std::vector<entry> entries_;
     std::uint64_t next_sequence_ = 0;
 };
 
