@@ -216,7 +216,29 @@ fragile make_fragile(int v) {
     return {v};
 }
 
+// A result without a default constructor (map keeps such results in optional slots
+// until the map is complete) that also owns memory.
+class labelled {
+public:
+    explicit labelled(std::string label) : label_(std::move(label)) {}
+    const std::string& label() const noexcept { return label_; }
+
+private:
+    std::string label_;
+};
+labelled make_labelled(int v) {
+    return labelled(std::string(static_cast<std::size_t>(v % 7), 'a') + std::to_string(v));
+}
+
 } // namespace
+
+template <>
+struct corio::serializer<labelled> {
+    static void write(corio::byte_writer& w, const labelled& l) { corio::serialize(w, l.label()); }
+    static labelled read(corio::byte_reader& r) {
+        return labelled(corio::deserialize<std::string>(r));
+    }
+};
 
 template <>
 struct corio::serializer<explosive> {
@@ -683,6 +705,29 @@ TEST_CASE("a large payload costs allocations linear in its size, in the caller a
         CHECK(there >= n);
         CHECK(there <= 3 * n + slack); // receive buffer, decoded argument, encoded result
     }
+}
+
+TEST_CASE("map returns results of a type without a default constructor, in input order",
+          "[process_pool][map]") {
+    static_assert(!std::is_default_constructible_v<labelled>);
+    corio::process_pool pool(2);
+    const std::vector<int> inputs = ps::iota_vector(1000);
+    for (const int chunksize : {1, 7, 1000}) {
+        const std::vector<labelled> out = pool.map(make_labelled, inputs, chunksize);
+        REQUIRE(out.size() == inputs.size());
+        for (std::size_t i = 0; i < out.size(); ++i)
+            CHECK(out[i].label() == make_labelled(inputs[i]).label());
+    }
+    // Default-constructible results are decoded in place. Arguments of varied sizes,
+    // short first: the frame buffer is sized from the first chunk, then grows.
+    std::vector<std::string> words;
+    for (const int v : inputs)
+        words.emplace_back(static_cast<std::size_t>(v % 50) * 10, 'w');
+    const std::vector<std::size_t> sizes = pool.map(
+        +[](std::string w) { return w.size(); }, words, 3);
+    REQUIRE(sizes.size() == words.size());
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+        CHECK(sizes[i] == words[i].size());
 }
 
 TEST_CASE("a C string argument travels as a std::string", "[process_pool][apply]") {

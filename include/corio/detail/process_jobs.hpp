@@ -71,6 +71,28 @@ protected:
         offsets_.push_back(w.size());
     }
 
+    /// Encodes `inputs` into one frame per chunk of `chunksize` items (the frames
+    /// of a map). The buffer is sized from the first chunk's bytes per item, so a
+    /// large map is not copied over and over as the buffer grows.
+    template <class In>
+    void add_chunks(call_target target, bool stop_on_error, const std::vector<In>& inputs,
+                    std::size_t chunksize) {
+        byte_writer w;
+        const std::size_t n = inputs.size();
+        offsets_.reserve((n + chunksize - 1) / chunksize + 1);
+        for (std::size_t b = 0; b < n; b += chunksize) {
+            const std::size_t e = std::min(n, b + chunksize);
+            add_chunk(w, target, stop_on_error, inputs.begin() + static_cast<std::ptrdiff_t>(b),
+                      inputs.begin() + static_cast<std::ptrdiff_t>(e));
+            if (b == 0 && e < n) {
+                const std::size_t per_item = w.size() / e + 1;
+                const std::size_t frames = (n - e + chunksize - 1) / chunksize;
+                w.reserve(per_item * (n - e) + frames * 64);
+            }
+        }
+        frames_ = w.take();
+    }
+
     std::string frames_;
     std::vector<std::size_t> offsets_{0};
 
@@ -138,16 +160,13 @@ public:
     process_map_job(call_target target, const std::vector<In>& inputs, std::size_t chunksize,
                     const progress_fn* progress, CB cb, ECB ecb)
         : n_(inputs.size()), chunksize_(chunksize), remaining_((n_ + chunksize - 1) / chunksize),
-          staging_(std::make_unique<std::optional<V>[]>(n_)),
           progress_(progress != nullptr && *progress ? progress : nullptr), cb_(std::move(cb)),
           ecb_(std::move(ecb)) {
-        byte_writer w;
-        offsets_.reserve(remaining_ + 1);
-        for (std::size_t b = 0; b < n_; b += chunksize_) {
-            add_chunk(w, target, true, inputs.begin() + static_cast<std::ptrdiff_t>(b),
-                      inputs.begin() + static_cast<std::ptrdiff_t>(std::min(n_, b + chunksize_)));
-        }
-        frames_ = w.take();
+        if constexpr (in_place)
+            results_.resize(n_);
+        else
+            staging_ = std::make_unique<std::optional<V>[]>(n_);
+        add_chunks(target, true, inputs, chunksize_);
     }
 
     void on_chunk(std::size_t k, byte_reader& r) noexcept override {
@@ -157,7 +176,10 @@ public:
                     fail(read_exception(r));
                     break; // the worker skipped the rest of the chunk
                 }
-                staging_[i].emplace(deserialize<V>(r));
+                if constexpr (in_place)
+                    results_[i] = deserialize<V>(r);
+                else
+                    staging_[i].emplace(deserialize<V>(r));
             }
         } catch (...) {
             fail(std::current_exception());
@@ -202,25 +224,36 @@ private:
         std::exception_ptr err = first_error_;
         if (!err) {
             try {
-                std::vector<V> out;
-                out.reserve(n_);
-                for (std::size_t i = 0; i < n_; ++i)
-                    out.push_back(std::move(*staging_[i]));
-                staging_.reset();
-                this->slot().emplace(std::move(out));
+                if constexpr (in_place) {
+                    this->slot().emplace(std::move(results_));
+                } else {
+                    std::vector<V> out;
+                    out.reserve(n_);
+                    for (std::size_t i = 0; i < n_; ++i)
+                        out.push_back(std::move(*staging_[i]));
+                    staging_.reset();
+                    this->slot().emplace(std::move(out));
+                }
             } catch (...) {
                 err = std::current_exception();
             }
         }
         staging_.reset();
+        results_ = {};
         complete_with_callbacks(static_cast<result_state<std::vector<V>>&>(*this), cb_, ecb_,
                                 std::move(err));
     }
 
+    // Results are decoded straight into their place in the final vector when V can
+    // be default-constructed and assigned; otherwise into optional slots first.
+    static constexpr bool in_place =
+        std::is_nothrow_default_constructible_v<V> && std::is_move_assignable_v<V>;
+
     const std::size_t n_;
     const std::size_t chunksize_;
     std::size_t remaining_;
-    std::unique_ptr<std::optional<V>[]> staging_;
+    std::vector<V> results_;                      // in_place
+    std::unique_ptr<std::optional<V>[]> staging_; // otherwise
     std::exception_ptr first_error_;
     const progress_fn* progress_;
     std::size_t items_reported_ = 0;
@@ -237,14 +270,7 @@ public:
     process_imap_job(call_target target, const std::vector<In>& inputs, std::size_t chunksize,
                      bool ordered)
         : imap_state<V>(inputs.size(), chunksize, ordered) {
-        byte_writer w;
-        const std::size_t n = inputs.size();
-        offsets_.reserve((n + chunksize - 1) / chunksize + 1);
-        for (std::size_t b = 0; b < n; b += chunksize) {
-            add_chunk(w, target, false, inputs.begin() + static_cast<std::ptrdiff_t>(b),
-                      inputs.begin() + static_cast<std::ptrdiff_t>(std::min(n, b + chunksize)));
-        }
-        frames_ = w.take();
+        add_chunks(target, false, inputs, chunksize);
     }
 
     using process_job::chunk_count;
