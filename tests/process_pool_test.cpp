@@ -849,21 +849,6 @@ TEST_CASE("without corio::init a threaded program gets an error that says to cal
     CHECK(child.exitcode() == 0);
 }
 
-namespace {
-corio::task<std::string> await_then_terminate(corio::process_pool* pool,
-                                              corio::async_result<int> res) {
-    auto waiter = corio::create_task(ps::await_one(res));
-    co_await corio::yield_now(); // the waiter suspends on the queued result
-    pool->terminate();
-    try {
-        (void)co_await waiter;
-        co_return "value";
-    } catch (const corio::pool_terminated&) {
-        co_return "pool_terminated";
-    }
-}
-} // namespace
-
 TEST_CASE("terminate kills busy workers, and queued and awaited results fail with pool_terminated",
           "[process_pool][terminate]") {
     watchdog dog("terminate");
@@ -878,7 +863,7 @@ TEST_CASE("terminate kills busy workers, and queued and awaited results fail wit
     auto mapped = pool.map_async(ps::square, ps::iota_vector(10));
     auto lazy = pool.imap(ps::square, ps::iota_vector(10));
     auto awaited = pool.apply_async(ps::square, 4);
-    CHECK(corio::run(await_then_terminate(&pool, awaited)) == "pool_terminated");
+    CHECK(corio::run(ps::await_terminated(&pool, awaited)) == "pool_terminated");
     for (auto* r : {&running1, &running2, &queued, &awaited}) {
         CHECK_FALSE(r->ready());
         r->wait(); // returns instead of hanging
