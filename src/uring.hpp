@@ -23,7 +23,16 @@ public:
     ~uring();
 
     /// Queues an SQE for `op`, or parks it if the submission queue is full.
-    void submit(uring_op& op) noexcept;
+    void submit(uring_op& op) noexcept {
+        // The common case inline: nothing parked ahead, no test limit, a free SQE.
+        if (pending_head_ == nullptr && sqe_limit_ == unlimited_submissions) [[likely]] {
+            if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]] {
+                start(op, *sqe);
+                return;
+            }
+        }
+        submit_slow(op);
+    }
     /// Cancels `op`: unparks it (completing it with -ECANCELED) or submits an
     /// IORING_OP_ASYNC_CANCEL; the op's own completion follows.
     void cancel(uring_op& op) noexcept;
@@ -72,10 +81,40 @@ public:
 
 private:
     io_uring_sqe* get_sqe() noexcept;
-    void start(uring_op& op, io_uring_sqe& sqe) noexcept;
+    void submit_slow(uring_op& op) noexcept;
+    void start(uring_op& op, io_uring_sqe& sqe) noexcept {
+        op.prep(op, sqe);
+        io_uring_sqe_set_data(&sqe, &op);
+        op.state = uring_op::op_state::in_flight;
+        op.draining = false;
+        op.prev_op = nullptr;
+        op.next_op = in_flight_head_;
+        if (in_flight_head_ != nullptr) {
+            in_flight_head_->prev_op = &op;
+        }
+        in_flight_head_ = &op;
+        ++in_flight_;
+    }
+    void unlink_in_flight(uring_op& op) noexcept {
+        if (op.prev_op != nullptr) {
+            op.prev_op->next_op = op.next_op;
+        } else {
+            in_flight_head_ = op.next_op;
+        }
+        if (op.next_op != nullptr) {
+            op.next_op->prev_op = op.prev_op;
+        }
+        op.prev_op = op.next_op = nullptr;
+        op.state = uring_op::op_state::idle;
+        --in_flight_;
+        if (op.draining || !parked_cancels_.empty()) [[unlikely]] {
+            unlink_rare(op);
+        }
+    }
+    void unlink_rare(uring_op& op) noexcept;
+    void dispatch(io_uring_cqe& cqe) noexcept;
     void park(uring_op& op) noexcept;
     void unpark(uring_op& op) noexcept;
-    void unlink_in_flight(uring_op& op) noexcept;
     void flush_parked() noexcept;
     void reap() noexcept;
     void arm_doorbell() noexcept;

@@ -265,6 +265,7 @@ private:
 
     void run_once(std::optional<std::chrono::nanoseconds> max_wait = std::nullopt);
     void run_ready(std::size_t count);
+    void run_ready_debug(std::size_t count);
     void drain_remote() noexcept;
     void expire_timers();
     void enter_running();
@@ -301,17 +302,10 @@ private:
     bool closing_ = false;
 };
 
-namespace detail {
-inline thread_local event_loop* running_loop = nullptr;
-}
-
 /// The loop running on this thread. Throws corio::error if none runs.
 /// **Thread safety:** reads a thread-local.
 inline event_loop& get_running_loop() {
-    if (detail::running_loop == nullptr) [[unlikely]] {
-        throw error("corio: no running event loop on this thread");
-    }
-    return *detail::running_loop;
+    return detail::loop_for_io();
 }
 
 /// asyncio.run: creates a loop, runs `t` to completion, cancels what is left, closes

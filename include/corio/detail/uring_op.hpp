@@ -48,7 +48,16 @@ struct uring_op {
     uring_op& operator=(const uring_op&) = delete;
 };
 
-event_loop& loop_for_io();
+/// The loop running on this thread (null if none); get_running_loop() reads it.
+inline thread_local event_loop* running_loop = nullptr;
+[[noreturn]] void throw_no_running_loop();
+/// The running loop, for an operation about to be awaited; throws corio::error if none.
+inline event_loop& loop_for_io() {
+    if (running_loop == nullptr) [[unlikely]] {
+        throw_no_running_loop();
+    }
+    return *running_loop;
+}
 void submit_op(event_loop& loop, uring_op& op) noexcept;
 void cancel_op(event_loop& loop, uring_op& op) noexcept;
 void schedule_on(event_loop& loop, std::coroutine_handle<> h, task_root* root);
@@ -125,12 +134,8 @@ protected:
     event_loop& loop() const noexcept { return *loop_; }
 
 private:
-    static void on_complete(uring_op& op, int res, unsigned flags) noexcept {
-        auto& self = static_cast<op_awaitable&>(op);
-        self.result_ = res;
-        self.flags_ = flags;
-        schedule_on(*self.loop_, self.waiter_, self.root_);
-    }
+    // Defined next to the ring (src/uring.cpp), where scheduling inlines.
+    static void on_complete(uring_op& op, int res, unsigned flags) noexcept;
     static void on_cancel(cancel_slot& slot) noexcept {
         auto* self = static_cast<op_awaitable*>(slot.context);
         cancel_op(*self->loop_, *self);
