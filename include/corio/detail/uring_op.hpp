@@ -16,6 +16,7 @@
 // `op_awaitable` adapts an op to co_await with corio's cancellation protocol.
 
 #include <corio/detail/cancel.hpp>
+#include <corio/detail/running_loop.hpp>
 #include <corio/error.hpp>
 
 #include <cerrno>
@@ -48,15 +49,9 @@ struct uring_op {
     uring_op& operator=(const uring_op&) = delete;
 };
 
-/// The loop running on this thread (null if none); get_running_loop() reads it.
-inline thread_local event_loop* running_loop = nullptr;
-[[noreturn]] void throw_no_running_loop();
 /// The running loop, for an operation about to be awaited; throws corio::error if none.
 inline event_loop& loop_for_io() {
-    if (running_loop == nullptr) [[unlikely]] {
-        throw_no_running_loop();
-    }
-    return *running_loop;
+    return get_running_loop();
 }
 void submit_op(event_loop& loop, uring_op& op) noexcept;
 void cancel_op(event_loop& loop, uring_op& op) noexcept;

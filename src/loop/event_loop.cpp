@@ -1,4 +1,4 @@
-#include "uring.hpp"
+#include "ring/uring.hpp"
 
 #include <corio/detail/loop_access.hpp>
 #include <corio/event_loop.hpp>
@@ -19,9 +19,6 @@ void loop_access::register_task(event_loop& loop, task_record& t) noexcept {
     loop.tasks_.push_back(t.pending_hook);
 }
 
-void throw_no_running_loop() {
-    throw error("corio: no running event loop on this thread");
-}
 void schedule_on(event_loop& loop, std::coroutine_handle<> h, task_root* root) {
     loop.schedule(h, root);
 }
