@@ -57,6 +57,11 @@ class signal_registry;
 class future_state_base;
 class task_record;
 struct loop_access;
+/// create_task's work, shared by the member and the free function (the task handle
+/// and the name are passed on, not moved into new parameters at each call level).
+template <class T>
+future<T> spawn_task(event_loop& loop, task<T>& t, std::string&& name,
+                     corio::source_location where);
 
 /// A scheduled callback (call_soon / call_later / call_at / call_soon_threadsafe).
 struct callback_state : remote_node {
@@ -230,6 +235,9 @@ private:
     friend class timer_handle;
     friend void detail::submit_op(event_loop&, detail::uring_op&) noexcept;
     friend void detail::cancel_op(event_loop&, detail::uring_op&) noexcept;
+    template <class T>
+    friend future<T> detail::spawn_task(event_loop&, task<T>&, std::string&&,
+                                        corio::source_location);
 
     void run_once(std::optional<std::chrono::nanoseconds> max_wait = std::nullopt);
     void run_ready(std::size_t count);
@@ -283,19 +291,27 @@ std::vector<task_handle> all_tasks();
 
 // ---- templates that need future<T> ------------------------------------------------
 
+namespace detail {
 template <class T>
-future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
+future<T> spawn_task(event_loop& loop, task<T>& t, std::string&& name,
+                     corio::source_location where) {
     CORIO_ASSERT(static_cast<bool>(t), "create_task of an empty or moved-from corio::task");
-    if (closed_) {
+    if (loop.closed_) {
         throw error("corio: create_task on a closed event loop");
     }
-    if (options_.debug && std::this_thread::get_id() != owner_) {
+    if (loop.options_.debug && std::this_thread::get_id() != loop.owner_) {
         throw error("corio: create_task called from a thread other than the loop's");
     }
-    auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
-    spawn_state(state); // the loop keeps the initial reference until the task ends
+    auto* state = new task_state<T>(loop, t.release(), std::move(name), where);
+    loop.spawn_state(state); // the loop keeps the initial reference until the task ends
     state->add_ref();
-    return future<T>(static_cast<detail::future_state_base*>(state));
+    return future<T>(static_cast<future_state_base*>(state));
+}
+} // namespace detail
+
+template <class T>
+future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
+    return detail::spawn_task(*this, t, std::move(name), where);
 }
 
 /// Schedules `t` as a task on the running loop (asyncio.create_task). The returned
@@ -305,7 +321,7 @@ future<T> event_loop::create_task(task<T> t, std::string name, corio::source_loc
 template <class T>
 future<T> create_task(task<T> t, std::string name = {},
                       corio::source_location where = corio::source_location::current()) {
-    return get_running_loop().create_task(std::move(t), std::move(name), where);
+    return detail::spawn_task(get_running_loop(), t, std::move(name), where);
 }
 
 template <class T>
