@@ -117,6 +117,9 @@ public:
     explicit script(std::string text) : text_(std::move(text)) {}
     /// The Lua source. **Thread safety:** any thread.
     [[nodiscard]] const std::string& text() const noexcept { return text_; }
+    /// Its SHA1 once a connection loaded it (`connection::load`), else empty.
+    /// **Thread safety:** as its class.
+    [[nodiscard]] const std::string& sha() const noexcept { return sha_; }
 
 private:
     friend class connection;
@@ -209,6 +212,12 @@ public:
     /// **Thread safety:** loop thread; `s` must outlive the call.
     [[nodiscard]] task<reply> evalsha(script& s, std::vector<std::string> keys,
                                       std::vector<std::string> args);
+
+    /// Loads `s` on the server (`SCRIPT LOAD`) and remembers its SHA1 in `s`, for
+    /// callers that put `EVALSHA` commands in a `pipeline()`. Throws `redis::error`
+    /// for a script that does not compile.
+    /// **Thread safety:** loop thread.
+    [[nodiscard]] task<> load(script& s);
 
     /// Closes the socket; pending commands fail with `redis::error`. Idempotent.
     /// **Thread safety:** loop thread.

@@ -492,6 +492,11 @@ task<std::vector<reply>> connection::pipeline(std::vector<std::vector<std::strin
     co_return out;
 }
 
+task<> connection::load(script& sc) {
+    reply sha = co_await command("SCRIPT", "LOAD", sc.text_);
+    sc.sha_ = sha.str();
+}
+
 task<reply> connection::evalsha(script& sc, std::vector<std::string> keys,
                                 std::vector<std::string> args) {
     for (int attempt = 0;; ++attempt) {
