@@ -277,7 +277,9 @@ TEST_CASE("a worker SIGKILLed mid-job: another reruns it, attempt 2, and no proc
     marker_dir dir;
     auto a = std::make_unique<worker_process>(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q", .lease = 1s});
-    auto [id, result] = pool.submit(hold, dir.path, 42);
+    auto submitted1 = pool.submit(hold, dir.path, 42);
+    const std::string id = submitted1.first; // (clang 14: no lambda capture of bindings)
+    auto& result = submitted1.second;
     REQUIRE(eventually([&] { return dir.started(1); }));
     std::vector<pid_t> family = descendants(a->pid());
     CHECK(family.size() >= 2); // the fork server and the job's process
@@ -334,7 +336,9 @@ TEST_CASE("a queued job and a running job can be cancelled", "[redis_pool][cance
     redis_server server;
     marker_dir dir;
     corio::redis_pool pool(server.url(), {.queue = "q"});
-    auto [queued_id, queued] = pool.submit(square, 4);
+    auto submitted2 = pool.submit(square, 4);
+    const std::string queued_id = submitted2.first; // (clang 14: no lambda capture of bindings)
+    auto& queued = submitted2.second;
     CHECK(pool.counts().queued == 1);
     CHECK(pool.cancel(queued_id));
     CHECK_THROWS_AS(queued.get(), corio::cancelled_error);
@@ -343,7 +347,9 @@ TEST_CASE("a queued job and a running job can be cancelled", "[redis_pool][cance
     CHECK_FALSE(pool.cancel("no-such-job"));
 
     worker_process w(server.url(), "q");
-    auto [running_id, running] = pool.submit(hold, dir.path, 5);
+    auto submitted3 = pool.submit(hold, dir.path, 5);
+    const std::string running_id = submitted3.first; // (clang 14: no lambda capture of bindings)
+    auto& running = submitted3.second;
     REQUIRE(eventually([&] { return dir.started(1); }));
     CHECK(pool.cancel(running_id));
     CHECK_THROWS_AS(running.get(), corio::cancelled_error);
@@ -354,7 +360,9 @@ TEST_CASE("results expire after their TTL", "[redis_pool][ttl]") {
     redis_server server;
     worker_process w(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q", .result_ttl = 400ms});
-    auto [id, r] = pool.submit(square, 2);
+    auto submitted4 = pool.submit(square, 2);
+    const std::string id = submitted4.first; // (clang 14: no lambda capture of bindings)
+    auto& r = submitted4.second;
     CHECK(r.get() == 4);
     const long long ttl = query(server.url(), {"PTTL", "corio:job:" + id}).integer();
     CHECK(ttl > 0);
@@ -401,7 +409,9 @@ TEST_CASE("SIGTERM: the worker hands its job back and exits 0; another finishes 
     marker_dir dir;
     worker_process a(server.url(), "q", 1, true, 200);
     corio::redis_pool pool(server.url(), {.queue = "q"});
-    auto [id, r] = pool.submit(hold, dir.path, 7);
+    auto submitted5 = pool.submit(hold, dir.path, 7);
+    const std::string id = submitted5.first; // (clang 14: no lambda capture of bindings)
+    auto& r = submitted5.second;
     REQUIRE(eventually([&] { return dir.started(1); }));
     a.signal(SIGTERM);
     CHECK(a.wait() == 0);

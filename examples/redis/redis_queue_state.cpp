@@ -42,7 +42,9 @@ int main(int argc, char** argv) {
     }
     // A job on a queue nobody serves stays queued until it is cancelled.
     corio::redis_pool idle(server.url(), {.queue = "nobody-serves-this"});
-    auto [id, waiting] = idle.submit(jobs::square, 3);
+    auto submitted1 = idle.submit(jobs::square, 3);
+    const std::string id = submitted1.first; // (clang 14: no lambda capture of bindings)
+    auto& waiting = submitted1.second;
     print_state(idle);
     std::printf("cancel %s: %s\n", id.c_str(), idle.cancel(id) ? "yes" : "no");
     try {
