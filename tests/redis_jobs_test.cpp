@@ -116,7 +116,7 @@ struct marker_dir {
 // Waits for a condition another process brings about (a worker starting a job): the
 // test's only way to learn it, polled with a bound.
 template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds bound = 20s) {
+bool eventually(Pred pred, std::chrono::milliseconds bound = 60s) {
     const auto deadline = std::chrono::steady_clock::now() + bound;
     while (!pred()) {
         if (std::chrono::steady_clock::now() > deadline) {
@@ -152,6 +152,13 @@ std::vector<pid_t> descendants(pid_t pid) {
     return out;
 }
 
+// A failed REQUIRE must not leave the pool's destructor waiting for a job that a
+// held or killed worker will never finish: terminate at the end of the test.
+struct terminate_at_exit {
+    corio::redis_pool& pool;
+    ~terminate_at_exit() { pool.terminate(); }
+};
+
 bool gone(pid_t pid) {
     // A reaped or zombie process (its parent died: init reaps it).
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -165,6 +172,7 @@ TEST_CASE("map over 3 worker processes equals the serial map", "[redis_pool][map
     redis_server server;
     worker_process w1(server.url(), "q"), w2(server.url(), "q"), w3(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q"});
+    terminate_at_exit pool_guard{pool};
     std::vector<int> in(1000);
     std::iota(in.begin(), in.end(), -500);
     std::vector<int> serial;
@@ -188,7 +196,7 @@ TEST_CASE("map over 3 worker processes equals the serial map", "[redis_pool][map
     CHECK(unordered == std::multiset<int>(serial.begin(), serial.end()));
     std::atomic<int> seen{0};
     auto r = pool.apply_async(square, 9, corio::callback([&](int v) { seen = v; }));
-    CHECK(r.get() == 81);
+    CHECK(r.get(60s) == 81);
     CHECK(seen.load() == 81);
     pool.apply(nothing);
     CHECK(pool.map(square, std::vector<int>{}).empty());
@@ -211,6 +219,7 @@ TEST_CASE("exceptions reach the caller with their type and message; failed jobs 
     redis_server server;
     worker_process w(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q"});
+    terminate_at_exit pool_guard{pool};
     try {
         pool.apply(fail_with, 7);
         FAIL("no exception");
@@ -227,7 +236,7 @@ TEST_CASE("exceptions reach the caller with their type and message; failed jobs 
     std::exception_ptr seen;
     auto r = pool.apply_async(fail_with, 3,
                               corio::error_callback([&](std::exception_ptr e) { seen = e; }));
-    CHECK_THROWS_AS(r.get(), std::invalid_argument);
+    CHECK_THROWS_AS(r.get(60s), std::invalid_argument);
     CHECK(seen != nullptr);
     CHECK_THROWS_AS(pool.map(fail_with, std::vector<int>{1, 2, 3}), std::invalid_argument);
     auto failed = pool.failed_jobs();
@@ -254,6 +263,7 @@ TEST_CASE("an unregistered or mistyped function fails its job, naming it; the wo
     redis_server server;
     worker_process w(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q"});
+    terminate_at_exit pool_guard{pool};
     try {
         pool.apply(only_in_client, 1);
         FAIL("no exception");
@@ -277,6 +287,7 @@ TEST_CASE("a worker SIGKILLed mid-job: another reruns it, attempt 2, and no proc
     marker_dir dir;
     auto a = std::make_unique<worker_process>(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q", .lease = 1s});
+    terminate_at_exit pool_guard{pool};
     auto submitted1 = pool.submit(hold, dir.path, 42);
     const std::string id = submitted1.first; // (clang 14: no lambda capture of bindings)
     auto& result = submitted1.second;
@@ -289,7 +300,7 @@ TEST_CASE("a worker SIGKILLed mid-job: another reruns it, attempt 2, and no proc
     worker_process b(server.url(), "q");
     REQUIRE(eventually([&] { return dir.started(2); }));
     dir.release();
-    CHECK(result.get() == 42);
+    CHECK(result.get(60s) == 42);
     CHECK(query(server.url(), {"HGET", "corio:job:" + id, "attempts"}).str() == "2");
 }
 
@@ -299,13 +310,14 @@ TEST_CASE("past max_retries a lost job fails with worker_lost_error and is dead-
     marker_dir dir;
     worker_process a(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q", .max_retries = 0, .lease = 500ms});
+    terminate_at_exit pool_guard{pool};
     auto result = pool.apply_async(hold, dir.path, 1);
     REQUIRE(eventually([&] { return dir.started(1); }));
     a.signal(SIGKILL);
     a.wait();
     worker_process b(server.url(), "q"); // its reaper finds the dead worker
     try {
-        result.get();
+        result.get(60s);
         FAIL("no exception");
     } catch (const corio::worker_lost_error& e) {
         CHECK(std::string(e.what()).find("max_retries is 0") != std::string::npos);
@@ -323,6 +335,7 @@ TEST_CASE("a job over its timeout is killed and fails with timeout_error",
     redis_server server;
     worker_process w(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q", .job_timeout = 300ms});
+    terminate_at_exit pool_guard{pool};
     const auto start = std::chrono::steady_clock::now();
     CHECK_THROWS_AS(pool.apply(sleep_ms, 20000), corio::timeout_error);
     CHECK(std::chrono::steady_clock::now() - start >= 300ms);
@@ -336,12 +349,13 @@ TEST_CASE("a queued job and a running job can be cancelled", "[redis_pool][cance
     redis_server server;
     marker_dir dir;
     corio::redis_pool pool(server.url(), {.queue = "q"});
+    terminate_at_exit pool_guard{pool};
     auto submitted2 = pool.submit(square, 4);
     const std::string queued_id = submitted2.first; // (clang 14: no lambda capture of bindings)
     auto& queued = submitted2.second;
     CHECK(pool.counts().queued == 1);
     CHECK(pool.cancel(queued_id));
-    CHECK_THROWS_AS(queued.get(), corio::cancelled_error);
+    CHECK_THROWS_AS(queued.get(60s), corio::cancelled_error);
     CHECK(pool.counts().queued == 0);
     CHECK_FALSE(pool.cancel(queued_id)); // already cancelled
     CHECK_FALSE(pool.cancel("no-such-job"));
@@ -352,7 +366,7 @@ TEST_CASE("a queued job and a running job can be cancelled", "[redis_pool][cance
     auto& running = submitted3.second;
     REQUIRE(eventually([&] { return dir.started(1); }));
     CHECK(pool.cancel(running_id));
-    CHECK_THROWS_AS(running.get(), corio::cancelled_error);
+    CHECK_THROWS_AS(running.get(60s), corio::cancelled_error);
     CHECK(pool.apply(square, 6) == 36); // the worker serves on
 }
 
@@ -360,10 +374,11 @@ TEST_CASE("results expire after their TTL", "[redis_pool][ttl]") {
     redis_server server;
     worker_process w(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q", .result_ttl = 400ms});
+    terminate_at_exit pool_guard{pool};
     auto submitted4 = pool.submit(square, 2);
     const std::string id = submitted4.first; // (clang 14: no lambda capture of bindings)
     auto& r = submitted4.second;
-    CHECK(r.get() == 4);
+    CHECK(r.get(60s) == 4);
     const long long ttl = query(server.url(), {"PTTL", "corio:job:" + id}).integer();
     CHECK(ttl > 0);
     CHECK(ttl <= 400);
@@ -378,6 +393,7 @@ TEST_CASE("Redis restarted with AOF during a run: nothing is lost", "[redis_pool
     redis_server server({.aof = true});
     worker_process w(server.url(), "q", 2);
     corio::redis_pool pool(server.url(), {.queue = "q"});
+    terminate_at_exit pool_guard{pool};
     std::vector<int> in(40, 30);
     auto res = pool.map_async(sleep_ms, in, 1);
     REQUIRE(eventually([&] {
@@ -385,7 +401,7 @@ TEST_CASE("Redis restarted with AOF during a run: nothing is lost", "[redis_pool
                "0";
     }));
     server.restart();
-    CHECK(res.get() == in);
+    CHECK(res.get(60s) == in);
 }
 
 TEST_CASE("Redis restarted without persistence: every caller still gets its result",
@@ -393,6 +409,7 @@ TEST_CASE("Redis restarted without persistence: every caller still gets its resu
     redis_server server;
     worker_process w(server.url(), "q", 2);
     corio::redis_pool pool(server.url(), {.queue = "q"});
+    terminate_at_exit pool_guard{pool};
     std::vector<int> in(40, 30);
     auto res = pool.map_async(sleep_ms, in, 1);
     REQUIRE(eventually([&] {
@@ -400,7 +417,7 @@ TEST_CASE("Redis restarted without persistence: every caller still gets its resu
                "0";
     }));
     server.restart();
-    CHECK(res.get() == in);
+    CHECK(res.get(60s) == in);
 }
 
 TEST_CASE("SIGTERM: the worker hands its job back and exits 0; another finishes it",
@@ -409,6 +426,7 @@ TEST_CASE("SIGTERM: the worker hands its job back and exits 0; another finishes 
     marker_dir dir;
     worker_process a(server.url(), "q", 1, true, 200);
     corio::redis_pool pool(server.url(), {.queue = "q"});
+    terminate_at_exit pool_guard{pool};
     auto submitted5 = pool.submit(hold, dir.path, 7);
     const std::string id = submitted5.first; // (clang 14: no lambda capture of bindings)
     auto& r = submitted5.second;
@@ -419,7 +437,7 @@ TEST_CASE("SIGTERM: the worker hands its job back and exits 0; another finishes 
     worker_process b(server.url(), "q");
     REQUIRE(eventually([&] { return dir.started(2); }));
     dir.release();
-    CHECK(r.get() == 7);
+    CHECK(r.get(60s) == 7);
 }
 
 TEST_CASE("two clients share the workers and each gets only its own results",
@@ -427,14 +445,16 @@ TEST_CASE("two clients share the workers and each gets only its own results",
     redis_server server;
     worker_process w1(server.url(), "q", 2), w2(server.url(), "q", 2, false);
     corio::redis_pool p1(server.url(), {.queue = "q"});
+    terminate_at_exit p1_guard{p1};
     corio::redis_pool p2(server.url(), {.queue = "q"});
+    terminate_at_exit p2_guard{p2};
     std::vector<int> a(300), b(300);
     std::iota(a.begin(), a.end(), 0);
     std::iota(b.begin(), b.end(), 1000);
     auto ra = p1.map_async(square, a, 1);
     auto rb = p2.map_async(square, b, 1);
-    auto va = ra.get();
-    auto vb = rb.get();
+    auto va = ra.get(60s);
+    auto vb = rb.get(60s);
     for (std::size_t i = 0; i < a.size(); ++i) {
         CHECK(va[i] == a[i] * a[i]);
         CHECK(vb[i] == b[i] * b[i]);
@@ -445,6 +465,7 @@ TEST_CASE("a 10 MiB payload round-trips intact", "[redis_pool][large]") {
     redis_server server;
     worker_process w(server.url(), "q");
     corio::redis_pool pool(server.url(), {.queue = "q"});
+    terminate_at_exit pool_guard{pool};
     std::string big(10 << 20, '\0');
     for (std::size_t i = 0; i < big.size(); ++i) {
         big[i] = static_cast<char>((i * 7919) >> 3);
@@ -469,4 +490,19 @@ TEST_CASE("an unreachable Redis fails the pool's constructor naming the URL, in 
     CHECK(std::chrono::steady_clock::now() - start < 10s);
     CHECK_THROWS_AS(corio::redis_pool("http://x"), redis::error);
     CHECK_THROWS_AS(corio::redis_worker("redis://h", {.queues = {}}), corio::error);
+}
+
+TEST_CASE("terminate fails what the pool waits for with pool_terminated and cancels the jobs",
+          "[redis_pool][terminate]") {
+    redis_server server;
+    corio::redis_pool pool(server.url(), {.queue = "q"}); // no worker: the jobs stay queued
+    auto r = pool.apply_async(square, 2);
+    auto m = pool.map_async(square, std::vector<int>{1, 2, 3}, 1);
+    CHECK(pool.counts().queued == 4); // sent before this call, on the same connection
+    pool.terminate();
+    CHECK_THROWS_AS(r.get(10s), corio::pool_terminated);
+    CHECK_THROWS_AS(m.get(10s), corio::pool_terminated);
+    CHECK_THROWS_AS(pool.apply_async(square, 1), corio::pool_not_running);
+    pool.join();
+    CHECK(query(server.url(), {"LLEN", "corio:{q}:ready"}).integer() == 0);
 }
