@@ -7,12 +7,15 @@
 ///
 /// ```cpp
 /// #include <corio/format.hpp>
-/// fmt::print("{}\n", corio::current_task());            // worker-3 (pending)
-/// fmt::print("{}\n", outcome);                          // 42, or corio::timeout_error("corio:
-/// timed out") fmt::print("{:t}\n", err);                            // corio::queue_full: corio:
-/// queue is full fmt::print("{}\n", stream.remote_endpoint());         // 127.0.0.1:4242
+/// fmt::print("{}\n", corio::current_task());  // worker-3 (pending)
+/// fmt::print("{}\n", outcome);                // 42, or timeout_error("...")
+/// fmt::print("{:t}\n", err);                  // corio::queue_full: ...
+/// fmt::print("{}\n", stream.remote_endpoint()); // 127.0.0.1:4242
 /// fmt::print("{}\n", corio::exit_status(p.exitcode())); // killed by signal 9 (SIGKILL)
 /// ```
+///
+/// corio links fmt privately: a target that includes this header links `fmt::fmt`
+/// itself.
 ///
 /// Format specifications: `{}` everywhere; `{:n}` for a task handle's name alone;
 /// `{:t}` for an exception with its type name. Any other specification throws
