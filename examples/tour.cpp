@@ -20,6 +20,7 @@
 #include <exception>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,8 @@
 
 #if CORIO_TOUR_REDIS
 #include <corio/redis_pool.hpp>
+
+#include "redis/redis_server.hpp" // a private redis-server, stopped at the end
 #endif
 
 using namespace std::chrono_literals;
@@ -500,9 +503,62 @@ void table_in_parallel() {
 // ---------------------------------------------------------------------------------
 // 10. The Redis pool: RQ's place in the walkthrough.
 
+#if CORIO_TOUR_REDIS
+int cube(int x) {
+    return x * x * x;
+}
+CORIO_REMOTE(cube); // registered by name in the client and in the workers
+
+// A worker process: serves the queue until SIGTERM (graceful), then returns.
+void serve_jobs(std::string url) {
+    corio::redis_worker worker(url, {.concurrency = 2, .use_processes = false});
+    worker.run();
+}
+#endif
+
 void redis() {
     heading("The Redis pool against a private redis-server", "RQ: Redis Queue");
 #if CORIO_TOUR_REDIS
+    std::optional<corio_example::redis_server> server;
+    try {
+        server.emplace(corio_example::redis_server_options{.unix_socket = true});
+    } catch (const std::exception& e) {
+        fmt::print("   skipped: no private redis-server could start ({}; apt-get install "
+                   "redis-server)\n",
+                   e.what());
+        return;
+    }
+    std::vector<corio::process> workers;
+    for (int i = 0; i < 2; ++i) {
+        workers.emplace_back(serve_jobs, server->url());
+        workers.back().start();
+    }
+    std::vector<int> xs(100);
+    std::iota(xs.begin(), xs.end(), 1);
+    std::vector<int> cubes;
+    int one = 0;
+    {
+        corio::redis_pool pool(server->url()); // Queue(connection=Redis(...))
+        auto job = pool.apply_async(cube, 7);  // q.enqueue(cube, 7)
+        cubes = pool.map(cube, xs, 10);        // jobs of 10 items each
+        one = job.get();                       // job.result
+    }
+    long long sum = 0;
+    for (int c : cubes) {
+        sum += c;
+    }
+    fmt::print("   {} on {}, 2 worker processes\n", "redis-server", server->url());
+    fmt::print("   apply_async(cube, 7) = {}; map(cube, 1..100) sums to {}\n", one, sum);
+    std::vector<corio::exit_status> statuses;
+    for (auto& w : workers) {
+        w.terminate(); // SIGTERM: finish running jobs, hand back the rest, return
+        w.join();
+        statuses.emplace_back(w.exitcode());
+    }
+    fmt::print("   workers stopped with SIGTERM: {}\n", fmt::join(statuses, ", "));
+    check(one == 343 && sum == 25502500, "the Redis pool's results");
+    check(std::all_of(workers.begin(), workers.end(), [](auto& w) { return w.exitcode() == 0; }),
+          "the workers stop gracefully");
 #else
     // CMake defines CORIO_TOUR_REDIS when corio's Redis module is built (hiredis found
     // and CORIO_REDIS on).
