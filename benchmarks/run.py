@@ -618,7 +618,7 @@ def draw_chart(doc, path, doc_file=None):
     ax.set_title(f"corio benchmarks, {doc.get('date', '')}\n{doc.get('machine', '')}", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     print(f"# chart written to {path}", flush=True)
 
