@@ -24,5 +24,6 @@
 #include <corio/sync.hpp>
 #include <corio/task.hpp>
 #include <corio/task_group.hpp>
+#include <corio/timeout.hpp>
 #include <corio/thread_pool.hpp>
 #include <corio/to_thread.hpp>
