@@ -381,3 +381,72 @@ TEST_CASE("uncancel to zero drops a cancel not yet delivered", "[future][task][c
     CHECK(t.uncancel() == 0);
     CHECK(loop.run_until_complete(t) == 5);
 }
+
+// ---- eager tasks ---------------------------------------------------------------------
+
+TEST_CASE("an eager task runs its first step inside create_eager_task", "[future][task][eager]") {
+    std::vector<std::string> order;
+    auto body = [](std::vector<std::string>& o) -> corio::task<> {
+        auto quick = [](std::vector<std::string>& o2) -> corio::task<int> {
+            o2.push_back("quick ran as " + corio::current_task().name());
+            co_return 1;
+        };
+        auto slow = [](std::vector<std::string>& o2) -> corio::task<int> {
+            o2.push_back("slow first step");
+            co_await corio::yield_now();
+            o2.push_back("slow second step");
+            co_return 2;
+        };
+        auto q = corio::create_eager_task(quick(o), "quick");
+        o.push_back("after create quick");
+        CHECK(q.done()); // finished without ever being queued
+        CHECK(q.result() == 1);
+        auto s = corio::create_eager_task(slow(o));
+        o.push_back("after create slow");
+        CHECK_FALSE(s.done());
+        CHECK(corio::current_task().name() != "quick"); // the caller's task again
+        CHECK(co_await s == 2);
+        // A lazy task, for contrast, has not run yet when create_task returns.
+        auto lazy = corio::create_task(quick(o), "lazy");
+        o.push_back("after create lazy");
+        co_await lazy;
+    };
+    corio::run(body(order));
+    CHECK(order == std::vector<std::string>{"quick ran as quick", "after create quick",
+                                            "slow first step", "after create slow",
+                                            "slow second step", "after create lazy",
+                                            "quick ran as lazy"});
+}
+
+TEST_CASE("an eager task's exception and cancellation behave as a lazy task's",
+          "[future][task][eager][error]") {
+    corio::event_loop loop;
+    loop.run_until_complete([]() -> corio::task<> {
+        auto failing = [](bool fail) -> corio::task<int> {
+            if (fail) {
+                throw std::runtime_error("eager failure");
+            }
+            co_return 0;
+        };
+        auto f = corio::create_eager_task(failing(true));
+        CHECK(f.done());
+        CHECK_THROWS_WITH(co_await f, "eager failure");
+        auto sleeper = []() -> corio::task<int> {
+            co_await corio::sleep(10s);
+            co_return 0;
+        };
+        auto s = corio::create_eager_task(sleeper());
+        CHECK(s.cancel("stop"));
+        CHECK_THROWS_WITH(co_await s, "stop");
+    }());
+    // Not running: create_eager_task schedules as create_task does.
+    bool ran = false;
+    auto t = loop.create_eager_task([](bool& r) -> corio::task<> {
+        r = true;
+        co_return;
+    }(ran));
+    CHECK_FALSE(ran);
+    loop.run_until_complete(t);
+    CHECK(ran);
+    CHECK_THROWS_AS(corio::create_eager_task(one_step()), corio::error); // no loop
+}

@@ -24,6 +24,7 @@
 #include <corio/sync.hpp>
 #include <corio/task.hpp>
 #include <corio/task_group.hpp>
+#include <corio/threadsafe.hpp>
 #include <corio/timeout.hpp>
 #include <corio/thread_pool.hpp>
 #include <corio/to_thread.hpp>

@@ -40,6 +40,14 @@ public:
     using error::error;
 };
 
+/// Thrown by `corio::run` when Ctrl+C (SIGINT) interrupted the main task, after the
+/// task finished its cleanup and the loop closed (Python's KeyboardInterrupt).
+class keyboard_interrupt : public error {
+public:
+    keyboard_interrupt() : error("corio: interrupted by SIGINT (Ctrl+C)") {}
+    using error::error;
+};
+
 /// A future's result or exception was read before it was set (asyncio.InvalidStateError).
 class invalid_state_error : public error {
 public:
