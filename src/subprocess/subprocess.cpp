@@ -6,10 +6,10 @@
 // Uses the loop (get_running_loop), the I/O layer's byte_stream and its per-ring
 // state (io_context: the reaper is a multishot_state, freed with the ring).
 
-#include "../io_context.hpp"
+#include "net/io_context.hpp"
+#include "ring/io_ops.hpp"
 
 #include <corio/combinators.hpp>
-#include <corio/detail/io_ops.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/subprocess.hpp>
 

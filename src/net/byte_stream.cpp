@@ -3,10 +3,11 @@
 // errors of its reads. Sockets receive through the loop's multishot provided-buffer
 // receive where the kernel has it; everything else reads and writes plainly.
 
-#include "../io_context.hpp"
+#include "net/io_context.hpp"
+#include "net/socket_ops.hpp"
 
+#include "ring/io_ops.hpp"
 #include <corio/byte_stream.hpp>
-#include <corio/detail/io_ops.hpp>
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,17 +22,10 @@
 
 namespace corio {
 
+using detail::io_len;
+using detail::throw_errno;
+
 namespace {
-
-[[noreturn]] void throw_errno(int err, const char* what) {
-    throw std::system_error(err, std::system_category(), what);
-}
-
-constexpr std::size_t max_io = std::size_t{1} << 30;
-
-std::uint32_t io_len(std::size_t n) noexcept {
-    return static_cast<std::uint32_t>(std::min(n, max_io));
-}
 
 // Reads and writes at the current position: the offset of a stream is ignored.
 constexpr std::uint64_t current_position = ~std::uint64_t{0};
