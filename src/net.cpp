@@ -268,14 +268,20 @@ socket_stream::~socket_stream() {
 }
 
 void socket_stream::close() noexcept {
+    // A request in flight holds the file: closing the descriptor alone would not
+    // end it. Cancelled, it ends with EBADF. The kernel drops its reference only
+    // when the cancellation completes (a later loop iteration), so the connection
+    // is shut down here: the peer sees end of stream when close() returns.
+    const bool in_kernel = recv_ != nullptr || reading_ != nullptr || writing_ != nullptr;
     if (recv_ != nullptr) {
         std::exchange(recv_, nullptr)->orphan();
     }
-    // A request in flight holds the file: closing the descriptor alone would not
-    // end it. Cancelled, it ends with EBADF.
     detail::closable_op::abort(reading_);
     detail::closable_op::abort(writing_);
     if (fd_ >= 0) {
+        if (in_kernel) {
+            ::shutdown(fd_, SHUT_RDWR);
+        }
         ::close(std::exchange(fd_, -1));
     }
     rbuf_.clear();
@@ -543,11 +549,15 @@ socket_acceptor::~socket_acceptor() {
 }
 
 void socket_acceptor::close() noexcept {
+    const bool in_kernel = state_ != nullptr || accepting_ != nullptr;
     if (state_ != nullptr) {
         std::exchange(state_, nullptr)->orphan();
     }
     closable_op::abort(accepting_); // see socket_stream::close()
     if (fd_ >= 0) {
+        if (in_kernel) {
+            ::shutdown(fd_, SHUT_RDWR); // stops listening now, not when the cancel lands
+        }
         ::close(std::exchange(fd_, -1));
     }
 }

@@ -291,7 +291,7 @@ future<T> event_loop::create_task(task<T> t, std::string name, corio::source_loc
     if (closed_) {
         throw error("corio: create_task on a closed event loop");
     }
-    if (options_.debug && std::this_thread::get_id() != owner_) {
+    if (std::this_thread::get_id() != owner_) [[unlikely]] {
         throw error("corio: create_task called from a thread other than the loop's");
     }
     auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
@@ -327,6 +327,7 @@ T event_loop::run_until_complete(task<T> t) {
     if (closed_) {
         throw error("corio: run_until_complete on a closed event loop");
     }
+    check_can_run(); // before the task exists: a refused call leaves nothing behind
     return run_until_complete(create_task(std::move(t)));
 }
 

@@ -186,7 +186,9 @@ public:
     /// Throws std::system_error ("shutdown").
     /// **Thread safety:** loop thread.
     void shutdown_write();
-    /// Closes the socket at once and drops the read-ahead; no effect if closed. A
+    /// Closes the socket at once and drops the read-ahead; no effect if closed. The
+    /// connection is shut down when close() returns (the peer reads end of stream),
+    /// even while the kernel still finishes cancelling a request in flight. A
     /// read or write waiting on the socket is cancelled in the kernel and fails with
     /// std::system_error EBADF ("recv", "send"), unless it completed first.
     /// **Thread safety:** loop thread.
@@ -324,8 +326,9 @@ public:
     /// The bound address. Throws std::system_error ("getsockname").
     /// **Thread safety:** any thread.
     endpoint local_endpoint() const;
-    /// Stops listening; no effect if closed. An accept waiting on the listener is
-    /// cancelled in the kernel and fails with std::system_error EBADF ("accept").
+    /// Stops listening when it returns (new connections are refused); no effect if
+    /// closed. An accept waiting on the listener is cancelled in the kernel and fails
+    /// with std::system_error EBADF ("accept").
     /// **Thread safety:** loop thread.
     void close() noexcept { acceptor_.close(); }
     /// The descriptor, or -1.
