@@ -1,5 +1,5 @@
 // corio::process: a call in a child of the fork server.
-#include <corio/detail/fork_server.hpp>
+#include "process/fork_server.hpp"
 #include <corio/process.hpp>
 
 #include <cerrno>
