@@ -7,6 +7,7 @@
 
 #include <liburing.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,9 @@
 #include <vector>
 
 namespace corio::detail {
+
+/// Fork generation of this process (bumped in each forked child; see uring::foreign).
+extern std::atomic<unsigned> fork_generation;
 
 class uring {
 public:
@@ -24,8 +28,10 @@ public:
 
     /// Queues an SQE for `op`, or parks it if the submission queue is full.
     void submit(uring_op& op) noexcept {
-        // The common case inline: nothing parked ahead, no test limit, a free SQE.
-        if (pending_head_ == nullptr && sqe_limit_ == unlimited_submissions) [[likely]] {
+        // The common case inline: nothing parked ahead, no test limit, not a forked
+        // child's copy of the ring (foreign: get_sqe refuses it), a free SQE.
+        if (pending_head_ == nullptr && sqe_limit_ == unlimited_submissions && !foreign())
+            [[likely]] {
             if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]] {
                 start(op, *sqe);
                 return;
@@ -69,6 +75,16 @@ public:
         sqes_since_poll_ = 0;
     }
     unsigned setup_flags() const noexcept { return flags_; }
+    /// True in a child forked after this ring was created: the ring's memory and
+    /// kernel instance are shared with the parent, so the child must neither submit
+    /// nor reap (get_sqe hands out nothing, poll throws). A plain load: the fork
+    /// generation is bumped by a pthread_atfork child handler.
+    bool foreign() const noexcept {
+        return generation_ != fork_generation.load(std::memory_order_relaxed);
+    }
+    /// Marks this ring as an event loop's, driven by the thread that created it: the
+    /// leak gate's pending_kernel_ops() reads its counters from that thread.
+    void mark_loop_ring() noexcept;
 
     /// The liburing ring itself (to register provided-buffer rings and the like).
     io_uring* native() noexcept { return &ring_; }
@@ -122,6 +138,7 @@ private:
     static void on_doorbell(uring_op& op, int res, unsigned flags) noexcept;
 
     io_uring ring_{};
+    unsigned generation_ = 0;             // fork generation of the creating process
     std::uint64_t supported_ops_[4] = {}; // bit per opcode, valid once probed_
     bool probed_ = false;
     unsigned flags_ = 0;
