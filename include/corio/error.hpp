@@ -17,6 +17,7 @@ public:
 
 /// Thrown inside a task at its current or next suspension point after `cancel()`,
 /// and by `result()` of a cancelled future (asyncio.CancelledError).
+/// **Thread safety:** exception objects are immutable after construction.
 class cancelled_error : public error {
 public:
     cancelled_error() : error("corio: operation was cancelled") {}
@@ -24,6 +25,7 @@ public:
 };
 
 /// A deadline passed: `wait_for`, `async_result::get(timeout)` (asyncio.TimeoutError).
+/// **Thread safety:** exception objects are immutable after construction.
 class timeout_error : public error {
 public:
     timeout_error() : error("corio: timed out") {}
@@ -31,6 +33,7 @@ public:
 };
 
 /// A future's result or exception was read before it was set (asyncio.InvalidStateError).
+/// **Thread safety:** exception objects are immutable after construction.
 class invalid_state_error : public error {
 public:
     using error::error;

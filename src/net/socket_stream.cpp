@@ -1,7 +1,7 @@
 // socket_stream (the byte stream under tcp_stream and unix_stream) and the stream errors.
 
 #include "net/socket_ops.hpp"
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 
 #include "ring/io_ops.hpp"
 #include <corio/net.hpp>
@@ -130,7 +130,7 @@ task<std::size_t> socket_stream::receive(std::span<std::byte> buffer) {
     }
     if (recv_ == nullptr && !plain_) {
         event_loop& loop = get_running_loop();
-        detail::io_context& ctx = detail::io_context_of(loop);
+        detail::ring_socket_state& ctx = detail::socket_state_of(loop);
         if (ctx.buffer_receive()) {
             recv_ = new detail::recv_state(ctx, loop, fd_);
         } else {

@@ -355,9 +355,9 @@ void process_pool_core::run() noexcept {
         for (auto& wp : workers_)
             arm(*wp);
         try {
-            ring_->poll(true, std::nullopt);
+            ring_->submit_and_wait(true, std::nullopt);
         } catch (...) {
-            // Nothing in poll throws once the ring exists; keep serving regardless.
+            // Nothing in submit_and_wait throws once the ring exists; keep serving regardless.
         }
         try {
             reap_dead();
