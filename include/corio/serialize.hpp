@@ -3,7 +3,8 @@
 /// `corio::serialize`: the binary encoding that carries arguments, results and
 /// exceptions across a process boundary (process_pool, process).
 ///
-/// Supported out of the box: arithmetic types, enums, `std::string`, `std::vector`,
+/// Supported out of the box: arithmetic types, enums with a fixed underlying type
+/// (every `enum class`; `enum E : int`), `std::string`, `std::vector`,
 /// `std::array`, `std::deque`, `std::list`, `std::pair`, `std::tuple`,
 /// `std::optional`, `std::variant`, `std::monostate`, `std::map`,
 /// `std::unordered_map`, `std::set`, `std::unordered_set`, `std::chrono::duration`,
@@ -25,6 +26,13 @@
 /// A specialization takes precedence over the aggregate rule. The encoding is the
 /// machine's native one (both ends are the same binary on the same host); it is not
 /// a storage or network format.
+///
+/// **Hostile input.** Decoding never crashes, hangs or allocates without bound: a
+/// length is trusted only as far as the bytes left can back it, elements that
+/// encode in zero bytes (`std::monostate`, `std::tuple<>`) count against a budget of
+/// `byte_reader::max_empty_elements` per reader, and a `bool` byte other than 0 or 1
+/// is refused; each gives `serialize_error`. (An enum without a fixed underlying
+/// type is not serializable: its valid values cannot be checked.)
 
 #include <corio/error.hpp>
 
@@ -141,12 +149,25 @@ public:
     [[nodiscard]] std::size_t remaining() const noexcept {
         return static_cast<std::size_t>(end_ - p_);
     }
+    /// How many container elements that encode in zero bytes (`std::monostate`,
+    /// `std::tuple<>`) one reader decodes at most: such elements are not backed by
+    /// input bytes, so a hostile length could otherwise make the decoder loop or
+    /// allocate without bound.
+    static constexpr std::size_t max_empty_elements = std::size_t{1} << 20;
+    /// Counts one decoded element that took no bytes; throws `serialize_error` once
+    /// more than `max_empty_elements` were counted. **Thread safety:** one thread at a time.
+    void count_empty_element() {
+        if (++empty_elements_ > max_empty_elements)
+            throw serialize_error("corio::deserialize: too many zero-size elements (a length "
+                                  "not backed by the input)");
+    }
     /// True when every byte was read. **Thread safety:** one thread at a time.
     [[nodiscard]] bool empty() const noexcept { return p_ == end_; }
 
 private:
     const char* p_;
     const char* end_;
+    std::size_t empty_elements_ = 0;
 };
 
 /// The customization point: specialize `serializer<T>` with
@@ -177,8 +198,9 @@ template <class T>
 void serialize_one(byte_writer& w, const T& v) {
     static_assert(serialize_type_is_supported<T>,
                   "corio::serialize: this type cannot cross a process boundary. Use arithmetic, "
-                  "enum, std::string, standard containers, pair/tuple/optional/variant, or an "
-                  "aggregate of those (a plain struct of at most 16 fields, without base classes "
+                  "enum with a fixed underlying type (enum class, or enum E : int), std::string, "
+                  "standard containers, pair/tuple/optional/variant, or an aggregate of those (a "
+                  "plain struct of at most 16 fields, without base classes "
                   "or C-array fields); for any other type specialize corio::serializer<T> with "
                   "static void write(corio::byte_writer&, const T&) and static T "
                   "read(corio::byte_reader&). (Pointers, references and views are never "

@@ -33,8 +33,27 @@ namespace corio {
 // never compete.
 
 namespace detail {
+// An enum with a fixed underlying type (direct-list-initializable from it): every
+// value of the underlying type is a valid value of the enum.
 template <class T>
-concept serialize_bitwise = std::is_arithmetic_v<T> || std::is_enum_v<T>;
+concept serialize_fixed_enum = std::is_enum_v<T> && requires {
+    T{std::underlying_type_t<T>{}};
+};
+
+template <class T>
+concept serialize_bitwise = std::is_arithmetic_v<T> || serialize_fixed_enum<T>;
+
+// Reads n elements with read_one(), counting those that took no input bytes
+// against the reader's budget (a length is otherwise backed by the bytes left).
+template <class F>
+void serialize_read_n(byte_reader& r, std::size_t n, F&& read_one) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t before = r.remaining();
+        read_one();
+        if (r.remaining() == before)
+            r.count_empty_element();
+    }
+}
 
 // Upper bound of elements to reserve: never trust a length beyond the bytes left.
 inline std::size_t serialize_reserve_bound(std::size_t n, const byte_reader& r) noexcept {
@@ -49,15 +68,30 @@ void serialize_range(byte_writer& w, const C& c) {
 }
 } // namespace detail
 
-/// Arithmetic types and enums: their object representation.
+/// Arithmetic types and enums with a fixed underlying type: their object
+/// representation (`bool` as one byte, 0 or 1).
 /// **Thread safety:** reentrant.
 template <detail::serialize_bitwise T>
 requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
-    static void write(byte_writer& w, const T& v) { w.write_raw(v); }
-    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
-    static T read(byte_reader& r) { return r.read_raw<T>(); }
+    static void write(byte_writer& w, const T& v) {
+        if constexpr (std::is_same_v<T, bool>)
+            w.write_raw(static_cast<std::uint8_t>(v ? 1 : 0));
+        else
+            w.write_raw(v);
+    }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input
+    /// (a `bool` byte other than 0 or 1). **Thread safety:** reentrant.
+    static T read(byte_reader& r) {
+        if constexpr (std::is_same_v<T, bool>) {
+            const auto b = r.read_raw<std::uint8_t>();
+            if (b > 1)
+                throw serialize_error("corio::deserialize: invalid bool byte");
+            return b != 0;
+        } else {
+            return r.read_raw<T>();
+        }
+    }
 };
 
 /// `std::monostate` (empty alternative of variants): no bytes.
@@ -124,8 +158,7 @@ struct serializer<std::vector<T, Alloc>> {
             r.read(v.data(), n * sizeof(T));
         } else {
             v.reserve(detail::serialize_reserve_bound(n, r));
-            for (std::size_t i = 0; i < n; ++i)
-                v.push_back(deserialize<T>(r));
+            detail::serialize_read_n(r, n, [&] { v.push_back(deserialize<T>(r)); });
         }
         return v;
     }
@@ -166,8 +199,8 @@ requires(serializable<typename C::value_type> &&
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
-        for (std::size_t i = 0; i < n; ++i)
-            c.push_back(deserialize<typename C::value_type>(r));
+        detail::serialize_read_n(r, n,
+                                 [&] { c.push_back(deserialize<typename C::value_type>(r)); });
         return c;
     }
 };
@@ -273,11 +306,11 @@ requires(serializable<typename C::key_type> &&
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
-        for (std::size_t i = 0; i < n; ++i) {
+        detail::serialize_read_n(r, n, [&] {
             auto k = deserialize<typename C::key_type>(r);
             auto v = deserialize<typename C::mapped_type>(r);
             c.emplace(std::move(k), std::move(v));
-        }
+        });
         return c;
     }
 };
@@ -298,8 +331,7 @@ requires(serializable<typename C::key_type> &&
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
-        for (std::size_t i = 0; i < n; ++i)
-            c.emplace(deserialize<typename C::key_type>(r));
+        detail::serialize_read_n(r, n, [&] { c.emplace(deserialize<typename C::key_type>(r)); });
         return c;
     }
 };
