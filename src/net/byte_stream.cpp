@@ -48,7 +48,7 @@ incomplete_read_error::incomplete_read_error(std::string partial,
       partial_(std::move(partial)), expected_(expected) {}
 
 limit_overrun_error::limit_overrun_error(std::string message, std::size_t consumed)
-    : error(std::move(message)), consumed_(consumed) {}
+    : error(message), consumed_(consumed) {}
 
 // ---- byte_stream -----------------------------------------------------------------------
 
