@@ -499,3 +499,405 @@ TEST_CASE("a cancelled async wait leaves no trace and the primitive still works"
     }(e));
     CHECK(e.is_set());
 }
+
+// ---------------------------------------------------------------------------- queues
+
+namespace {
+
+using item = std::pair<int, int>; // (producer, sequence number)
+
+void produce(corio::process_queue<item> q, int producer, int count) {
+    for (int i = 0; i < count; ++i)
+        q.put({producer, i});
+}
+
+// Takes items until the sentinel (-1, -1); sends back what it took, in order.
+void consume(corio::process_queue<item> q, corio::process_queue<std::vector<item>> results) {
+    std::vector<item> got;
+    for (;;) {
+        item v = q.get();
+        if (v.first < 0)
+            break;
+        got.push_back(v);
+    }
+    results.put(got);
+}
+
+} // namespace
+
+TEST_CASE("values of every serializable kind travel through a process queue", "[ipc][queue]") {
+    pool_semantics::watchdog dog("queue kinds");
+    corio::process_queue<kinds> q;
+    corio::process_queue<kinds> back;
+    corio::process p(
+        [](corio::process_queue<kinds> in, corio::process_queue<kinds> out) {
+            for (int i = 0; i < 3; ++i)
+                out.put(in.get());
+        },
+        q, back);
+    p.start();
+    const kinds v = sample_kinds();
+    for (int i = 0; i < 3; ++i)
+        q.put(v);
+    for (int i = 0; i < 3; ++i)
+        CHECK(same(back.get(10s), v));
+    p.join();
+    CHECK(p.exitcode() == 0);
+    CHECK(q.empty());
+}
+
+TEST_CASE("many producer and consumer processes: nothing lost, nothing duplicated, per-producer "
+          "order",
+          "[ipc][queue][many]") {
+    pool_semantics::watchdog dog("many producers and consumers", 120s);
+    constexpr int producers = 3;
+    constexpr int consumers = 3;
+    constexpr int per_producer = 3000;
+    corio::process_queue<item> q(64); // bounded: producers wait for room
+    corio::process_queue<std::vector<item>> results;
+    std::vector<corio::process> procs;
+    for (int c = 0; c < consumers; ++c) {
+        procs.emplace_back(consume, q, results);
+        procs.back().start();
+    }
+    std::vector<corio::process> makers;
+    for (int p = 0; p < producers; ++p) {
+        makers.emplace_back(produce, q, p, per_producer);
+        makers.back().start();
+    }
+    for (auto& m : makers) {
+        m.join();
+        CHECK(m.exitcode() == 0);
+    }
+    for (int c = 0; c < consumers; ++c)
+        q.put({-1, -1});
+    std::set<item> seen;
+    std::size_t total = 0;
+    bool ordered = true;
+    for (int c = 0; c < consumers; ++c) {
+        const std::vector<item> got = results.get(60s);
+        std::vector<int> last(producers, -1);
+        for (const item& v : got) {
+            seen.insert(v);
+            ++total;
+            // Each consumer sees each producer's items in the order they were put.
+            if (v.second <= last[static_cast<std::size_t>(v.first)])
+                ordered = false;
+            last[static_cast<std::size_t>(v.first)] = v.second;
+        }
+    }
+    for (auto& p : procs) {
+        p.join();
+        CHECK(p.exitcode() == 0);
+    }
+    CHECK(total == std::size_t(producers * per_producer));
+    CHECK(seen.size() == std::size_t(producers * per_producer));
+    CHECK(ordered);
+}
+
+TEST_CASE("queue items larger than a pipe's buffer, up to 10 MiB, arrive intact",
+          "[ipc][queue][large]") {
+    pool_semantics::watchdog dog("queue large");
+    corio::process_queue<std::string> q(2);
+    corio::process_queue<std::string> back;
+    corio::process p(
+        [](corio::process_queue<std::string> in, corio::process_queue<std::string> out) {
+            for (int i = 0; i < 4; ++i)
+                out.put(in.get());
+        },
+        q, back);
+    p.start();
+    const std::vector<std::size_t> sizes{100 * 1024, 1u << 20, 10u << 20, 3};
+    for (std::size_t n : sizes)
+        q.put(big_payload(n));
+    for (std::size_t n : sizes) {
+        const std::string s = back.get(30s);
+        CHECK(s.size() == n);
+        CHECK(s == big_payload(n));
+    }
+    p.join();
+}
+
+TEST_CASE("queue timeouts and the nowait forms", "[ipc][queue][timeout]") {
+    corio::process_queue<int> q(2);
+    CHECK(q.maxsize() == 2);
+    CHECK_THROWS_AS(q.get_nowait(), corio::queue_empty);
+    CHECK_THROWS_AS(q.get(10ms), corio::queue_empty);
+    q.put(1);
+    q.put_nowait(2);
+    CHECK(q.full());
+    CHECK(q.qsize() == 2);
+    CHECK_THROWS_AS(q.put_nowait(3), corio::queue_full);
+    CHECK_THROWS_AS(q.put(3, 10ms), corio::queue_full);
+    CHECK(q.get_nowait() == 1);
+    CHECK(q.get(1s) == 2);
+    CHECK(q.empty());
+    q.close();
+    CHECK_THROWS_AS(q.put(1), corio::error);
+    CHECK_THROWS_AS((void)q.get(), corio::error);
+    CHECK_THROWS_AS(corio::process_queue<int>(std::size_t(1) << 40), corio::error);
+}
+
+TEST_CASE("processes killed while putting or waiting to get leave the queue whole for the "
+          "survivors",
+          "[ipc][queue][kill]") {
+    pool_semantics::watchdog dog("queue kill");
+    corio::process_queue<std::string> q;
+    corio::process_event started;
+    // A producer that puts large items forever, killed in the middle of its stream.
+    corio::process producer(
+        [](corio::process_queue<std::string> q, corio::process_event started) {
+            for (int i = 0;; ++i) {
+                q.put(std::to_string(i) + ":" + std::string(300 * 1024, 'p'));
+                if (i == 3)
+                    started.set();
+            }
+        },
+        q, started);
+    // A consumer that waits in get and is killed there.
+    corio::process idle_consumer([](corio::process_queue<int> q) { (void)q.get(); },
+                                 corio::process_queue<int>());
+    idle_consumer.start();
+    producer.start();
+    started.wait();
+    producer.kill();
+    idle_consumer.kill();
+    producer.join();
+    idle_consumer.join();
+    // Every item that is in the queue is whole, numbered in order, and then it is empty.
+    int expected = 0;
+    for (;;) {
+        std::string s;
+        try {
+            s = q.get(200ms);
+        } catch (const corio::queue_empty&) {
+            break;
+        }
+        const auto colon = s.find(':');
+        REQUIRE(colon != std::string::npos);
+        CHECK(std::stoi(s.substr(0, colon)) == expected);
+        CHECK(s.size() == colon + 1 + 300 * 1024);
+        ++expected;
+    }
+    CHECK(expected >= 4);
+    // The queue still works.
+    q.put("after");
+    CHECK(q.get(1s) == "after");
+}
+
+TEST_CASE("a consumer killed while blocked in get takes nothing with it", "[ipc][queue][kill]") {
+    pool_semantics::watchdog dog("blocked consumer killed");
+    corio::process_queue<int> q;
+    corio::process_event waiting;
+    corio::process consumer(
+        [](corio::process_queue<int> q, corio::process_event e) {
+            e.set();
+            (void)q.get();
+            std::exit(3);
+        },
+        q, waiting);
+    consumer.start();
+    waiting.wait();
+    consumer.kill();
+    consumer.join();
+    // Whether it was already inside get or not, it never took an item: all arrive here.
+    for (int i = 0; i < 5; ++i)
+        q.put(i);
+    for (int i = 0; i < 5; ++i)
+        CHECK(q.get(1s) == i);
+    CHECK(consumer.exitcode() == -SIGKILL);
+}
+
+TEST_CASE("a joinable queue's join waits for task_done of every item", "[ipc][queue][join]") {
+    pool_semantics::watchdog dog("joinable queue");
+    corio::joinable_process_queue<int> q;
+    corio::shared_value<int> sum(0);
+    corio::process worker(
+        [](corio::joinable_process_queue<int> q, corio::shared_value<int> sum) {
+            for (;;) {
+                const int v = q.get();
+                if (v < 0) {
+                    q.task_done();
+                    return;
+                }
+                *sum += v;
+                q.task_done();
+            }
+        },
+        q, sum);
+    worker.start();
+    for (int i = 1; i <= 100; ++i)
+        q.put(i);
+    q.join();
+    CHECK(sum.get() == 5050); // every item was processed before join returned
+    q.put(-1);
+    CHECK(q.join(10s));
+    worker.join();
+    CHECK_THROWS_AS(q.task_done(), corio::error);
+    CHECK(q.join(0ms));
+}
+
+TEST_CASE("awaitable queue forms keep the loop responsive", "[ipc][queue][async]") {
+    pool_semantics::watchdog dog("async queue");
+    corio::joinable_process_queue<int> q(1);
+    corio::process helper(
+        [](corio::joinable_process_queue<int> q) {
+            // Takes two items, after the parent filled the queue and waits for room.
+            for (int i = 0; i < 2; ++i) {
+                (void)q.get();
+                q.task_done();
+            }
+        },
+        q);
+    std::vector<std::string> order;
+    corio::run([](corio::joinable_process_queue<int>& q, corio::process& helper,
+                  std::vector<std::string>& order) -> corio::task<void> {
+        auto getter = corio::create_task([](corio::joinable_process_queue<int>& q,
+                                            std::vector<std::string>& order) -> corio::task<void> {
+            const int v = co_await q.async_get();
+            q.task_done();
+            order.push_back("got " + std::to_string(v));
+        }(q, order));
+        corio::get_running_loop().call_later(5ms, [&] {
+            order.push_back("timer");
+            q.put(7);
+        });
+        co_await getter;
+        co_await q.async_put(1); // fills the queue (maxsize 1)
+        auto putter = corio::create_task([](corio::joinable_process_queue<int>& q,
+                                            std::vector<std::string>& order) -> corio::task<void> {
+            co_await q.async_put(2); // waits for room
+            order.push_back("put after room");
+        }(q, order));
+        co_await corio::sleep(1ms);
+        order.push_back("start helper");
+        helper.start();
+        co_await putter;
+        co_await q.async_join();
+        order.push_back("joined");
+        co_await helper.async_join();
+    }(q, helper, order));
+    CHECK(order ==
+          std::vector<std::string>{"timer", "got 7", "start helper", "put after room", "joined"});
+    CHECK(helper.exitcode() == 0);
+}
+
+// ---------------------------------------------------------------------------- processes
+
+namespace {
+int add(int a, int b) {
+    return a + b;
+}
+std::string fail_with(std::string what) {
+    throw std::invalid_argument(what);
+}
+} // namespace
+
+TEST_CASE("a process returns its result after join, and rethrows its exception",
+          "[ipc][process][result]") {
+    pool_semantics::watchdog dog("process result");
+    corio::process p(add, 2, 40);
+    CHECK_THROWS_AS(p.result(), corio::error); // not started
+    p.start();
+    p.join();
+    int r = p.result();
+    CHECK(r == 42);
+    CHECK(p.result().get<int>() == 42);
+    CHECK_THROWS_AS(p.result().get<long>(), corio::error);
+
+    corio::process big([](std::size_t n) { return big_payload(n); }, std::size_t(3u << 20));
+    big.start();
+    big.join(); // reads the 3 MiB answer while it waits
+    CHECK(big.result().get<std::string>() == big_payload(3u << 20));
+
+    corio::process f(fail_with, std::string("bad input"));
+    f.start();
+    f.join();
+    CHECK(f.exitcode() == 1);
+    CHECK_THROWS_AS(f.result(), std::invalid_argument);
+    try {
+        (void)f.result();
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()) == "bad input");
+    }
+
+    corio::process k([] {
+        for (;;)
+            ::pause();
+        return 1;
+    });
+    k.start();
+    k.kill();
+    k.join();
+    CHECK_THROWS_AS(k.result(), corio::broken_worker_error);
+
+    corio::process v([] {});
+    v.start();
+    v.join();
+    CHECK_NOTHROW(v.result());
+}
+
+TEST_CASE("process names, current_process, parent_process, active_children, daemon",
+          "[ipc][process][identity]") {
+    pool_semantics::watchdog dog("process identity");
+    CHECK(corio::current_process().name == "MainProcess");
+    CHECK(corio::current_process().pid == ::getpid());
+    CHECK_FALSE(corio::parent_process().has_value());
+    corio::process p([] {
+        const auto self = corio::current_process();
+        const auto parent = corio::parent_process();
+        return std::make_tuple(self.name, self.pid == ::getpid(), self.daemon,
+                               parent ? parent->pid : 0, parent ? parent->name : std::string());
+    });
+    CHECK(p.name().rfind("Process-", 0) == 0);
+    p.name("worker-one");
+    p.daemon(true);
+    CHECK(p.daemon());
+    corio::process_event release;
+    corio::process waiting([](corio::process_event e) { e.wait(); }, release);
+    waiting.start();
+    bool listed = false;
+    for (const auto& c : corio::active_children())
+        listed = listed || c.pid == waiting.pid();
+    CHECK(listed);
+    p.start();
+    CHECK_THROWS_AS(p.daemon(false), corio::error);
+    p.join();
+    const auto [name, self_pid, daemon, parent_pid, parent_name] =
+        p.result().get<std::tuple<std::string, bool, bool, pid_t, std::string>>();
+    CHECK(name == "worker-one");
+    CHECK(self_pid);
+    CHECK(daemon);
+    CHECK(parent_pid == ::getpid());
+    CHECK(parent_name == "MainProcess");
+    release.set();
+    waiting.join();
+    for (const auto& c : corio::active_children())
+        CHECK(c.pid != waiting.pid());
+}
+
+TEST_CASE("async_join waits on the loop without blocking it", "[ipc][process][async]") {
+    pool_semantics::watchdog dog("async_join");
+    corio::process_event release;
+    corio::process p(
+        [](corio::process_event e) {
+            e.wait();
+            return std::string("done");
+        },
+        release);
+    std::vector<std::string> order;
+    corio::run([](corio::process& p, corio::process_event& release,
+                  std::vector<std::string>& order) -> corio::task<void> {
+        p.start();
+        corio::get_running_loop().call_later(5ms, [&] {
+            order.push_back("timer");
+            release.set();
+        });
+        co_await p.async_join();
+        order.push_back("joined");
+    }(p, release, order));
+    CHECK(order == std::vector<std::string>{"timer", "joined"});
+    CHECK(p.result().get<std::string>() == "done");
+    corio::process never([] {});
+    CHECK_THROWS_AS(corio::run(never.async_join()), corio::error);
+}

@@ -181,7 +181,11 @@ public:
     /// Takes an item if one is there now; throws `queue_empty` otherwise.
     [[nodiscard]] T get_nowait() { return decode(core_.get(0)); }
     /// Awaitable `put`: waits for room on the running loop without blocking it.
-    [[nodiscard]] task<void> async_put(T v) { co_await core_.async_put(encode(v)); }
+    [[nodiscard]] task<void> async_put(T v) {
+        byte_writer w;
+        serialize(w, v);
+        co_await core_.async_put(w.take());
+    }
     /// Awaitable `get`: waits for an item on the running loop without blocking it.
     [[nodiscard]] task<T> async_get() {
         std::string_view bytes = co_await core_.async_get();
