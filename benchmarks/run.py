@@ -71,7 +71,7 @@ def workloads(s):
             ("corio", b("h1_corio", "--variant", variant, "--n", s["h1"])),
             ("asio", b("h1_asio", "--variant", variant, "--n", s["h1"])),
             ("asyncio", py("h1_tasks.py", "--variant", variant, "--n", s["h1"]))],
-            bars=[("tasks_per_s", "asio", ">=", 2.0), ("tasks_per_s", "asyncio", ">=", 50.0)]))
+            bars=[("tasks_per_s", "asio", ">=", 3.0), ("tasks_per_s", "asyncio", ">=", 50.0)]))
     rows.append(dict(id="H2", variant="direct_await", systems=[
         ("corio", b("h2_corio", "--n", s["h2"])),
         ("asio", b("h2_asio", "--n", s["h2"]))],
@@ -81,7 +81,7 @@ def workloads(s):
         ("raw_uring", b("h3_raw_uring", "--n", s["h3"])),
         ("asio", b("h3_asio", "--n", s["h3"])),
         ("asyncio", py("h3_sleep.py", "--n", s["h3"]))],
-        bars=[("wall_ms", "raw_uring", "<=", 2.0), ("peak_rss_mib", None, "<=", 32.0)]))
+        bars=[("wall_ms", "raw_uring", "<=", 2.0), ("peak_rss_mib", None, "<=", 24.0)]))
     for p, c in ((1, 1), (4, 4)):
         args = ["--producers", p, "--consumers", c, "--n", s["h4"]]
         rows.append(dict(id="H4", variant=f"{p}x{c}", systems=[
@@ -101,7 +101,7 @@ def workloads(s):
         rows.append(dict(id="H6", variant=f"batch{batch}", systems=[
             ("corio", b("h6_corio", "--batch", batch, "--n", s["h6"])),
             ("raw_uring", b("h6_raw_uring", "--batch", batch, "--n", s["h6"]))],
-            bars=[("ops_per_s", "raw_uring", ">=", 0.8)]))
+            bars=[("ops_per_s", "raw_uring", ">=", 0.9)]))
     rows.append(dict(id="H7", variant="tiny_tasks", systems=[
         ("corio", b("h7_corio", "--variant", "tiny", "--n", s["h7_tiny"])),
         ("onetbb", b("h7_tbb", "--variant", "tiny", "--n", s["h7_tiny"])),
@@ -122,7 +122,7 @@ def workloads(s):
     rows.append(dict(id="H8", variant="round_trip", systems=[
         ("corio", b("h8_corio", "--variant", "round_trip", "--calls", s["h8_calls"])),
         ("mp_pool", py("h8_process_pool.py", "--variant", "round_trip", "--calls", s["h8_calls"]))],
-        bars=[("rtt_median_us", "mp_pool", "<=", 0.25), ("rtt_p99_us", "mp_pool", "<=", 0.25)]))
+        bars=[("rtt_median_us", "mp_pool", "<=", 0.25), ("rtt_p99_us", "mp_pool", "<=", 0.1)]))
     return rows
 
 
