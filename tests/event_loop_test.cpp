@@ -2,7 +2,7 @@
 
 #include <corio/detail/frame_allocator.hpp>
 #include <corio/corio.hpp>
-#include <corio/detail/nop.hpp>
+#include "ring/nop.hpp"
 
 #include <catch2/catch.hpp>
 

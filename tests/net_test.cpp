@@ -7,7 +7,7 @@
 
 #include <corio/combinators.hpp>
 #include <corio/corio.hpp>
-#include <corio/detail/io_features.hpp>
+#include "net/io_features.hpp"
 
 #include <catch2/catch.hpp>
 

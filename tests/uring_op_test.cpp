@@ -3,7 +3,7 @@
 #include "counting.hpp"
 
 #include <corio/corio.hpp>
-#include <corio/detail/nop.hpp>
+#include "ring/nop.hpp"
 
 #include <catch2/catch.hpp>
 

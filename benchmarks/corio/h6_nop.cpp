@@ -1,7 +1,7 @@
 // H6: loop overhead: no-op io_uring operations awaited through corio, with 1 or 32 in
 // flight (32 tasks each awaiting n/32 NOPs in sequence).
 // Usage: h6_corio --batch 1|32 --n 10000000
-#include <corio/detail/nop.hpp>
+#include "ring/nop.hpp"
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>
 #include <corio/task.hpp>

@@ -7,7 +7,7 @@
 //   queue         N ints through a queue<int>(1024) from one producer to one consumer
 //   pool_apply    N times `pool.apply_async(f, i).get()` on a one-worker thread_pool
 // Each path checks its own result and exits non-zero if it is wrong.
-#include <corio/detail/nop.hpp>
+#include "ring/nop.hpp"
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>
 #include <corio/pool.hpp>

@@ -1,12 +1,16 @@
 #pragma once
 /// \file future.hpp
-/// `corio::future<T>` (asyncio.Future) and `corio::create_task`.
+/// `corio::future<T>` (asyncio.Future) and `corio::task_handle`. `create_task` and the
+/// loop are in event_loop.hpp, which includes this header.
 
 #include <corio/detail/future_state.hpp>
-#include <corio/event_loop.hpp>
+#include <corio/detail/running_loop.hpp>
+#include <corio/error.hpp>
+#include <corio/source_location.hpp>
 #include <corio/task.hpp>
 
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -75,6 +79,40 @@ private:
 struct loop_access;
 
 } // namespace detail
+
+/// A handle on a scheduled task, as returned by current_task() and all_tasks().
+/// **Thread safety:** use on the loop's thread only.
+class task_handle {
+public:
+    /// An empty handle (false in a boolean context).
+    task_handle() noexcept = default;
+    /// Internal: a new reference to the task state `s` (used by the loop and future).
+    explicit task_handle(detail::future_state_base* s) noexcept;
+    task_handle(const task_handle& o) noexcept : task_handle(o.state_) {}
+    task_handle& operator=(task_handle o) noexcept {
+        std::swap(state_, o.state_);
+        return *this;
+    }
+    ~task_handle();
+
+    /// The name given to create_task (or "Task-N").
+    const std::string& name() const noexcept;
+    /// True once the task finished (value, exception or cancellation).
+    bool done() const noexcept;
+    /// Requests cancellation; false if the task is already done.
+    bool cancel() noexcept;
+    /// Where the task was created (recorded for debug reports).
+    corio::source_location created_at() const noexcept;
+    /// True unless the handle is empty.
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+    /// True if both handles refer to the same task (or both are empty).
+    friend bool operator==(const task_handle& a, const task_handle& b) noexcept {
+        return a.state_ == b.state_;
+    }
+
+private:
+    detail::future_state_base* state_ = nullptr;
+};
 
 /// A loop-affine result slot (asyncio.Future); also the handle of a created task.
 ///
@@ -284,66 +322,5 @@ private:
     }
     state_type* state_;
 };
-
-template <class T>
-future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
-    CORIO_ASSERT(static_cast<bool>(t), "create_task of an empty or moved-from corio::task");
-    if (closed_) {
-        throw error("corio: create_task on a closed event loop");
-    }
-    if (options_.debug && std::this_thread::get_id() != owner_) {
-        throw error("corio: create_task called from a thread other than the loop's");
-    }
-    auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
-    spawn_state(state); // the loop keeps the initial reference until the task ends
-    state->add_ref();
-    return future<T>(static_cast<detail::future_state_base*>(state));
-}
-
-/// Schedules `t` as a task on the running loop (asyncio.create_task). The returned
-/// future IS the task: `cancel()` cancels the coroutine. Dropping the future does
-/// not cancel the task; the loop owns it. Throws corio::error if no loop runs.
-/// **Thread safety:** call on the loop's thread.
-template <class T>
-future<T> create_task(task<T> t, std::string name = {},
-                      corio::source_location where = corio::source_location::current()) {
-    return get_running_loop().create_task(std::move(t), std::move(name), where);
-}
-
-template <class T>
-T event_loop::run_until_complete(future<T> f) {
-    run_until(*f.state_);
-    if constexpr (std::is_void_v<T>) {
-        f.result();
-    } else if constexpr (std::is_reference_v<T>) {
-        return f.result();
-    } else {
-        return std::move(f.result());
-    }
-}
-
-template <class T>
-T event_loop::run_until_complete(task<T> t) {
-    if (closed_) {
-        throw error("corio: run_until_complete on a closed event loop");
-    }
-    return run_until_complete(create_task(std::move(t)));
-}
-
-template <class T>
-T run(task<T> t, loop_options options) {
-    if (detail::running_loop != nullptr) {
-        throw error("corio::run() cannot be called while an event loop is running on this thread");
-    }
-    event_loop loop(options);
-    if constexpr (std::is_void_v<T>) {
-        loop.run_until_complete(std::move(t));
-        loop.close();
-    } else {
-        T value = loop.run_until_complete(std::move(t));
-        loop.close();
-        return value;
-    }
-}
 
 } // namespace corio

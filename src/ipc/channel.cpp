@@ -1,9 +1,9 @@
 // Message channels over SOCK_SEQPACKET socket pairs, and process queues on top of
 // them (see include/corio/detail/ipc_channel.hpp for the wire).
-#include "futex.hpp"
+#include "ipc/futex.hpp"
+#include "ring/io_ops.hpp"
 
 #include <corio/detail/fd_passing.hpp>
-#include <corio/detail/io_ops.hpp>
 #include <corio/ipc.hpp>
 
 #include <fmt/format.h>

@@ -4,7 +4,7 @@
 // watcher rebuilds its list. Entries are posted back to their loop with
 // call_soon_threadsafe while the watcher's mutex is held, so an entry removed by its
 // (cancelled) task under that mutex is never posted afterwards.
-#include "futex.hpp"
+#include "ipc/futex.hpp"
 
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>

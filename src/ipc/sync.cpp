@@ -1,6 +1,6 @@
 // Process-shared locks (robust pthread mutexes), events, semaphores, conditions and
 // barriers (futex words), each in a page of anonymous shared memory.
-#include "futex.hpp"
+#include "ipc/futex.hpp"
 
 #include <corio/ipc.hpp>
 

@@ -4,9 +4,9 @@
 // memory, so the registry may go at close() with a poll still armed; the read(2)
 // of the signalfd itself happens on the loop thread, non-blocking.
 
-#include "uring.hpp"
+#include "ring/uring.hpp"
 
-#include <corio/detail/io_ops.hpp>
+#include "ring/io_ops.hpp"
 #include <corio/detail/loop_access.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/signal.hpp>

@@ -1,5 +1,5 @@
 // The fork server (see include/corio/detail/fork_server.hpp) and corio::init().
-#include <corio/detail/fork_server.hpp>
+#include "process/fork_server.hpp"
 #include <corio/detail/process_wire.hpp>
 #include <corio/init.hpp>
 #include <corio/process_error.hpp>
@@ -58,14 +58,41 @@ std::mutex& start_mutex() noexcept {
     return m;
 }
 
-// Threads of this process, from /proc/self/task; 0 if unknown.
+// True if thread `tid` of this process is an io_uring kernel worker (iou-wrk-*,
+// iou-sqp-*): PF_IO_WORKER in the flags field of /proc/self/task/<tid>/stat. Such a
+// thread runs no user code and does not exist in a forked child, so it does not make
+// the program multi-threaded for the fork server's purpose.
+bool is_io_worker(const char* tid) noexcept {
+    constexpr unsigned long pf_io_worker = 0x10; // include/linux/sched.h
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
+    std::FILE* f = std::fopen(path, "re");
+    if (f == nullptr)
+        return false;
+    char buf[512];
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    // "tid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold
+    // spaces and parentheses, so fields are counted from its last ')'.
+    const char* p = std::strrchr(buf, ')');
+    if (p == nullptr)
+        return false;
+    unsigned long flags = 0;
+    if (std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+        return false;
+    return (flags & pf_io_worker) != 0;
+}
+
+// Threads of this process that run user code, from /proc/self/task (io_uring's
+// kernel workers excluded); 0 if unknown.
 std::size_t thread_count() noexcept {
     DIR* d = ::opendir("/proc/self/task");
     if (d == nullptr)
         return 0;
     std::size_t n = 0;
     while (const dirent* e = ::readdir(d)) {
-        if (e->d_name[0] != '.')
+        if (e->d_name[0] != '.' && !is_io_worker(e->d_name))
             ++n;
     }
     ::closedir(d);

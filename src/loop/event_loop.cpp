@@ -1,4 +1,4 @@
-#include "uring.hpp"
+#include "ring/uring.hpp"
 
 #include <corio/detail/loop_access.hpp>
 #include <corio/event_loop.hpp>

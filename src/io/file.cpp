@@ -1,6 +1,6 @@
 // corio::file, read_file, write_file on io_uring.
 
-#include <corio/detail/io_ops.hpp>
+#include "ring/io_ops.hpp"
 #include <corio/io.hpp>
 
 #include <fcntl.h>

@@ -4,7 +4,7 @@
 // and the multishot receive and accept states of sockets. Attached to the ring
 // (uring::io_state), so it is torn down after the ring.
 
-#include "uring.hpp"
+#include "ring/uring.hpp"
 
 #include <corio/detail/intrusive_list.hpp>
 #include <corio/detail/loop_access.hpp>

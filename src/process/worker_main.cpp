@@ -1,7 +1,7 @@
 // The child side: a pool worker's loop, or a corio::process running its function.
 // Runs in a fork of the fork server, single-threaded, with blocking I/O.
+#include "process/fork_server.hpp"
 #include <corio/detail/fd_passing.hpp>
-#include <corio/detail/fork_server.hpp>
 #include <corio/detail/process_wire.hpp>
 
 #include <cerrno>

@@ -1,5 +1,5 @@
 // Exceptions across the process boundary, and wait-status descriptions.
-#include <corio/detail/fork_server.hpp>
+#include "process/fork_server.hpp"
 #include <corio/detail/process_wire.hpp>
 #include <corio/process_error.hpp>
 

@@ -1,8 +1,8 @@
 // Per-ring I/O state: feature probe, provided-buffer ring, multishot socket states.
 
-#include "io_context.hpp"
+#include "net/io_context.hpp"
 
-#include <corio/detail/io_features.hpp>
+#include "net/io_features.hpp"
 
 #include <sys/mman.h>
 #include <sys/socket.h>

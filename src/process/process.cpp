@@ -1,8 +1,8 @@
 // corio::process: a call in a child of the fork server; the identity of processes
 // (current_process, parent_process, active_children) and the at-exit rule for
 // daemon and non-daemon children.
-#include <corio/detail/fork_server.hpp>
-#include <corio/detail/io_ops.hpp>
+#include "process/fork_server.hpp"
+#include "ring/io_ops.hpp"
 #include <corio/process.hpp>
 #include <corio/process_error.hpp>
 

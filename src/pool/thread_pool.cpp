@@ -1,7 +1,7 @@
 // thread_pool: worker threads over one global FIFO queue, a lazily started result
 // thread for callbacks, close / terminate / join with Python's meaning.
 
-#include "signal_mask.hpp"
+#include "loop/signal_mask.hpp"
 
 #include <corio/thread_pool.hpp>
 

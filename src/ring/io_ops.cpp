@@ -1,6 +1,6 @@
 // Prep functions of the I/O operations (include/corio/detail/io_ops.hpp).
 
-#include <corio/detail/io_ops.hpp>
+#include "ring/io_ops.hpp"
 
 #include <liburing.h>
 
