@@ -35,6 +35,7 @@ BETTER = {
     "peak_rss_mib": "lower", "msgs_per_s": "higher", "req_per_s": "higher",
     "cpu_us_per_req": "lower", "ops_per_s": "higher", "speedup": "higher",
     "items_per_s": "higher", "rtt_median_us": "lower", "rtt_p99_us": "lower",
+    "jobs_per_s": "higher",
 }
 
 
@@ -43,10 +44,12 @@ def sizes(quick):
     if quick:
         return dict(h1=100_000, h2=1_000_000, h3=10_000, h4=100_000, h5_seconds=1.0,
                     h5_warmup=0.2, h6=1_000_000, h7_tiny=100_000, h7_tiny_py=10_000,
-                    h7_items=100, h7_items_py=40, h8=5_000, h8_calls=200)
+                    h7_items=100, h7_items_py=40, h8=5_000, h8_calls=200,
+                    h9=1_000, h9_rq=50, h9_calls=50, h9_calls_rq=10)
     return dict(h1=1_000_000, h2=10_000_000, h3=100_000, h4=1_000_000, h5_seconds=5.0,
                 h5_warmup=0.5, h6=10_000_000, h7_tiny=1_000_000, h7_tiny_py=100_000,
-                h7_items=1000, h7_items_py=200, h8=100_000, h8_calls=2000)
+                h7_items=1000, h7_items_py=200, h8=100_000, h8_calls=2000,
+                h9=10_000, h9_rq=1_000, h9_calls=1000, h9_calls_rq=100)
 
 
 def b(name, *args):
@@ -123,6 +126,21 @@ def workloads(s):
         ("corio", b("h8_corio", "--variant", "round_trip", "--calls", s["h8_calls"])),
         ("mp_pool", py("h8_process_pool.py", "--variant", "round_trip", "--calls", s["h8_calls"]))],
         bars=[("rtt_median_us", "mp_pool", "<=", 0.25), ("rtt_p99_us", "mp_pool", "<=", 0.1)]))
+    # H9: each program starts its own redis-server and 2 worker processes.
+    rows.append(dict(id="H9", variant="tiny_jobs", systems=[
+        ("corio", b("h9_redis_pool", "--system", "corio", "--variant", "tiny_jobs", "--n", s["h9"])),
+        # RQ forks a work horse per job (~10-100 jobs/s here): fewer jobs, same metric.
+        ("rq", py("h9_rq.py", "--variant", "tiny_jobs", "--n", s["h9_rq"])),
+        ("process_pool", b("h9_redis_pool", "--system", "process_pool", "--variant", "tiny_jobs",
+                           "--n", s["h9"]))],
+        bars=[("jobs_per_s", "rq", ">=", 20.0)]))
+    rows.append(dict(id="H9", variant="round_trip", systems=[
+        ("corio", b("h9_redis_pool", "--system", "corio", "--variant", "round_trip",
+                    "--calls", s["h9_calls"])),
+        ("rq", py("h9_rq.py", "--variant", "round_trip", "--calls", s["h9_calls_rq"])),
+        ("process_pool", b("h9_redis_pool", "--system", "process_pool", "--variant", "round_trip",
+                           "--calls", s["h9_calls"]))],
+        bars=[("rtt_median_us", None, "<=", 1000.0)]))
     return rows
 
 

@@ -2,7 +2,7 @@
 # Installs what corio needs on Debian 12 (as root, or through sudo), only if missing.
 # Usage: scripts/install-deps.sh [extra packages...]
 set -euo pipefail
-packages=(cmake make g++ pkg-config liburing-dev libfmt-dev catch2 "$@")
+packages=(cmake make g++ pkg-config liburing-dev libfmt-dev catch2 libhiredis-dev redis-server "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
