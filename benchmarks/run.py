@@ -75,6 +75,15 @@ def workloads(s):
             ("asio", b("h1_asio", "--variant", variant, "--n", s["h1"])),
             ("asyncio", py("h1_tasks.py", "--variant", variant, "--n", s["h1"]))],
             bars=[("tasks_per_s", "asio", ">=", 3.0), ("tasks_per_s", "asyncio", ">=", 50.0)]))
+    # Eager start (create_eager_task) against the lazy corio row of the same workload;
+    # the peers do the same work their usual way (the system python3 is 3.11, before
+    # asyncio's eager_task_factory).
+    rows.append(dict(id="H1", variant="eager_one_at_a_time", systems=[
+        ("corio", b("h1_corio", "--variant", "eager_one_at_a_time", "--n", s["h1"])),
+        ("corio_lazy", b("h1_corio", "--variant", "one_at_a_time", "--n", s["h1"])),
+        ("asio", b("h1_asio", "--variant", "one_at_a_time", "--n", s["h1"])),
+        ("asyncio", py("h1_tasks.py", "--variant", "one_at_a_time", "--n", s["h1"]))],
+        bars=[("tasks_per_s", "corio_lazy", ">=", 1.0), ("tasks_per_s", "asio", ">=", 3.0)]))
     rows.append(dict(id="H2", variant="direct_await", systems=[
         ("corio", b("h2_corio", "--n", s["h2"])),
         ("asio", b("h2_asio", "--n", s["h2"]))],

@@ -4,6 +4,7 @@
 
 #include <corio/async_generator.hpp>
 #include <corio/async_result.hpp>
+#include <corio/byte_stream.hpp>
 #include <corio/combinators.hpp>
 #include <corio/error.hpp>
 #include <corio/event_loop.hpp>
@@ -22,8 +23,11 @@
 #include <corio/serialize.hpp>
 #include <corio/signal.hpp>
 #include <corio/sleep.hpp>
+#include <corio/subprocess.hpp>
 #include <corio/sync.hpp>
 #include <corio/task.hpp>
 #include <corio/task_group.hpp>
+#include <corio/threadsafe.hpp>
+#include <corio/timeout.hpp>
 #include <corio/thread_pool.hpp>
 #include <corio/to_thread.hpp>

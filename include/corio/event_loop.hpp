@@ -195,6 +195,14 @@ public:
     template <class T>
     future<T> create_task(task<T> t, std::string name = {},
                           corio::source_location where = corio::source_location::current());
+    /// As create_task, but when called on this loop while it runs, the task's first
+    /// step runs at once, inside this call, up to its first suspension (asyncio 3.12's
+    /// eager task start). A task that finishes without suspending is done when this
+    /// returns and never touches the ready queue. Called while the loop is not
+    /// running, it schedules the task as create_task does.
+    template <class T>
+    future<T> create_eager_task(task<T> t, std::string name = {},
+                                corio::source_location where = corio::source_location::current());
 
     /// Replaces the handler for unretrieved exceptions and callback errors;
     /// an empty function restores the default (one line to stderr through fmt).
@@ -242,6 +250,9 @@ private:
     void run_callback(detail::callback_state* cb) noexcept;
     void report_slow(std::chrono::nanoseconds took, detail::task_root* root);
     detail::future_state_base* spawn_state(detail::future_state_base* state);
+    void start_eager(detail::future_state_base* state) noexcept;
+    template <class T>
+    future<T> make_task(task<T>& t, std::string& name, corio::source_location where, bool eager);
 
     loop_options options_;
     detail::ready_queue ready_;
@@ -271,7 +282,9 @@ private:
 
 /// asyncio.run: creates a loop, runs `t` to completion, cancels what is left, closes
 /// the loop; returns the value or rethrows. Throws corio::error if a loop is already
-/// running on this thread.
+/// running on this thread. Ctrl+C: on the main thread, when SIGINT has its default
+/// action, the first SIGINT cancels the task (it runs its cleanup) and run then throws
+/// keyboard_interrupt; from that SIGINT on, a second one ends the process at once.
 template <class T>
 T run(task<T> t, loop_options options = {});
 
@@ -283,7 +296,8 @@ std::vector<task_handle> all_tasks();
 // ---- templates that need future<T> ------------------------------------------------
 
 template <class T>
-future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
+future<T> event_loop::make_task(task<T>& t, std::string& name, corio::source_location where,
+                                bool eager) {
     CORIO_ASSERT(static_cast<bool>(t), "create_task of an empty or moved-from corio::task");
     if (closed_) {
         throw error("corio: create_task on a closed event loop");
@@ -292,9 +306,23 @@ future<T> event_loop::create_task(task<T> t, std::string name, corio::source_loc
         throw error("corio: create_task called from a thread other than the loop's");
     }
     auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
-    spawn_state(state); // the loop keeps the initial reference until the task ends
-    state->add_ref();
+    state->add_ref(); // the future's; the loop keeps the initial one until the task ends
+    if (eager && running_ && detail::running_loop == this) [[unlikely]] {
+        start_eager(state);
+    } else {
+        spawn_state(state);
+    }
     return future<T>(static_cast<detail::future_state_base*>(state));
+}
+
+template <class T>
+future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
+    return make_task(t, name, where, false);
+}
+
+template <class T>
+future<T> event_loop::create_eager_task(task<T> t, std::string name, corio::source_location where) {
+    return make_task(t, name, where, true);
 }
 
 /// Schedules `t` as a task on the running loop (asyncio.create_task). The returned
@@ -305,6 +333,16 @@ template <class T>
 future<T> create_task(task<T> t, std::string name = {},
                       corio::source_location where = corio::source_location::current()) {
     return get_running_loop().create_task(std::move(t), std::move(name), where);
+}
+
+/// Schedules `t` on the running loop and runs its first step at once, inside this
+/// call (asyncio's eager task start; see event_loop::create_eager_task): a task that
+/// finishes without suspending is done when this returns. Throws corio::error if no
+/// loop runs. **Thread safety:** call on the loop's thread.
+template <class T>
+future<T> create_eager_task(task<T> t, std::string name = {},
+                            corio::source_location where = corio::source_location::current()) {
+    return get_running_loop().create_eager_task(std::move(t), std::move(name), where);
 }
 
 template <class T>
@@ -327,19 +365,57 @@ T event_loop::run_until_complete(task<T> t) {
     return run_until_complete(create_task(std::move(t)));
 }
 
+namespace detail {
+/// corio::run's Ctrl+C handling (src/loop/interrupt.cpp): on the main thread, when
+/// SIGINT has its default action, the first SIGINT cancels `main` and restores the
+/// default action, so that a second one ends the process at once.
+class interrupt_guard {
+public:
+    interrupt_guard(event_loop& loop, task_handle main);
+    interrupt_guard(const interrupt_guard&) = delete;
+    interrupt_guard& operator=(const interrupt_guard&) = delete;
+    ~interrupt_guard();
+    /// True once the first SIGINT was handled on the loop (the main task was cancelled).
+    bool interrupted() const noexcept { return interrupted_; }
+    /// Gives SIGINT its default action back (before the loop closes). Idempotent.
+    void disarm() noexcept;
+
+private:
+    static void on_sigint(int) noexcept;
+    static void on_node(remote_node&) noexcept;
+
+    task_handle main_;
+    bool installed_ = false;
+    bool interrupted_ = false;
+};
+} // namespace detail
+
 template <class T>
 T run(task<T> t, loop_options options) {
     if (detail::running_loop != nullptr) {
         throw error("corio::run() cannot be called while an event loop is running on this thread");
     }
     event_loop loop(options);
-    if constexpr (std::is_void_v<T>) {
-        loop.run_until_complete(std::move(t));
+    future<T> main = loop.create_task(std::move(t));
+    detail::interrupt_guard interrupt(loop, main.as_task());
+    try {
+        if constexpr (std::is_void_v<T>) {
+            loop.run_until_complete(main);
+            interrupt.disarm();
+            loop.close();
+        } else {
+            T value = loop.run_until_complete(main);
+            interrupt.disarm();
+            loop.close();
+            return value;
+        }
+    } catch (const cancelled_error&) {
+        interrupt.disarm();
+        if (!interrupt.interrupted()) {
+            throw;
+        }
         loop.close();
-    } else {
-        T value = loop.run_until_complete(std::move(t));
-        loop.close();
-        return value;
+        throw keyboard_interrupt();
     }
 }
 

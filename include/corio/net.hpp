@@ -15,6 +15,7 @@
 /// "recv", "send", ...). Writes use MSG_NOSIGNAL: a closed peer never raises SIGPIPE.
 /// See docs/net.md for the kernel requirements of each operation.
 
+#include <corio/byte_stream.hpp>
 #include <corio/error.hpp>
 #include <corio/io.hpp>
 #include <corio/task.hpp>
@@ -36,43 +37,10 @@
 namespace corio {
 
 namespace detail {
-class recv_state;
 class accept_state;
 class closable_op;
 struct server_state;
 } // namespace detail
-
-/// `read_exactly` or `read_until` reached the end of the stream first
-/// (asyncio.IncompleteReadError); `partial()` holds the bytes that did arrive.
-/// **Thread safety:** immutable after construction.
-class incomplete_read_error : public error {
-public:
-    /// `expected` is the size asked for (empty for read_until).
-    incomplete_read_error(std::string partial, std::optional<std::size_t> expected);
-    /// The bytes read before the end of the stream (consumed from the stream).
-    const std::string& partial() const noexcept { return partial_; }
-    /// How many bytes were expected, if known.
-    std::optional<std::size_t> expected() const noexcept { return expected_; }
-
-private:
-    std::string partial_;
-    std::optional<std::size_t> expected_;
-};
-
-/// `read_until` saw `limit` bytes without the delimiter (asyncio.LimitOverrunError).
-/// The data stays buffered in the stream: a later read returns it.
-/// **Thread safety:** immutable after construction.
-class limit_overrun_error : public error {
-public:
-    /// `message` becomes what(); `consumed` is the number of bytes buffered when
-    /// the limit was overrun.
-    limit_overrun_error(std::string message, std::size_t consumed);
-    /// Bytes buffered when the limit was overrun.
-    std::size_t consumed() const noexcept { return consumed_; }
-
-private:
-    std::size_t consumed_;
-};
 
 /// A socket address: IPv4, IPv6 or Unix-domain (a sockaddr_storage and its size).
 /// **Thread safety:** a value type; const members may be used concurrently.
@@ -128,97 +96,32 @@ private:
 /// **Thread safety:** on the loop's thread.
 [[nodiscard]] task<std::vector<endpoint>> resolve(std::string host, std::string service);
 
-/// A connected stream socket: the read and write halves of asyncio's StreamReader
-/// and StreamWriter over one descriptor, as used by `tcp_stream` and `unix_stream`.
+/// A connected stream socket: a `byte_stream` (read_some, read_exactly, read_until,
+/// write_all, close; see corio/byte_stream.hpp) that knows it is a socket, plus
+/// shutdown_write and its addresses; as used by `tcp_stream` and `unix_stream`.
 ///
-/// Reads are buffered only as far as `read_until` needs to look ahead; `read_some`
-/// returns buffered bytes first. Move-only; the destructor closes the socket.
-/// At most one read and one write may be in flight at a time; a stream must be
-/// closed or destroyed before the loop it was read on.
+/// Reads are receives: a multishot IORING_OP_RECV with a provided-buffer ring (6.0)
+/// where supported, else one IORING_OP_RECV (5.6) per call; their errors name
+/// "recv". Writes are IORING_OP_SEND (5.6) with MSG_NOSIGNAL; errors name "send".
+/// Move-only; the destructor closes the socket.
 /// **Thread safety:** one object from one thread (its loop's) at a time.
-class socket_stream {
+class socket_stream : public byte_stream {
 public:
     /// A closed stream.
     socket_stream() noexcept = default;
     /// Adopts a connected socket descriptor.
-    explicit socket_stream(int fd) noexcept : fd_(fd) {}
-    /// Takes over `other`'s socket, read-ahead and operations in flight; `other`
-    /// is left closed.
-    socket_stream(socket_stream&& other) noexcept;
-    /// Closes this stream (see close()), then takes over `other`'s socket.
-    socket_stream& operator=(socket_stream&& other) noexcept;
-    socket_stream(const socket_stream&) = delete;
-    socket_stream& operator=(const socket_stream&) = delete;
-    /// Closes the socket (see close()).
-    ~socket_stream();
+    explicit socket_stream(int fd) noexcept : byte_stream(fd, true) {}
 
-    /// Receives at least one byte into `buffer` and returns how many; 0 means the
-    /// peer closed its side (end of stream) or `buffer` is empty. Throws
-    /// std::system_error ("recv"), e.g. ECONNRESET; cancelled_error if the task is
-    /// cancelled before data arrived (no data is lost: the next read gets it).
-    /// Kernel: multishot IORING_OP_RECV with a provided-buffer ring (6.0) where
-    /// supported, else one IORING_OP_RECV (5.6) per call.
-    /// **Thread safety:** loop thread; one read at a time.
-    [[nodiscard]] task<std::size_t> read_some(std::span<std::byte> buffer);
-    /// read_some() into a char buffer.
-    /// **Thread safety:** as read_some().
-    [[nodiscard]] task<std::size_t> read_some(std::span<char> buffer);
-    /// Reads exactly `n` bytes. Throws incomplete_read_error (with the bytes that
-    /// did arrive) at the end of the stream, std::system_error ("recv") on errors.
-    /// **Thread safety:** loop thread; one read at a time.
-    [[nodiscard]] task<std::string> read_exactly(std::size_t n);
-    /// Reads up to and including `delimiter` and returns it all (delimiter kept, as
-    /// asyncio's readuntil). Throws limit_overrun_error when `limit` bytes arrived
-    /// without the delimiter ending within them (the bytes stay buffered);
-    /// incomplete_read_error with everything buffered at the end of the stream;
-    /// std::invalid_argument for an empty delimiter.
-    /// **Thread safety:** loop thread; one read at a time.
-    [[nodiscard]] task<std::string> read_until(std::string delimiter, std::size_t limit = 65536);
-    /// Sends all of `bytes`, looping over partial sends (MSG_NOSIGNAL). Throws
-    /// std::system_error ("send"), e.g. EPIPE or ECONNRESET once the peer is gone.
-    /// Kernel: IORING_OP_SEND (5.6).
-    /// **Thread safety:** loop thread; one write at a time; `bytes` must stay valid.
-    [[nodiscard]] task<> write_all(std::span<const std::byte> bytes);
-    /// write_all() of characters.
-    /// **Thread safety:** as write_all().
-    [[nodiscard]] task<> write_all(std::string_view bytes);
     /// Shuts down the sending half (the peer reads end of stream); reading goes on.
     /// Throws std::system_error ("shutdown").
     /// **Thread safety:** loop thread.
     void shutdown_write();
-    /// Closes the socket at once and drops the read-ahead; no effect if closed. A
-    /// read or write waiting on the socket is cancelled in the kernel and fails with
-    /// std::system_error EBADF ("recv", "send"), unless it completed first.
-    /// **Thread safety:** loop thread.
-    void close() noexcept;
-
-    /// The descriptor, or -1 when closed.
-    /// **Thread safety:** read-only.
-    int fd() const noexcept { return fd_; }
-    /// True while open.
-    /// **Thread safety:** read-only.
-    bool is_open() const noexcept { return fd_ >= 0; }
-    /// Bytes read ahead by read_until and not yet returned.
-    /// **Thread safety:** read-only.
-    std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
     /// The local address (getsockname). Throws std::system_error ("getsockname").
     /// **Thread safety:** any thread.
     endpoint local_endpoint() const;
     /// The peer's address (getpeername). Throws std::system_error ("getpeername").
     /// **Thread safety:** any thread.
     endpoint remote_endpoint() const;
-
-private:
-    task<std::size_t> receive(std::span<std::byte> buffer);
-    task<std::size_t> take_buffered(std::span<std::byte> buffer);
-
-    int fd_ = -1;
-    detail::recv_state* recv_ = nullptr; // multishot provided-buffer receive, lazily
-    std::string rbuf_;                   // read-ahead of read_until / read_exactly
-    std::size_t rpos_ = 0;
-    detail::closable_op* reading_ = nullptr; // plain receive in flight, cancelled by close()
-    detail::closable_op* writing_ = nullptr; // send in flight, cancelled by close()
-    bool plain_ = false;                     // the loop has no provided-buffer receive
 };
 
 /// A TCP connection (asyncio's open_connection pair in one object).

@@ -371,6 +371,18 @@ detail::future_state_base* event_loop::spawn_state(detail::future_state_base* st
     return state;
 }
 
+void event_loop::start_eager(detail::future_state_base* state) noexcept {
+    detail::task_record* rec = state->as_task();
+    rec->set_number(next_task_number_++);
+    detail::loop_access::register_task(*this, *rec);
+    // The first step runs now, nested in the caller's step; current_task() is the new
+    // task meanwhile. Exceptions stay in the coroutine's promise.
+    detail::task_root* caller = current_;
+    current_ = rec;
+    rec->coroutine.resume();
+    current_ = caller;
+}
+
 void event_loop::set_exception_handler(exception_handler handler) {
     handler_ = std::move(handler);
 }

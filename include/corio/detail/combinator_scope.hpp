@@ -431,18 +431,6 @@ inline scope_ref::~scope_ref() {
 
 // ---- the child wrapper ----------------------------------------------------------
 
-/// Yields the task_root of the awaiting coroutine without suspending.
-struct current_root_awaiter {
-    task_root* root = nullptr;
-    bool await_ready() const noexcept { return false; }
-    template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        root = root_of(h);
-        return false;
-    }
-    task_root* await_resume() const noexcept { return root; }
-};
-
 /// Reports the end of a child to its scope exactly once.
 class child_guard {
 public:
