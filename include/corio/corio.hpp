@@ -19,6 +19,7 @@
 #include <corio/process.hpp>
 #include <corio/process_error.hpp>
 #include <corio/process_pool.hpp>
+#include <corio/progress_bar.hpp>
 #include <corio/queue.hpp>
 #include <corio/serialize.hpp>
 #include <corio/signal.hpp>

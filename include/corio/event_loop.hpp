@@ -135,13 +135,16 @@ public:
     explicit event_loop(loop_options options = {});
     event_loop(const event_loop&) = delete;
     event_loop& operator=(const event_loop&) = delete;
-    /// Closes the loop if it is not closed yet (see close()).
+    /// Closes the loop if it is not closed yet (see close()). Never throws: if close()
+    /// fails (another loop runs on this thread, or this is the wrong thread), the
+    /// exception handler is told and the pending tasks are leaked, not destroyed.
     ~event_loop();
 
     /// Runs `t` as a task until it completes; returns its value or rethrows.
     /// Throws corio::error if the loop is closed, already running, another loop runs
-    /// on this thread, this is not the thread that created the loop, or stop() was
-    /// called before the task finished.
+    /// on this thread, this is not the thread (or, after fork(), not the process) that
+    /// created the loop, or stop() was called before the task finished. A refused call
+    /// creates no task: `t` is destroyed unstarted.
     template <class T>
     T run_until_complete(task<T> t);
     /// Runs until the future is done; returns its result or rethrows.
@@ -156,7 +159,9 @@ public:
     /// True after close().
     bool is_closed() const noexcept { return closed_; }
     /// Cancels every pending task and runs the loop until they have finished their
-    /// cleanup; tasks that refuse to finish are destroyed once every kernel operation
+    /// cleanup; tasks that refuse to finish (no pending task finishes for about a
+    /// second, whether they wait on timers, kernel operations or nothing) are
+    /// destroyed once every kernel operation
     /// still in flight has been cancelled and reaped (or leaked, and reported, if an
     /// operation will not end). Then runs registered close hooks and releases the
     /// ring. Throws corio::error if the loop is running (or, with tasks to finalize,
@@ -170,6 +175,8 @@ public:
     void set_debug(bool on) noexcept { options_.debug = on; }
 
     /// Schedules `fn` on the next iteration, after callbacks scheduled before it.
+    /// Throws corio::error if the loop is closed or this is not the loop's thread
+    /// (checked in every build; use call_soon_threadsafe from other threads).
     timer_handle call_soon(std::function<void()> fn);
     /// Schedules `fn` after `delay` (never earlier).
     template <class Rep, class Period>
@@ -177,6 +184,7 @@ public:
         return call_at(time() + std::chrono::ceil<clock::duration>(delay), std::move(fn));
     }
     /// Schedules `fn` at `when` (never earlier); equal deadlines run in call order.
+    /// Throws corio::error as call_soon does (so does call_later).
     timer_handle call_at(time_point when, std::function<void()> fn);
     /// Any thread: schedules `fn` on the loop and wakes it. Throws corio::error if the
     /// loop is closed.
@@ -243,10 +251,14 @@ private:
     void run_ready(std::size_t count);
     void drain_remote() noexcept;
     void expire_timers();
+    void check_can_run() const;
     void enter_running();
     void leave_running() noexcept;
+    void check_owner_thread(const char* what) const;
     void run_until(const detail::future_state_base& state);
     void finalize_pending_tasks();
+    void destroy_pending_tasks(bool drained) noexcept;
+    void release_remaining(bool frames_destroyed) noexcept;
     void run_callback(detail::callback_state* cb) noexcept;
     void report_slow(std::chrono::nanoseconds took, detail::task_root* root);
     detail::future_state_base* spawn_state(detail::future_state_base* state);
@@ -302,7 +314,7 @@ future<T> event_loop::make_task(task<T>& t, std::string& name, corio::source_loc
     if (closed_) {
         throw error("corio: create_task on a closed event loop");
     }
-    if (options_.debug && std::this_thread::get_id() != owner_) {
+    if (std::this_thread::get_id() != owner_) [[unlikely]] {
         throw error("corio: create_task called from a thread other than the loop's");
     }
     auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
@@ -362,6 +374,7 @@ T event_loop::run_until_complete(task<T> t) {
     if (closed_) {
         throw error("corio: run_until_complete on a closed event loop");
     }
+    check_can_run(); // before the task exists: a refused call leaves nothing behind
     return run_until_complete(create_task(std::move(t)));
 }
 

@@ -254,6 +254,12 @@ public:
     class [[nodiscard]] put_awaiter {
     public:
         put_awaiter(basic_queue& q, T value) noexcept : queue_(&q), value_(std::move(value)) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        put_awaiter(put_awaiter&& other) noexcept
+            : queue_(other.queue_), value_(std::move(other.value_)), inserted_(other.inserted_),
+              waiter_(std::move(other.waiter_)) {
+            waiter_.context = this;
+        }
         put_awaiter(const put_awaiter&) = delete;
         put_awaiter& operator=(const put_awaiter&) = delete;
         bool await_ready() const noexcept { return queue_->shutdown_ || !queue_->full(); }
@@ -286,6 +292,11 @@ public:
     class [[nodiscard]] get_awaiter {
     public:
         explicit get_awaiter(basic_queue& q) noexcept : queue_(&q) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        get_awaiter(get_awaiter&& other) noexcept
+            : queue_(other.queue_), waiter_(std::move(other.waiter_)) {
+            waiter_.context = this;
+        }
         get_awaiter(const get_awaiter&) = delete;
         get_awaiter& operator=(const get_awaiter&) = delete;
         bool await_ready() const noexcept { return queue_->store_.size() > 0 || queue_->shutdown_; }

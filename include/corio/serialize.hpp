@@ -3,7 +3,8 @@
 /// `corio::serialize`: the binary encoding that carries arguments, results and
 /// exceptions across a process boundary (process_pool, process).
 ///
-/// Supported out of the box: arithmetic types, enums, `std::string`, `std::vector`,
+/// Supported out of the box: arithmetic types, enums with a fixed underlying type
+/// (every `enum class`; `enum E : int`), `std::string`, `std::vector`,
 /// `std::array`, `std::deque`, `std::list`, `std::pair`, `std::tuple`,
 /// `std::optional`, `std::variant`, `std::monostate`, `std::map`,
 /// `std::unordered_map`, `std::set`, `std::unordered_set`, `std::chrono::duration`,
@@ -25,6 +26,13 @@
 /// A specialization takes precedence over the aggregate rule. The encoding is the
 /// machine's native one (both ends are the same binary on the same host); it is not
 /// a storage or network format.
+///
+/// **Hostile input.** Decoding never crashes, hangs or allocates without bound: a
+/// length is trusted only as far as the bytes left can back it, elements that
+/// encode in zero bytes (`std::monostate`, `std::tuple<>`) count against a budget of
+/// `byte_reader::max_empty_elements` per reader, and a `bool` byte other than 0 or 1
+/// is refused; each gives `serialize_error`. (An enum without a fixed underlying
+/// type is not serializable: its valid values cannot be checked.)
 
 #include "corio/error.hpp"
 
@@ -141,12 +149,25 @@ public:
     [[nodiscard]] std::size_t remaining() const noexcept {
         return static_cast<std::size_t>(end_ - p_);
     }
+    /// How many container elements that encode in zero bytes (`std::monostate`,
+    /// `std::tuple<>`) one reader decodes at most: such elements are not backed by
+    /// input bytes, so a hostile length could otherwise make the decoder loop or
+    /// allocate without bound.
+    static constexpr std::size_t max_empty_elements = std::size_t{1} << 20;
+    /// Counts one decoded element that took no bytes; throws `serialize_error` once
+    /// more than `max_empty_elements` were counted. **Thread safety:** one thread at a time.
+    void count_empty_element() {
+        if (++empty_elements_ > max_empty_elements)
+            throw serialize_error("corio::deserialize: too many zero-size elements (a length "
+                                  "not backed by the input)");
+    }
     /// True when every byte was read. **Thread safety:** one thread at a time.
     [[nodiscard]] bool empty() const noexcept { return p_ == end_; }
 
 private:
     const char* p_;
     const char* end_;
+    std::size_t empty_elements_ = 0;
 };
 
 /// The customization point: specialize `serializer<T>` with
@@ -177,8 +198,9 @@ template <class T>
 void serialize_one(byte_writer& w, const T& v) {
     static_assert(serialize_type_is_supported<T>,
                   "corio::serialize: this type cannot cross a process boundary. Use arithmetic, "
-                  "enum, std::string, standard containers, pair/tuple/optional/variant, or an "
-                  "aggregate of those (a plain struct of at most 16 fields, without base classes "
+                  "enum with a fixed underlying type (enum class, or enum E : int), std::string, "
+                  "standard containers, pair/tuple/optional/variant, or an aggregate of those (a "
+                  "plain struct of at most 16 fields, without base classes "
                   "or C-array fields); for any other type specialize corio::serializer<T> with "
                   "static void write(corio::byte_writer&, const T&) and static T "
                   "read(corio::byte_reader&). (Pointers, references and views are never "
@@ -239,8 +261,27 @@ template <class T>
 // never compete.
 
 namespace detail {
+// An enum with a fixed underlying type (direct-list-initializable from it): every
+// value of the underlying type is a valid value of the enum.
 template <class T>
-concept serialize_bitwise = std::is_arithmetic_v<T> || std::is_enum_v<T>;
+concept serialize_fixed_enum = std::is_enum_v<T> && requires {
+    T{std::underlying_type_t<T>{}};
+};
+
+template <class T>
+concept serialize_bitwise = std::is_arithmetic_v<T> || serialize_fixed_enum<T>;
+
+// Reads n elements with read_one(), counting those that took no input bytes
+// against the reader's budget (a length is otherwise backed by the bytes left).
+template <class F>
+void serialize_read_n(byte_reader& r, std::size_t n, F&& read_one) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t before = r.remaining();
+        read_one();
+        if (r.remaining() == before)
+            r.count_empty_element();
+    }
+}
 
 // Upper bound of elements to reserve: never trust a length beyond the bytes left.
 inline std::size_t serialize_reserve_bound(std::size_t n, const byte_reader& r) noexcept {
@@ -255,15 +296,30 @@ void serialize_range(byte_writer& w, const C& c) {
 }
 } // namespace detail
 
-/// Arithmetic types and enums: their object representation.
+/// Arithmetic types and enums with a fixed underlying type: their object
+/// representation (`bool` as one byte, 0 or 1).
 /// **Thread safety:** reentrant.
 template <detail::serialize_bitwise T>
 requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
     /// Appends the encoding of the value. **Thread safety:** reentrant.
-    static void write(byte_writer& w, const T& v) { w.write_raw(v); }
-    /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
-    static T read(byte_reader& r) { return r.read_raw<T>(); }
+    static void write(byte_writer& w, const T& v) {
+        if constexpr (std::is_same_v<T, bool>)
+            w.write_raw(static_cast<std::uint8_t>(v ? 1 : 0));
+        else
+            w.write_raw(v);
+    }
+    /// Decodes one value; throws `serialize_error` on truncated or malformed input
+    /// (a `bool` byte other than 0 or 1). **Thread safety:** reentrant.
+    static T read(byte_reader& r) {
+        if constexpr (std::is_same_v<T, bool>) {
+            const auto b = r.read_raw<std::uint8_t>();
+            if (b > 1)
+                throw serialize_error("corio::deserialize: invalid bool byte");
+            return b != 0;
+        } else {
+            return r.read_raw<T>();
+        }
+    }
 };
 
 /// `std::monostate` (empty alternative of variants): no bytes.
@@ -330,8 +386,7 @@ struct serializer<std::vector<T, Alloc>> {
             r.read(v.data(), n * sizeof(T));
         } else {
             v.reserve(detail::serialize_reserve_bound(n, r));
-            for (std::size_t i = 0; i < n; ++i)
-                v.push_back(deserialize<T>(r));
+            detail::serialize_read_n(r, n, [&] { v.push_back(deserialize<T>(r)); });
         }
         return v;
     }
@@ -372,8 +427,8 @@ requires(serializable<typename C::value_type> &&
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
-        for (std::size_t i = 0; i < n; ++i)
-            c.push_back(deserialize<typename C::value_type>(r));
+        detail::serialize_read_n(r, n,
+                                 [&] { c.push_back(deserialize<typename C::value_type>(r)); });
         return c;
     }
 };
@@ -479,11 +534,11 @@ requires(serializable<typename C::key_type> &&
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
-        for (std::size_t i = 0; i < n; ++i) {
+        detail::serialize_read_n(r, n, [&] {
             auto k = deserialize<typename C::key_type>(r);
             auto v = deserialize<typename C::mapped_type>(r);
             c.emplace(std::move(k), std::move(v));
-        }
+        });
         return c;
     }
 };
@@ -504,8 +559,7 @@ requires(serializable<typename C::key_type> &&
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
-        for (std::size_t i = 0; i < n; ++i)
-            c.emplace(deserialize<typename C::key_type>(r));
+        detail::serialize_read_n(r, n, [&] { c.emplace(deserialize<typename C::key_type>(r)); });
         return c;
     }
 };

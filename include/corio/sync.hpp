@@ -157,6 +157,8 @@ public:
     class [[nodiscard]] acquire_awaiter {
     public:
         explicit acquire_awaiter(lock& l) noexcept : lock_(&l) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        acquire_awaiter(acquire_awaiter&&) noexcept = default;
         acquire_awaiter(const acquire_awaiter&) = delete;
         acquire_awaiter& operator=(const acquire_awaiter&) = delete;
         bool await_ready() const noexcept {
@@ -289,6 +291,8 @@ public:
     class [[nodiscard]] acquire_awaiter {
     public:
         explicit acquire_awaiter(semaphore& s) noexcept : sem_(&s) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        acquire_awaiter(acquire_awaiter&&) noexcept = default;
         acquire_awaiter(const acquire_awaiter&) = delete;
         acquire_awaiter& operator=(const acquire_awaiter&) = delete;
         bool await_ready() const noexcept {

@@ -77,8 +77,8 @@ public:
         using split = detail::split_args<Args...>;
         return split::apply(
             [&](auto&& call_args, auto cb, auto ecb) {
-                return make_apply_(std::forward<F>(f), std::move(call_args), std::move(cb),
-                                   std::move(ecb));
+                return make_apply_(std::forward<F>(f), std::forward<decltype(call_args)>(call_args),
+                                   std::move(cb), std::move(ecb));
             },
             std::forward<Args>(args_then_callbacks)...);
     }

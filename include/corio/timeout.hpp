@@ -118,7 +118,11 @@ public:
         } catch (...) {
             failure = std::current_exception();
         }
-        leave(failure);
+        if constexpr (std::is_void_v<T>) {
+            leave(failure);
+        } else {
+            fail(failure); // only a failed body gets here
+        }
     }
 
 private:
@@ -157,6 +161,11 @@ private:
         if (failure) {
             std::rethrow_exception(failure);
         }
+    }
+    /// leave() for a block that failed: always throws.
+    [[noreturn]] void fail(const std::exception_ptr& failure) {
+        leave(failure);
+        std::rethrow_exception(failure);
     }
     static void on_fire(detail::timer_node& n) noexcept {
         auto& self = *static_cast<timeout_scope*>(n.context);

@@ -3,6 +3,10 @@
 
 #include <stdexcept>
 
+#include <corio/detail/live_counts.hpp>
+
+#include <atomic>
+
 namespace corio::detail {
 
 namespace {
@@ -59,12 +63,22 @@ bool is_cancellation(const std::exception_ptr& e) noexcept {
     }
 }
 
+namespace {
+std::atomic<std::size_t> live_states{0};
+}
+
+std::size_t live_future_states() noexcept {
+    return live_states.load(std::memory_order_relaxed);
+}
+
 future_state_base::future_state_base(event_loop& loop) : loop_(&loop) {
     registry_hook.owner = this;
     loop_access::register_state(loop, *this);
+    live_states.fetch_add(1, std::memory_order_relaxed);
 }
 
 future_state_base::~future_state_base() {
+    live_states.fetch_sub(1, std::memory_order_relaxed);
     registry_hook.unlink();
     if (task_ != nullptr) {
         task_->pending_hook.unlink();

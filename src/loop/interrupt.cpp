@@ -66,7 +66,7 @@ void interrupt_guard::on_node(remote_node&) noexcept {
     }
 }
 
-interrupt_guard::interrupt_guard(event_loop& loop, task_handle main) : main_(std::move(main)) {
+interrupt_guard::interrupt_guard(event_loop& loop, task_handle main) : main_(main) {
     if (!on_main_thread() || !sigint_has_default_action() || node.guard != nullptr) {
         return; // someone else handles Ctrl+C (or it is ignored): leave it to them
     }

@@ -55,11 +55,15 @@ socket_acceptor::~socket_acceptor() {
 }
 
 void socket_acceptor::close() noexcept {
+    const bool in_kernel = state_ != nullptr || accepting_ != nullptr;
     if (state_ != nullptr) {
         std::exchange(state_, nullptr)->orphan();
     }
     closable_op::abort(accepting_); // see socket_stream::close()
     if (fd_ >= 0) {
+        if (in_kernel) {
+            ::shutdown(fd_, SHUT_RDWR); // stops listening now, not when the cancel lands
+        }
         ::close(std::exchange(fd_, -1));
     }
 }

@@ -60,6 +60,14 @@ public:
         sqes_since_poll_ = 0;
     }
     unsigned setup_flags() const noexcept { return flags_; }
+    /// True in a child forked after this ring was created: the ring's memory and
+    /// kernel instance are shared with the parent, so the child must neither submit
+    /// nor reap (get_sqe hands out nothing, poll throws). A plain load: the fork
+    /// generation is bumped by a pthread_atfork child handler.
+    bool foreign() const noexcept;
+    /// Marks this ring as an event loop's, driven by the thread that created it: the
+    /// leak gate's pending_kernel_ops() reads its counters from that thread.
+    void mark_loop_ring() noexcept;
 
     /// The liburing ring itself (to register provided-buffer rings and the like).
     io_uring* native() noexcept { return &ring_; }
@@ -83,6 +91,7 @@ private:
     static void on_doorbell(uring_op& op, int res, unsigned flags) noexcept;
 
     io_uring ring_{};
+    unsigned generation_ = 0;             // fork generation of the creating process
     std::uint64_t supported_ops_[4] = {}; // bit per opcode, valid once probed_
     bool probed_ = false;
     unsigned flags_ = 0;

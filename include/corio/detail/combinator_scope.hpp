@@ -352,7 +352,7 @@ public:
     void reserve_completed(std::size_t n) { completed_.reserve(n); }
 
     // -- task_group --
-    void set_owner(task_handle owner) noexcept { owner_ = std::move(owner); }
+    void set_owner(task_handle owner) noexcept { owner_ = owner; }
     const task_handle& owner() const noexcept { return owner_; }
     bool owner_cancel_requested() const noexcept { return owner_cancel_requested_; }
     void set_owner_joining(bool on) noexcept { owner_joining_ = on; }

@@ -96,7 +96,7 @@ auto collect_inputs(Rng&& range) {
     if constexpr (std::is_same_v<std::remove_cvref_t<Rng>, std::vector<In>> &&
                   !std::is_lvalue_reference_v<Rng> &&
                   !std::is_const_v<std::remove_reference_t<Rng>>) {
-        return std::vector<In>(std::move(range));
+        return std::vector<In>(std::forward<Rng>(range));
     } else {
         std::vector<In> v;
         if constexpr (std::ranges::sized_range<Rng>) {
