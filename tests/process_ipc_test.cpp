@@ -11,7 +11,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -900,4 +902,89 @@ TEST_CASE("async_join waits on the loop without blocking it", "[ipc][process][as
     CHECK(p.result().get<std::string>() == "done");
     corio::process never([] {});
     CHECK_THROWS_AS(corio::run(never.async_join()), corio::error);
+}
+
+namespace {
+
+corio::process_event* terminated_event = nullptr;
+
+void on_sigterm(int) {
+    terminated_event->set(); // a futex word and a wake: async-signal-safe
+    ::_exit(0);
+}
+
+} // namespace
+
+TEST_CASE("when a process's function returns, its non-daemon children are waited for and its "
+          "daemon children terminated",
+          "[ipc][process][daemon][exit]") {
+    pool_semantics::watchdog dog("exit rule");
+    corio::process_event go;         // lets the non-daemon grandchild finish
+    corio::process_event ready;      // the daemon's SIGTERM handler is installed
+    corio::process_event terminated; // the daemon got SIGTERM
+    corio::shared_array<int> seen(2);
+    corio::process middle(
+        [](corio::process_event go, corio::process_event ready, corio::process_event terminated,
+           corio::shared_array<int> seen) {
+            corio::process worker(
+                [](corio::process_event go, corio::shared_array<int> seen) {
+                    go.wait();
+                    seen[0] = 1;
+                },
+                go, seen);
+            worker.start();
+            corio::process daemon(
+                [](corio::process_event ready, corio::process_event terminated) {
+                    terminated_event = &terminated;
+                    ::signal(SIGTERM, on_sigterm);
+                    ready.set();
+                    for (;;)
+                        ::pause();
+                },
+                ready, terminated);
+            daemon.daemon(true);
+            daemon.start();
+            if (!ready.wait(10s))
+                std::exit(3);
+            seen[1] = 1;
+            // Both objects are destroyed here while their children run; the
+            // function's return is this process's exit.
+        },
+        go, ready, terminated, seen);
+    middle.start();
+    // The daemon is told to end while the middle process waits for its worker.
+    REQUIRE(terminated.wait(10s));
+    CHECK(seen[1] == 1);
+    CHECK(middle.is_alive()); // its worker waits for `go`, so it cannot have exited
+    CHECK(seen[0] == 0);
+    go.set();
+    REQUIRE(middle.join(10s));
+    CHECK(middle.exitcode() == 0);
+    CHECK(seen[0] == 1); // the worker finished, it was not killed with its parent
+}
+
+TEST_CASE("a process object destroyed while its child runs: the child stays listed until it "
+          "ends, holding no descriptor",
+          "[ipc][process][lifetime]") {
+    pool_semantics::watchdog dog("dropped child");
+    corio::process_event release;
+    pid_t pid = 0;
+    {
+        corio::process p([](corio::process_event e) { e.wait(); }, release);
+        p.start();
+        pid = p.pid();
+    }
+    bool listed = false;
+    for (const auto& c : corio::active_children())
+        listed = listed || c.pid == pid;
+    CHECK(listed);
+    // The fork server keeps it unreaped while it is listed: its pid is still its own.
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    REQUIRE(fd >= 0);
+    release.set();
+    pollfd p{fd, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 10000) == 1);
+    ::close(fd);
+    for (const auto& c : corio::active_children())
+        CHECK(c.pid != pid);
 }

@@ -209,6 +209,7 @@ private:
     std::vector<int> start_fds_;
     std::string name_;
     bool daemon_ = false;
+    bool registered_ = false; // listed for active_children() and the wait at exit
     const std::type_info* result_type_ = nullptr;
     pid_t pid_ = 0;
     int pidfd_ = -1;

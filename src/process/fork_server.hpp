@@ -51,6 +51,11 @@ struct process_identity {
 };
 process_identity& self_identity() noexcept;
 
+/// The exit rule for the children this process started through corio::process (at
+/// program exit, and when a corio::process child's function returned): daemon
+/// children get SIGTERM, the others are waited for.
+void wait_for_children() noexcept;
+
 /// "exited with status 3" / "was killed by signal 11 (SIGSEGV)".
 std::string describe_wait_status(int status);
 

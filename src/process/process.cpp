@@ -33,58 +33,142 @@ namespace {
 
 struct child_record {
     pid_t pid = 0;
-    int pidfd = -1; // a duplicate owned by the registry
     std::string name;
     bool daemon = false;
+    bool dropped = false; // its process object is gone; the record owns the zombie
 };
 
-// Every child started here that was not reaped yet. At exit (static destruction),
-// daemon children get SIGTERM and the program waits for the others, as Python does.
+// A pidfd of a child the fork server has not reaped (so the pid cannot have been
+// reused): every registered child stays unreaped until it leaves the registry.
+int open_pidfd(pid_t pid) noexcept {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+// True if the unreaped child `pid` has exited (or cannot be looked at).
+bool has_exited(pid_t pid, int timeout_ms) noexcept {
+    const int fd = open_pidfd(pid);
+    if (fd < 0)
+        return true;
+    const bool done = wait_pidfd(fd, timeout_ms);
+    ::close(fd);
+    return done;
+}
+
+// Every child started here that was not reaped yet, by pid only (no descriptors are
+// held for it). A child whose process object was destroyed while it ran stays listed
+// (and unreaped by the fork server) until it is seen to have exited: at the next
+// start() or active_children(), as Python's _cleanup(), or at exit. At exit, daemon
+// children get SIGTERM and the program waits for the others, as Python does; without
+// that wait they would die with the fork server (their parent-death signal).
+// The registry is never destroyed: process objects with static storage may outlive
+// any static of this file.
 struct child_registry {
     std::mutex mutex;
+    pid_t owner = ::getpid(); // a forked copy (a child's) forgets its parent's children
     std::vector<child_record> children;
 
-    ~child_registry() {
-        for (auto& c : children) {
-            if (c.daemon)
-                ::syscall(SYS_pidfd_send_signal, c.pidfd, SIGTERM, nullptr, 0);
+    // With the mutex held: a copy inherited through fork lists none of this
+    // process's children.
+    void adopt_locked() noexcept {
+        if (owner != ::getpid()) {
+            owner = ::getpid();
+            children.clear();
         }
-        for (auto& c : children) {
-            if (!c.daemon)
-                wait_pidfd(c.pidfd, -1);
-            ::close(c.pidfd);
+    }
+
+    // Releases (to the fork server) the dropped children that have exited.
+    void cleanup_locked() noexcept {
+        adopt_locked();
+        for (auto it = children.begin(); it != children.end();) {
+            if (it->dropped && has_exited(it->pid, 0)) {
+                fork_server_release(it->pid);
+                it = children.erase(it);
+            } else {
+                ++it;
+            }
         }
     }
 };
 
-child_registry& registry() {
-    static child_registry r;
-    return r;
+std::atomic<child_registry*> the_registry{nullptr};
+
+void wait_at_exit() noexcept {
+    wait_for_children();
 }
 
-void register_child(pid_t pid, int pidfd, const std::string& name, bool daemon) {
-    const int copy = ::fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0)
-        return; // out of descriptors: the child just is not listed
-    auto& r = registry();
-    std::lock_guard lock(r.mutex);
+child_registry& registry() {
+    static child_registry* r = [] {
+        auto* created = new child_registry; // NOLINT(cppcoreguidelines-owning-memory)
+        the_registry.store(created, std::memory_order_release);
+        std::atexit(wait_at_exit);
+        return created;
+    }();
+    return *r;
+}
+
+} // namespace
+
+void wait_for_children() noexcept {
+    child_registry* r = the_registry.load(std::memory_order_acquire);
+    if (r == nullptr)
+        return; // no child was ever started here
+    std::vector<child_record> children;
     try {
-        r.children.push_back({pid, copy, name, daemon});
+        std::lock_guard lock(r->mutex);
+        r->adopt_locked();
+        children = r->children;
     } catch (...) {
-        ::close(copy);
+        return;
+    }
+    for (const auto& c : children) {
+        if (c.daemon)
+            ::kill(c.pid, SIGTERM); // unreaped: the pid is still this child's
+    }
+    for (const auto& c : children) {
+        if (!c.daemon)
+            has_exited(c.pid, -1);
     }
 }
 
+namespace {
+
+// False if the child could not be listed (then the caller releases it as before).
+bool register_child(pid_t pid, const std::string& name, bool daemon) noexcept {
+    try {
+        auto& r = registry();
+        std::lock_guard lock(r.mutex);
+        r.cleanup_locked();
+        r.children.push_back({pid, name, daemon, false});
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+// Called before the child is reaped.
 void forget_child(pid_t pid) noexcept {
     auto& r = registry();
     std::lock_guard lock(r.mutex);
     for (auto it = r.children.begin(); it != r.children.end(); ++it) {
         if (it->pid == pid) {
-            ::close(it->pidfd);
             r.children.erase(it);
             return;
         }
     }
+}
+
+// The process object of `pid` is gone while the child may run: the registry keeps
+// it (waited for at exit). False if it was not listed.
+bool drop_child(pid_t pid) noexcept {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    for (auto& c : r.children) {
+        if (c.pid == pid) {
+            c.dropped = true;
+            return true;
+        }
+    }
+    return false;
 }
 
 } // namespace
@@ -105,9 +189,10 @@ std::optional<process_info> parent_process() {
 std::vector<process_info> active_children() {
     auto& r = detail::registry();
     std::lock_guard lock(r.mutex);
+    r.cleanup_locked();
     std::vector<process_info> out;
     for (const auto& c : r.children) {
-        if (!detail::wait_pidfd(c.pidfd, 0))
+        if (!detail::has_exited(c.pid, 0))
             out.push_back({c.pid, c.name, c.daemon});
     }
     return out;
@@ -127,10 +212,10 @@ std::string process::next_name() {
 
 process::process(process&& other) noexcept
     : call_body_(std::move(other.call_body_)), start_fds_(std::move(other.start_fds_)),
-      name_(std::move(other.name_)), daemon_(other.daemon_), result_type_(other.result_type_),
-      pid_(std::exchange(other.pid_, 0)), pidfd_(std::exchange(other.pidfd_, -1)),
-      channel_fd_(std::exchange(other.channel_fd_, -1)), answer_(std::move(other.answer_)),
-      exitcode_(std::exchange(other.exitcode_, std::nullopt)) {
+      name_(std::move(other.name_)), daemon_(other.daemon_), registered_(other.registered_),
+      result_type_(other.result_type_), pid_(std::exchange(other.pid_, 0)),
+      pidfd_(std::exchange(other.pidfd_, -1)), channel_fd_(std::exchange(other.channel_fd_, -1)),
+      answer_(std::move(other.answer_)), exitcode_(std::exchange(other.exitcode_, std::nullopt)) {
     other.start_fds_.clear();
 }
 
@@ -142,6 +227,7 @@ process& process::operator=(process&& other) noexcept {
         other.start_fds_.clear();
         name_ = std::move(other.name_);
         daemon_ = other.daemon_;
+        registered_ = other.registered_;
         result_type_ = other.result_type_;
         pid_ = std::exchange(other.pid_, 0);
         pidfd_ = std::exchange(other.pidfd_, -1);
@@ -157,7 +243,7 @@ process::~process() {
     if (channel_fd_ >= 0)
         ::close(channel_fd_);
     if (pidfd_ >= 0) {
-        if (!exitcode_)
+        if (!exitcode_ && !(registered_ && detail::drop_child(pid_)))
             detail::fork_server_release(pid_);
         ::close(pidfd_);
     }
@@ -201,7 +287,7 @@ void process::start() {
     pid_ = child.pid;
     pidfd_ = child.pidfd;
     channel_fd_ = sv[0];
-    detail::register_child(pid_, pidfd_, name_, daemon_);
+    registered_ = detail::register_child(pid_, name_, daemon_);
     // The child reads the whole frame before it runs anything, so this cannot block
     // for long; if it died already, the send fails and exitcode() tells why. The
     // descriptors of the arguments ride on the first bytes (SCM_RIGHTS).
@@ -266,8 +352,9 @@ void process::reap() {
         ::close(channel_fd_);
         channel_fd_ = -1;
     }
+    if (registered_)
+        detail::forget_child(pid_); // before the pid can be reused
     exitcode_ = detail::exitcode_of(detail::fork_server_wait(pid_));
-    detail::forget_child(pid_);
     ::close(pidfd_);
     pidfd_ = -1;
 }

@@ -241,6 +241,8 @@ void write_all(int fd, byte_writer& out, bool clear = true) noexcept {
         code = 1;
     }
     std::fflush(nullptr);
+    // As a program's exit: its own non-daemon children are waited for, daemons ended.
+    wait_for_children();
     ::_exit(code);
 }
 
