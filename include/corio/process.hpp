@@ -90,7 +90,9 @@ private:
 /// Children are forked from the fork server, so starting one is safe whatever threads
 /// the program runs (call `corio::init()` first thing in `main` for that); the child
 /// sees the program's globals as they were when the fork server started.
-/// Destroying a started, unjoined process does not stop the child (as Python).
+/// Destroying a started, unjoined process does not stop the child (as Python). At
+/// exit the program waits for its non-daemon children (joined or not) and sends
+/// SIGTERM to its daemon ones, as Python does; see `daemon()`.
 /// **Thread safety:** one process object must not be used by two threads at once;
 /// distinct objects are independent.
 class process {
