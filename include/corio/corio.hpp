@@ -4,6 +4,7 @@
 
 #include <corio/async_generator.hpp>
 #include <corio/async_result.hpp>
+#include <corio/basic_pool.hpp>
 #include <corio/byte_stream.hpp>
 #include <corio/combinators.hpp>
 #include <corio/error.hpp>

@@ -26,6 +26,7 @@ std::string current_cancel_message();
 /// Thrown inside a task at its current or next suspension point after `cancel()`,
 /// and by `result()` of a cancelled future (asyncio.CancelledError). Thrown inside
 /// a task cancelled with `cancel(message)`, its what() is that message.
+/// **Thread safety:** exception objects are immutable after construction.
 class cancelled_error : public error {
 public:
     /// A cancellation of the running task, carrying its cancel message if it has one.
@@ -34,6 +35,7 @@ public:
 };
 
 /// A deadline passed: `wait_for`, `async_result::get(timeout)` (asyncio.TimeoutError).
+/// **Thread safety:** exception objects are immutable after construction.
 class timeout_error : public error {
 public:
     timeout_error() : error("corio: timed out") {}
@@ -49,6 +51,7 @@ public:
 };
 
 /// A future's result or exception was read before it was set (asyncio.InvalidStateError).
+/// **Thread safety:** exception objects are immutable after construction.
 class invalid_state_error : public error {
 public:
     using error::error;

@@ -33,6 +33,7 @@ template <class T>
 class future;
 
 /// What the loop's exception handler receives (asyncio's context dict).
+/// **Thread safety:** a plain value.
 struct exception_context {
     std::string message;          ///< what happened, one line
     std::exception_ptr exception; ///< the exception, if any
@@ -40,6 +41,7 @@ struct exception_context {
 };
 
 /// Options of an event loop, an aggregate: `event_loop loop{{.entries = 512}};`
+/// **Thread safety:** a plain value; the loop copies it at construction.
 struct loop_options {
     /// Submission queue entries of the io_uring instance.
     unsigned entries = 256;

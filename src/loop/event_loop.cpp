@@ -252,7 +252,7 @@ void event_loop::run_once(std::optional<std::chrono::nanoseconds> max_wait) {
         }
     }
     if (block || ring_->in_flight() > 0 || ring_->has_pending()) {
-        ring_->poll(block, timeout);
+        ring_->submit_and_wait(block, timeout);
         drain_remote();
     }
     expire_timers();

@@ -3,7 +3,7 @@
 // errors of its reads. Sockets receive through the loop's multishot provided-buffer
 // receive where the kernel has it; everything else reads and writes plainly.
 
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 #include "net/socket_ops.hpp"
 
 #include "ring/io_ops.hpp"
@@ -149,7 +149,7 @@ task<std::size_t> byte_stream::receive(std::span<std::byte> buffer) {
     }
     if (recv_ == nullptr && !plain_) {
         event_loop& loop = get_running_loop();
-        detail::io_context& ctx = detail::io_context_of(loop);
+        detail::ring_socket_state& ctx = detail::socket_state_of(loop);
         if (ctx.buffer_receive()) {
             recv_ = new detail::recv_state(ctx, loop, fd_);
         } else {

@@ -2,7 +2,7 @@
 // accept at a time).
 
 #include "net/socket_ops.hpp"
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 
 #include "ring/io_ops.hpp"
 #include <corio/net.hpp>
@@ -74,7 +74,7 @@ task<int> socket_acceptor::accept_fd() {
     }
     if (state_ == nullptr && multishot_) {
         event_loop& loop = get_running_loop();
-        io_context& ctx = io_context_of(loop);
+        ring_socket_state& ctx = socket_state_of(loop);
         if (ctx.multishot_accept()) {
             state_ = new accept_state(ctx, loop, fd_);
         } else {

@@ -1,4 +1,4 @@
-// The fork server (see include/corio/detail/fork_server.hpp) and corio::init().
+// The fork server (see src/process/fork_server.hpp) and corio::init().
 #include "process/fork_server.hpp"
 #include <corio/detail/live_counts.hpp>
 #include <corio/detail/process_wire.hpp>

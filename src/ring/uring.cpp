@@ -152,7 +152,7 @@ uring::~uring() {
 }
 
 io_uring_sqe* uring::get_sqe() noexcept {
-    if (sqes_since_poll_ >= sqe_limit_) {
+    if (sqes_since_wait_ >= sqe_limit_) {
         return nullptr; // test hook: as if the kernel had not consumed the queue yet
     }
     if (foreign()) [[unlikely]] {
@@ -168,7 +168,7 @@ io_uring_sqe* uring::get_sqe() noexcept {
         sqe = io_uring_get_sqe(&ring_);
     }
     if (sqe != nullptr && sqe_limit_ != unlimited_submissions) {
-        ++sqes_since_poll_;
+        ++sqes_since_wait_;
     }
     return sqe;
 }
@@ -324,18 +324,18 @@ bool uring::cancel_all(std::chrono::nanoseconds limit) {
         if (left <= left.zero()) {
             return false;
         }
-        poll(true, std::chrono::ceil<std::chrono::nanoseconds>(left));
+        submit_and_wait(true, std::chrono::ceil<std::chrono::nanoseconds>(left));
     }
     return true;
 }
 
-void uring::poll(bool block, std::optional<std::chrono::nanoseconds> timeout) {
+void uring::submit_and_wait(bool block, std::optional<std::chrono::nanoseconds> timeout) {
     if (foreign()) {
         throw std::system_error(EPERM, std::system_category(),
                                 "corio: io_uring of a loop created by another process (the "
                                 "program forked)");
     }
-    sqes_since_poll_ = 0;
+    sqes_since_wait_ = 0;
     flush_parked();
     if (block) {
         __kernel_timespec ts{};
