@@ -229,12 +229,11 @@ template <detail::serialize_aggregate T>
 requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
     /// Number of fields of the aggregate.
     static constexpr std::size_t fields = detail::serialize_field_count<T>();
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const T& v) {
         detail::serialize_visit_fields<fields>(v, [&](const auto&... f) { serialize(w, f...); });
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static T read(byte_reader& r) {
         // Decode into a tuple first (braced init evaluates left to right), then
         // build the aggregate from it.
