@@ -78,8 +78,9 @@ public:
 
     /// Appends `n` raw bytes.
     void write(const void* data, std::size_t n) {
-        if (n != 0)
+        if (n != 0) {
             buf_.append(static_cast<const char*>(data), n);
+        }
     }
     /// Appends the object representation of a trivially copyable value.
     template <class T>
@@ -111,13 +112,15 @@ public:
 
     /// Copies the next `n` bytes to `out`; throws `serialize_error` if fewer remain.
     void read(void* out, std::size_t n) {
-        if (n != 0)
+        if (n != 0) {
             std::memcpy(out, take(n).data(), n);
+        }
     }
     /// Returns a view of the next `n` bytes and skips them; throws if fewer remain.
     [[nodiscard]] std::string_view take(std::size_t n) {
-        if (n > remaining())
+        if (n > remaining()) {
             throw serialize_error("corio::deserialize: input is truncated");
+        }
         std::string_view v(p_, n);
         p_ += n;
         return v;
@@ -133,8 +136,9 @@ public:
     /// Reads a length written by `byte_writer::write_size`.
     [[nodiscard]] std::size_t read_size() {
         auto n = read_raw<std::uint64_t>();
-        if (n > SIZE_MAX)
+        if (n > SIZE_MAX) {
             throw serialize_error("corio::deserialize: length out of range");
+        }
         return static_cast<std::size_t>(n);
     }
     /// Bytes not read yet.
@@ -149,9 +153,10 @@ public:
     /// Counts one decoded element that took no bytes; throws `serialize_error` once
     /// more than `max_empty_elements` were counted.
     void count_empty_element() {
-        if (++empty_elements_ > max_empty_elements)
+        if (++empty_elements_ > max_empty_elements) {
             throw serialize_error("corio::deserialize: too many zero-size elements (a length "
                                   "not backed by the input)");
+        }
     }
     /// True when every byte was read.
     [[nodiscard]] bool empty() const noexcept { return p_ == end_; }
@@ -197,8 +202,9 @@ void serialize_one(byte_writer& w, const T& v) {
                   "static void write(corio::byte_writer&, const T&) and static T "
                   "read(corio::byte_reader&). (Pointers, references and views are never "
                   "serializable.)");
-    if constexpr (serialize_type_is_supported<T>)
+    if constexpr (serialize_type_is_supported<T>) {
         serializer<T>::write(w, v);
+    }
 }
 } // namespace detail
 
@@ -243,8 +249,9 @@ template <class T>
 [[nodiscard]] T from_bytes(std::string_view bytes) {
     byte_reader r(bytes);
     T v = deserialize<T>(r);
-    if (!r.empty())
+    if (!r.empty()) {
         throw serialize_error("corio::from_bytes: trailing bytes after the value");
+    }
     return v;
 }
 

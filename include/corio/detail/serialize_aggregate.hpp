@@ -112,10 +112,11 @@ consteval bool serialize_braces_at() {
 // needed), and whatever the fields after the array.
 template <class T, std::size_t N, std::size_t P, std::size_t K>
 consteval bool serialize_array_of_at() {
-    if constexpr (serialize_braces_at<T, P, K, N - P - K>())
+    if constexpr (serialize_braces_at<T, P, K, N - P - K>()) {
         return !serialize_braces_at<T, P, K, N - P - K + 1>();
-    else
+    } else {
         return false;
+    }
 }
 
 // A C-array field counts once per element in the brace count (brace elision), so

@@ -50,8 +50,9 @@ void serialize_read_n(byte_reader& r, std::size_t n, F&& read_one) {
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t before = r.remaining();
         read_one();
-        if (r.remaining() == before)
+        if (r.remaining() == before) {
             r.count_empty_element();
+        }
     }
 }
 
@@ -63,8 +64,9 @@ inline std::size_t serialize_reserve_bound(std::size_t n, const byte_reader& r) 
 template <class C>
 void serialize_range(byte_writer& w, const C& c) {
     w.write_size(static_cast<std::size_t>(std::distance(c.begin(), c.end())));
-    for (const auto& e : c)
+    for (const auto& e : c) {
         serialize(w, e);
+    }
 }
 } // namespace detail
 
@@ -75,18 +77,20 @@ template <detail::serialize_bitwise T>
 requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
     /// Appends the encoding of the value.
     static void write(byte_writer& w, const T& v) {
-        if constexpr (std::is_same_v<T, bool>)
+        if constexpr (std::is_same_v<T, bool>) {
             w.write_raw(static_cast<std::uint8_t>(v ? 1 : 0));
-        else
+        } else {
             w.write_raw(v);
+        }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input
     /// (a `bool` byte other than 0 or 1).
     static T read(byte_reader& r) {
         if constexpr (std::is_same_v<T, bool>) {
             const auto b = r.read_raw<std::uint8_t>();
-            if (b > 1)
+            if (b > 1) {
                 throw serialize_error("corio::deserialize: invalid bool byte");
+            }
             return b != 0;
         } else {
             return r.read_raw<T>();
@@ -119,8 +123,9 @@ struct serializer<std::basic_string<Char, Traits, Alloc>> {
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     static type read(byte_reader& r) {
         std::size_t n = r.read_size();
-        if (n > r.remaining() / sizeof(Char))
+        if (n > r.remaining() / sizeof(Char)) {
             throw serialize_error("corio::deserialize: input is truncated");
+        }
         type s(n, Char{});
         r.read(s.data(), n * sizeof(Char));
         return s;
@@ -140,8 +145,9 @@ struct serializer<std::vector<T, Alloc>> {
         if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
             w.write(v.data(), v.size() * sizeof(T));
         } else {
-            for (const auto& e : v)
+            for (const auto& e : v) {
                 serialize<T>(w, e);
+            }
         }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
@@ -149,8 +155,9 @@ struct serializer<std::vector<T, Alloc>> {
         std::size_t n = r.read_size();
         type v;
         if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
-            if (n > r.remaining() / sizeof(T))
+            if (n > r.remaining() / sizeof(T)) {
                 throw serialize_error("corio::deserialize: input is truncated");
+            }
             v.resize(n);
             r.read(v.data(), n * sizeof(T));
         } else {
@@ -168,8 +175,9 @@ requires serializable<T>
 struct serializer<std::array<T, N>> {
     /// Appends the encoding of the value.
     static void write(byte_writer& w, const std::array<T, N>& a) {
-        for (const auto& e : a)
+        for (const auto& e : a) {
             serialize<T>(w, e);
+        }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     static std::array<T, N> read(byte_reader& r) {
@@ -238,13 +246,15 @@ struct serializer<std::optional<T>> {
     /// Appends the encoding of the value.
     static void write(byte_writer& w, const std::optional<T>& o) {
         w.write_raw(static_cast<std::uint8_t>(o.has_value()));
-        if (o)
+        if (o) {
             serialize<T>(w, *o);
+        }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     static std::optional<T> read(byte_reader& r) {
-        if (r.read_raw<std::uint8_t>() == 0)
+        if (r.read_raw<std::uint8_t>() == 0) {
             return std::nullopt;
+        }
         return std::optional<T>(deserialize<T>(r));
     }
 };
@@ -257,16 +267,18 @@ requires(serializable<T>&&...) struct serializer<std::variant<T...>> {
     using type = std::variant<T...>;
     /// Appends the encoding of the value.
     static void write(byte_writer& w, const type& v) {
-        if (v.valueless_by_exception())
+        if (v.valueless_by_exception()) {
             throw serialize_error("corio::serialize: a valueless variant cannot be serialized");
+        }
         w.write_size(v.index());
         std::visit([&](const auto& alt) { serialize(w, alt); }, v);
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     static type read(byte_reader& r) {
         std::size_t index = r.read_size();
-        if (index >= sizeof...(T))
+        if (index >= sizeof...(T)) {
             throw serialize_error("corio::deserialize: variant index out of range");
+        }
         using reader_fn = type (*)(byte_reader&);
         static constexpr reader_fn readers[] = {[](byte_reader& rr) -> type {
             return type(std::in_place_type<T>, deserialize<T>(rr));
@@ -289,8 +301,9 @@ requires(serializable<typename C::key_type> &&
     /// Appends the encoding of the value.
     static void write(byte_writer& w, const C& c) {
         w.write_size(c.size());
-        for (const auto& [k, v] : c)
+        for (const auto& [k, v] : c) {
             serialize(w, k, v);
+        }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
     static C read(byte_reader& r) {
