@@ -9,6 +9,7 @@
 #include <ctime>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <system_error>
 
 namespace corio {
@@ -170,7 +171,15 @@ task<void> process_lock::async_acquire() {
 void process_lock::release() {
     if (memory_.data() == nullptr)
         throw error("corio::process_lock: moved-from lock");
-    const int rc = pthread_mutex_unlock(&state_of<lock_state>(memory_)->mutex);
+    auto* s = state_of<lock_state>(memory_);
+    // The robust mutex's word holds its owner's thread id: refuse here rather than
+    // unlock a mutex this thread does not hold (pthread would say EPERM; sanitizers
+    // report the attempt itself).
+    const std::uint32_t owner =
+        lock_word(s->mutex)->load(std::memory_order_acquire) & FUTEX_TID_MASK;
+    if (owner != static_cast<std::uint32_t>(::gettid()))
+        throw error("corio::process_lock: release() by a thread that does not hold the lock");
+    const int rc = pthread_mutex_unlock(&s->mutex);
     if (rc == EPERM)
         throw error("corio::process_lock: release() by a thread that does not hold the lock");
     if (rc != 0)
