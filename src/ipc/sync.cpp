@@ -359,6 +359,18 @@ process_barrier::process_barrier(std::uint32_t parties) : memory_(sizeof(barrier
 
 process_barrier::process_barrier(shared_memory m) noexcept : memory_(std::move(m)) {}
 
+// Counts this process in; the last of the parties starts the next generation and
+// wakes the others. Returns the arrival index.
+static std::uint32_t arrive(barrier_state& s) noexcept {
+    const std::uint32_t index = s.arrived.fetch_add(1, std::memory_order_acq_rel);
+    if (index + 1 == s.parties) {
+        s.arrived.store(0, std::memory_order_release);
+        s.generation.fetch_add(1, std::memory_order_acq_rel);
+        detail::futex_wake(&s.generation, INT_MAX);
+    }
+    return index;
+}
+
 std::uint32_t process_barrier::parties() const noexcept {
     return state_of<barrier_state>(memory_)->parties;
 }
@@ -366,12 +378,9 @@ std::uint32_t process_barrier::parties() const noexcept {
 std::uint32_t process_barrier::wait() {
     auto* s = state_of<barrier_state>(memory_);
     const std::uint32_t generation = s->generation.load(std::memory_order_acquire);
-    const std::uint32_t index = s->arrived.fetch_add(1, std::memory_order_acq_rel);
+    const std::uint32_t index = arrive(*s);
     if (index + 1 == s->parties) {
-        s->arrived.store(0, std::memory_order_release);
-        s->generation.fetch_add(1, std::memory_order_acq_rel);
-        detail::futex_wake(&s->generation, INT_MAX);
-        return index;
+        return index; // the last one released the others
     }
     while (s->generation.load(std::memory_order_acquire) == generation)
         detail::futex_wait(&s->generation, generation, -1);
@@ -381,12 +390,9 @@ std::uint32_t process_barrier::wait() {
 task<std::uint32_t> process_barrier::async_wait() {
     auto* s = state_of<barrier_state>(memory_);
     const std::uint32_t generation = s->generation.load(std::memory_order_acquire);
-    const std::uint32_t index = s->arrived.fetch_add(1, std::memory_order_acq_rel);
+    const std::uint32_t index = arrive(*s);
     if (index + 1 == s->parties) {
-        s->arrived.store(0, std::memory_order_release);
-        s->generation.fetch_add(1, std::memory_order_acq_rel);
-        detail::futex_wake(&s->generation, INT_MAX);
-        co_return index;
+        co_return index; // the last one released the others
     }
     while (s->generation.load(std::memory_order_acquire) == generation)
         co_await detail::futex_wait_async(&s->generation, generation);
