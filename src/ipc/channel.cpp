@@ -61,6 +61,22 @@ int memfd_with(std::string_view bytes) {
     return fd;
 }
 
+// The msghdr of one receive into [data, data + size), with room for passed
+// descriptors. Not copyable: `msg` points into the object.
+struct receive_header {
+    iovec iov;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    msghdr msg{};
+    receive_header(char* data, std::size_t size) : iov{data, size} {
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+    }
+    receive_header(const receive_header&) = delete;
+    receive_header& operator=(const receive_header&) = delete;
+};
+
 // Fills `msg` for a memfd message: `header` (kind + size), `fd` in `control`.
 void prepare_memfd_message(msghdr& msg, iovec& iov, char (&header)[9], char* control,
                            std::size_t control_size, int fd, std::size_t size) {
@@ -256,13 +272,8 @@ std::optional<std::string_view> message_channel::recv(int timeout_ms) {
             if (r == 0)
                 return std::nullopt;
         }
-        iovec iov{buf_.data(), buf_.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
+        receive_header header(buf_.data(), buf_.size());
+        msghdr& msg = header.msg;
         const ssize_t n =
             ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC | (timeout_ms >= 0 ? MSG_DONTWAIT : 0));
         if (n < 0) {
@@ -332,13 +343,8 @@ task<std::string_view> message_channel::async_recv() {
     check_recv();
     if (buf_.size() != inline_limit_ + 1)
         buf_.resize(inline_limit_ + 1);
-    iovec iov{buf_.data(), buf_.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    receive_header header(buf_.data(), buf_.size());
+    msghdr& msg = header.msg;
     const int n =
         co_await io_op(&prep_recvmsg, {.fd = fd_, .addr = &msg, .flags = MSG_CMSG_CLOEXEC});
     if (n < 0)
