@@ -17,6 +17,7 @@
 namespace corio {
 
 /// Identifies a callback registered by `future::add_done_callback`.
+/// **Thread safety:** a plain value.
 struct done_callback_id {
     std::uint64_t value = 0; ///< 0 for none; ids of one future are distinct
 };
