@@ -539,6 +539,7 @@ void event_loop::close() {
     }
     // No completion is reaped after this point, so in-flight signal reads may go.
     signals_.reset();
+    fd_watches_.reset();
     closed_ = true;
     closing_ = false;
 }
