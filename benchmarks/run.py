@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Runs corio's benchmarks and their peers side by side (see benchmarks/README.md).
 
-    python3 benchmarks/run.py [--quick] [--build] [--only H1,H3] [--rounds N]
+    python3 benchmarks/run.py [--quick] [--build] [--only H1,H3] [--rounds N] [--chart FILE]
+    python3 benchmarks/run.py --chart FILE --chart-from benchmarks/results/latest.json
 
 Every program runs under `setarch <arch> -R` (no address randomization), in at least
 5 interleaved rounds (corio, peer A, peer B, corio, ...; --quick: small sizes, 1 round).
 Each program checks its own result and prints `RESULT metric=<m> value=<v>` lines; a
-program that exits non-zero is reported as FAILED, one that was not built is skipped
-with a note. Prints a markdown table of medians, min-max and ratios with the bars of
-BENCHMARKS.md, and writes benchmarks/results/latest.json (and latest.md).
+program that exits non-zero is reported as FAILED. A program that is not built is
+MISSING: the run says which Debian package it needs and exits non-zero (unless
+--allow-missing); --build installs every peer's packages first (apt-get, as
+scripts/install-deps.sh does) or, without root, stops with the exact command to run.
+Prints a markdown table of medians, min-max and ratios with the bars of
+BENCHMARKS.md, writes benchmarks/results/latest.json (and latest.md), and with
+--chart draws the ratios as a PNG or SVG chart (python3-matplotlib).
 """
 import argparse
 import datetime
@@ -37,6 +42,66 @@ BETTER = {
     "items_per_s": "higher", "rtt_median_us": "lower", "rtt_p99_us": "lower", "spawns_per_s": "higher", "mb_per_s": "higher",
     "jobs_per_s": "higher",
 }
+
+# Debian packages each system's programs need, beyond what corio itself needs
+# (scripts/install-deps.sh). A row whose system is not listed needs nothing more.
+BASE_PACKAGES = ["util-linux"]  # setarch, taskset
+PEER_PACKAGES = {
+    "asio": ["libasio-dev"],
+    "onetbb": ["libtbb-dev"],
+    "asyncio": ["python3"],
+    "mp_threadpool": ["python3"],
+    "mp_pool": ["python3"],
+    "mp_pipe": ["python3"],
+    "mp_queue": ["python3"],
+    "rq": ["python3-rq", "redis-server"],
+}
+# Packages every system of a row needs (corio's Redis module and the server it talks to).
+ROW_PACKAGES = {
+    "H9": ["libhiredis-dev", "redis-server"],
+}
+CHART_PACKAGES = ["python3-matplotlib"]
+
+
+def missing_packages(packages):
+    """The Debian packages of `packages` that dpkg does not report as installed."""
+    missing = []
+    for p in dict.fromkeys(packages):
+        q = subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True)
+        if q.returncode != 0 or "install ok installed" not in q.stdout:
+            missing.append(p)
+    return missing
+
+
+def ensure_packages(packages, why):
+    """Installs missing packages through scripts/install-deps.sh (apt-get, as root or
+    through sudo); without a way to install, stops with the exact command to run."""
+    if not shutil.which("dpkg-query"):
+        print(f"# not a Debian system: make sure these are installed for {why}: "
+              f"{' '.join(packages)}", flush=True)
+        return
+    missing = missing_packages(packages)
+    if not missing:
+        return
+    command = f"apt-get install -y {' '.join(missing)}"
+    can_install = os.geteuid() == 0 or (shutil.which("sudo") and subprocess.run(
+        ["sudo", "-n", "true"], capture_output=True).returncode == 0)
+    if not can_install:
+        sys.exit(f"error: {why} needs packages that are not installed; run\n"
+                 f"    sudo {command}\nthen run this command again.")
+    print(f"# installing for {why}: {' '.join(missing)}", flush=True)
+    if subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-deps.sh")] + missing).returncode != 0:
+        sys.exit(f"error: installing {' '.join(missing)} failed; run\n    sudo {command}")
+
+
+def peer_packages(groups):
+    """Every package the selected rows' systems need."""
+    packages = list(BASE_PACKAGES)
+    for g in groups:
+        packages += ROW_PACKAGES.get(g["id"], [])
+        for system, _ in g["systems"]:
+            packages += PEER_PACKAGES.get(system, [])
+    return packages
 
 
 def sizes(quick):
@@ -75,6 +140,15 @@ def workloads(s):
             ("asio", b("h1_asio", "--variant", variant, "--n", s["h1"])),
             ("asyncio", py("h1_tasks.py", "--variant", variant, "--n", s["h1"]))],
             bars=[("tasks_per_s", "asio", ">=", 3.0), ("tasks_per_s", "asyncio", ">=", 50.0)]))
+    # Eager start (create_eager_task) against the lazy corio row of the same workload;
+    # the peers do the same work their usual way (the system python3 is 3.11, before
+    # asyncio's eager_task_factory).
+    rows.append(dict(id="H1", variant="eager_one_at_a_time", systems=[
+        ("corio", b("h1_corio", "--variant", "eager_one_at_a_time", "--n", s["h1"])),
+        ("corio_lazy", b("h1_corio", "--variant", "one_at_a_time", "--n", s["h1"])),
+        ("asio", b("h1_asio", "--variant", "one_at_a_time", "--n", s["h1"])),
+        ("asyncio", py("h1_tasks.py", "--variant", "one_at_a_time", "--n", s["h1"]))],
+        bars=[("tasks_per_s", "corio_lazy", ">=", 1.0), ("tasks_per_s", "asio", ">=", 3.0)]))
     rows.append(dict(id="H2", variant="direct_await", systems=[
         ("corio", b("h2_corio", "--n", s["h2"])),
         ("asio", b("h2_asio", "--n", s["h2"]))],
@@ -322,15 +396,36 @@ def main():
     ap.add_argument("--build", action="store_true", help="configure (preset bench) and build first")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.json"))
+    ap.add_argument("--chart", help="also draw the ratios as a chart (.png or .svg; python3-matplotlib)")
+    ap.add_argument("--chart-from", metavar="JSON", help="draw --chart from a results file, run nothing")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="a program that is not built is skipped with a note instead of failing the run")
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 5)
+    only = {x.strip().upper() for x in args.only.split(",")} if args.only else None
+    groups = [g for g in workloads(sizes(args.quick)) if only is None or g["id"] in only]
+
+    if args.chart_from and not args.chart:
+        ap.error("--chart-from needs --chart FILE")
+    if args.chart:
+        if args.build:
+            ensure_packages(CHART_PACKAGES, "--chart")
+        check_chart_support(args.chart)  # before a long run, not after it
+    if args.chart_from:
+        with open(args.chart_from) as f:
+            draw_chart(json.load(f), args.chart, args.chart_from)
+        return 0
 
     build_note = None
     if args.build:
+        ensure_packages(peer_packages(groups), "the benchmark peers")
+        # Configure every time: a package installed since the last run must be found.
+        configure = ["cmake", "-S", ROOT, "-B", args.build_dir]
         if not os.path.exists(os.path.join(args.build_dir, "CMakeCache.txt")):
-            subprocess.run(["cmake", "-S", ROOT, "-B", args.build_dir, "-DCMAKE_BUILD_TYPE=Release",
-                            "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG", "-DCORIO_BUILD_BENCHMARKS=ON",
-                            "-DCORIO_BUILD_TESTS=OFF", "-DCORIO_BUILD_EXAMPLES=OFF"], check=True)
+            configure += ["-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG",
+                          "-DCORIO_BUILD_BENCHMARKS=ON", "-DCORIO_BUILD_TESTS=OFF",
+                          "-DCORIO_BUILD_EXAMPLES=OFF"]
+        subprocess.run(configure, check=True)
         # Keep going past a target that fails to build: the rest still runs.
         with open(os.path.join(args.build_dir, "CMakeCache.txt")) as f:
             keep_going = ["-k", "0"] if "CMAKE_GENERATOR:INTERNAL=Ninja" in f.read() else ["-k"]
@@ -342,8 +437,6 @@ def main():
     load_before = load_average()
     if build_note:
         runner.notes.append(build_note)
-    only = {x.strip().upper() for x in args.only.split(",")} if args.only else None
-    groups = [g for g in workloads(sizes(args.quick)) if only is None or g["id"] in only]
     started = time.monotonic()
     print(f"# corio benchmarks ({'quick' if args.quick else 'full'}, {rounds} round(s)); "
           f"{machine_description()}", flush=True)
@@ -353,13 +446,16 @@ def main():
     # samples[(id, variant, metric, system)] = [values...]
     samples = {}
     failures = {}
+    not_built = []
     for g in groups:
         present = []
         for system, program in g["systems"]:
             if runner.available(program):
                 present.append((system, program))
             else:
-                runner.notes.append(f"{g['id']} {g['variant']}: {system} skipped ({program[1]} not built)")
+                not_built.append(f"{g['id']} {g['variant']}: {system} MISSING ({program[1]} not built; "
+                                 + how_to_get(g["id"], system) + ")")
+                print(f"  {not_built[-1]}", flush=True)
         for r in range(rounds):
             for system, program in present:
                 if (g["id"], g["variant"], system) in failures:
@@ -457,7 +553,7 @@ def main():
         busy = max(load_before, load_after) > 0.5 * CORES
         out.append(f"- load average (1 min) {load_before:.2f} before, {load_after:.2f} after, on {CORES} CPUs"
                    + (": the machine was busy with other work, expect wide min-max spreads" if busy else ""))
-    for note in runner.notes:
+    for note in runner.notes + not_built:
         out.append(f"- {note}")
     table = "\n".join(out)
     print()
@@ -473,8 +569,91 @@ def main():
         f.write("\n")
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
         f.write(f"# corio benchmarks, {doc['date']}, {doc['machine']}\n\n{table}\n")
-    # Exit status: a failed program fails the run (CI); a missed bar does not.
+    if args.chart:
+        draw_chart(doc, args.chart, args.out)
+    # Exit status: a failed or missing program fails the run (CI); a missed bar does not.
+    if not_built and not args.allow_missing:
+        print(f"error: {len(not_built)} program(s) not built (see MISSING above); "
+              "`python3 benchmarks/run.py --build` installs the peers and builds them", file=sys.stderr)
+        return 1
     return 1 if failures else 0
+
+
+def how_to_get(gid, system):
+    packages = ROW_PACKAGES.get(gid, []) + PEER_PACKAGES.get(system, [])
+    if packages:
+        return f"needs {' '.join(packages)}: run with --build, or apt-get install -y {' '.join(packages)}"
+    return "run with --build"
+
+
+def check_chart_support(path):
+    """Which interpreter draws the chart: None for this one, or Debian's python3 when
+    this one (a virtualenv, pyenv) lacks matplotlib. Stops with the exact command when
+    neither can."""
+    if os.path.splitext(path)[1].lower() not in (".png", ".svg"):
+        sys.exit(f"error: --chart {path}: the file name must end in .png or .svg")
+    try:
+        import matplotlib  # noqa: F401
+        return None
+    except ImportError:
+        pass
+    system = "/usr/bin/python3"
+    if os.path.realpath(sys.executable) != os.path.realpath(system) and os.path.exists(system) and \
+            subprocess.run([system, "-c", "import matplotlib"], capture_output=True).returncode == 0:
+        return system
+    sys.exit("error: --chart needs matplotlib; run\n    sudo apt-get install -y python3-matplotlib\n"
+             "(or pass --build, which installs it)")
+
+
+def chart_bars(doc):
+    """(label, advantage, system) per peer figure: how many times better corio is, in
+    the direction of the metric (above 1: corio better), from a results document."""
+    rows = doc["rows"]
+    corio = {(r["id"], r["variant"], r["metric"]): r for r in rows if r["system"] == "corio"}
+    bars = []
+    for r in rows:
+        c = corio.get((r["id"], r["variant"], r["metric"]))
+        if r["system"] == "corio" or c is None or not r["median"] or not c["median"]:
+            continue
+        ratio = c["median"] / r["median"]
+        advantage = ratio if r.get("better", "higher") == "higher" else 1 / ratio
+        bars.append((f"{r['id']} {r['variant']} {r['metric']} vs {r['system']}", advantage, r["system"]))
+    return bars
+
+
+def draw_chart(doc, path, doc_file=None):
+    """Draws corio's advantage over each peer (log scale, 1 = parity) into path."""
+    other = check_chart_support(path)
+    if other:
+        if doc_file is None:
+            sys.exit("error: --chart: matplotlib is only available to " + other)
+        subprocess.run([other, os.path.abspath(__file__), "--chart", path, "--chart-from", doc_file],
+                       check=True)
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    bars = chart_bars(doc)
+    if not bars:
+        sys.exit("error: --chart: no row has both a corio figure and a peer figure")
+    systems = sorted({s for _, _, s in bars})
+    colors = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(systems)}
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(bars) + 1.6))
+    y = list(range(len(bars)))[::-1]
+    ax.barh(y, [a for _, a, _ in bars], color=[colors[s] for _, _, s in bars], height=0.7)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([label for label, _, _ in bars], fontsize=7)
+    for yi, (_, a, _) in zip(y, bars):
+        ax.text(a, yi, f" {a:.3g}x", va="center", fontsize=6)
+    ax.set_xlabel("corio's advantage over the peer (log scale; above 1: corio better)", fontsize=8)
+    ax.set_title(f"corio benchmarks, {doc.get('date', '')}\n{doc.get('machine', '')}", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+    print(f"# chart written to {path}", flush=True)
 
 
 if __name__ == "__main__":

@@ -62,19 +62,8 @@ corio::task<response> get(std::uint16_t port, std::string path) {
 
 corio::task<response> fetch_one(corio::semaphore& limit, std::uint16_t port, int page,
                                 std::chrono::milliseconds timeout) {
-    co_await limit.acquire(); // at most K requests in flight
-    std::exception_ptr failure;
-    response r;
-    try {
-        r = co_await corio::wait_for(get(port, "/page/" + std::to_string(page)), timeout);
-    } catch (...) {
-        failure = std::current_exception();
-    }
-    limit.release();
-    if (failure) {
-        std::rethrow_exception(failure);
-    }
-    co_return r;
+    auto permit = co_await limit.scoped(); // at most K requests in flight (async with)
+    co_return co_await corio::wait_for(get(port, "/page/" + std::to_string(page)), timeout);
 }
 
 corio::task<int> crawl(int pages, int concurrency, std::chrono::milliseconds timeout) {

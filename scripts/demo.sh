@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds corio (release) and runs the main demo.
+# Installs what is missing, builds corio (release) and runs the main demo: the tour
+# (examples/tour.cpp), every idea of the asyncio / multiprocessing walkthrough in order.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j"$(nproc)" --target chain
-./build/release/examples/chain
+cmake --build --preset release -j"$(nproc)" --target tour
+./build/release/examples/tour

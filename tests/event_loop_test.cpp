@@ -570,13 +570,15 @@ TEST_CASE("running a loop on a thread other than the one that created it is a cl
     corio::event_loop loop;
     std::string run_message;
     std::string close_message;
+    // Pending work (made on the loop's thread: create_task checks the thread):
+    // closing the loop needs the loop's thread.
+    (void)loop.create_task(yields(1));
     std::thread other([&] {
         try {
             loop.run_forever();
         } catch (const corio::error& e) {
             run_message = e.what();
         }
-        (void)loop.create_task(yields(1)); // pending work: closing it needs the loop's thread
         try {
             loop.close();
         } catch (const corio::error& e) {

@@ -11,6 +11,13 @@
 
 using namespace std::chrono_literals;
 
+namespace {
+// One loop iteration for the tasks already scheduled.
+corio::task<> one_step() {
+    co_await corio::yield_now();
+}
+} // namespace
+
 TEST_CASE("a future needs a running loop or an explicit one", "[future][error]") {
     CHECK_THROWS_AS(corio::future<int>(), corio::error);
     corio::event_loop loop;
@@ -243,4 +250,203 @@ TEST_CASE("as_task is the created task's handle, and empty for a plain future", 
         CHECK_FALSE(plain.is_task());
     };
     corio::run(body());
+}
+
+// ---- remove_done_callback, cancel(message), set_name, cancelling/uncancel ---------
+
+TEST_CASE("remove_done_callback removes one callback before completion only",
+          "[future][callbacks]") {
+    corio::event_loop loop;
+    corio::future<int> f(loop);
+    std::vector<int> order;
+    auto a = f.add_done_callback([&](const corio::future<int>&) { order.push_back(1); });
+    auto b = f.add_done_callback([&](const corio::future<int>&) { order.push_back(2); });
+    auto c = f.add_done_callback([&](const corio::future<int>&) { order.push_back(3); });
+    CHECK(a.value != b.value);
+    CHECK(f.remove_done_callback(b) == 1);
+    CHECK(f.remove_done_callback(b) == 0);                            // already removed
+    CHECK(f.remove_done_callback(corio::done_callback_id{999}) == 0); // never added
+    f.set_result(1);
+    CHECK(f.remove_done_callback(c) == 0); // scheduled: too late, as asyncio
+    loop.call_soon([&] { loop.call_soon([&] { loop.stop(); }); });
+    loop.run_forever();
+    CHECK(order == std::vector<int>{1, 3});
+    // One added after completion is scheduled at once and cannot be removed.
+    auto d = f.add_done_callback([&](const corio::future<int>&) { order.push_back(4); });
+    CHECK(f.remove_done_callback(d) == 0);
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    CHECK(order == std::vector<int>{1, 3, 4});
+    // Another future's id removes nothing here.
+    corio::future<int> g(loop);
+    auto ga = g.add_done_callback([](const corio::future<int>&) {});
+    corio::future<int> h(loop);
+    CHECK(h.remove_done_callback(ga) == 0);
+    CHECK(g.remove_done_callback(ga) == 1);
+}
+
+TEST_CASE("cancel(message): the task's cancelled_error carries the message",
+          "[future][task][cancel]") {
+    corio::event_loop loop;
+    std::string seen_inside;
+    auto body = [](std::string& seen) -> corio::task<> {
+        try {
+            co_await corio::sleep(10s);
+        } catch (const corio::cancelled_error& e) {
+            seen = e.what();
+            throw;
+        }
+    };
+    auto t = loop.create_task(body(seen_inside));
+    loop.run_until_complete(one_step());
+    CHECK(t.cancel("shutting down"));
+    try {
+        loop.run_until_complete(t);
+        FAIL("a cancelled task returned");
+    } catch (const corio::cancelled_error& e) {
+        CHECK(std::string(e.what()) == "shutting down");
+    }
+    CHECK(seen_inside == "shutting down");
+
+    // A plain future's result() carries it too; without a message, the default one.
+    corio::future<int> f(loop);
+    CHECK(f.cancel("no longer needed"));
+    CHECK_THROWS_WITH(f.result(), "no longer needed");
+    corio::future<int> g(loop);
+    g.cancel();
+    CHECK_THROWS_WITH(g.result(), "corio: operation was cancelled");
+    auto plain = loop.create_task(body(seen_inside));
+    loop.run_until_complete(one_step());
+    plain.cancel();
+    CHECK_THROWS_WITH(loop.run_until_complete(plain), "corio: operation was cancelled");
+}
+
+TEST_CASE("set_name renames a task; a plain future refuses", "[future][task][error]") {
+    corio::event_loop loop;
+    auto t = loop.create_task(
+        []() -> corio::task<std::string> {
+            co_await corio::yield_now();
+            co_return corio::current_task().name();
+        }(),
+        "before");
+    CHECK(t.name() == "before");
+    t.set_name("after");
+    CHECK(t.name() == "after");
+    CHECK(loop.run_until_complete(t) == "after");
+    t.set_name("");
+    CHECK(t.name().rfind("Task-", 0) == 0);
+    corio::future<int> f(loop);
+    CHECK_THROWS_AS(f.set_name("x"), corio::invalid_state_error);
+}
+
+TEST_CASE("cancelling counts cancel requests and uncancel withdraws one",
+          "[future][task][cancel]") {
+    corio::event_loop loop;
+    auto t = loop.create_task([]() -> corio::task<int> {
+        int caught = 0;
+        for (int i = 0; i < 2; ++i) {
+            try {
+                co_await corio::sleep(10s);
+            } catch (const corio::cancelled_error&) {
+                ++caught;
+            }
+        }
+        co_return caught;
+    }());
+    loop.run_until_complete(one_step());
+    CHECK(t.cancelling() == 0);
+    t.cancel();
+    t.cancel(); // counted, though one delivery is enough
+    CHECK(t.cancelling() == 2);
+    CHECK(t.uncancel() == 1);
+    CHECK(t.uncancel() == 0);
+    CHECK(t.uncancel() == 0); // never below zero
+    // The first request was delivered already (the sleep was woken): it is caught.
+    // The task then sleeps again; a fresh cancel ends that sleep too.
+    loop.run_until_complete(one_step());
+    t.cancel();
+    CHECK(loop.run_until_complete(t) == 2);
+    corio::future<int> plain(loop);
+    CHECK(plain.cancelling() == 0);
+    CHECK(plain.uncancel() == 0);
+}
+
+TEST_CASE("uncancel to zero drops a cancel not yet delivered", "[future][task][cancel]") {
+    corio::event_loop loop;
+    auto t = loop.create_task([]() -> corio::task<int> {
+        co_await corio::sleep(0s); // not armed when the cancel arrives below
+        co_return 5;
+    }());
+    t.cancel(); // the task has not started: the cancel is pending
+    CHECK(t.uncancel() == 0);
+    CHECK(loop.run_until_complete(t) == 5);
+}
+
+// ---- eager tasks ---------------------------------------------------------------------
+
+TEST_CASE("an eager task runs its first step inside create_eager_task", "[future][task][eager]") {
+    std::vector<std::string> order;
+    auto body = [](std::vector<std::string>& o) -> corio::task<> {
+        auto quick = [](std::vector<std::string>& o2) -> corio::task<int> {
+            o2.push_back("quick ran as " + corio::current_task().name());
+            co_return 1;
+        };
+        auto slow = [](std::vector<std::string>& o2) -> corio::task<int> {
+            o2.push_back("slow first step");
+            co_await corio::yield_now();
+            o2.push_back("slow second step");
+            co_return 2;
+        };
+        auto q = corio::create_eager_task(quick(o), "quick");
+        o.push_back("after create quick");
+        CHECK(q.done()); // finished without ever being queued
+        CHECK(q.result() == 1);
+        auto s = corio::create_eager_task(slow(o));
+        o.push_back("after create slow");
+        CHECK_FALSE(s.done());
+        CHECK(corio::current_task().name() != "quick"); // the caller's task again
+        CHECK(co_await s == 2);
+        // A lazy task, for contrast, has not run yet when create_task returns.
+        auto lazy = corio::create_task(quick(o), "lazy");
+        o.push_back("after create lazy");
+        co_await lazy;
+    };
+    corio::run(body(order));
+    CHECK(order == std::vector<std::string>{"quick ran as quick", "after create quick",
+                                            "slow first step", "after create slow",
+                                            "slow second step", "after create lazy",
+                                            "quick ran as lazy"});
+}
+
+TEST_CASE("an eager task's exception and cancellation behave as a lazy task's",
+          "[future][task][eager][error]") {
+    corio::event_loop loop;
+    loop.run_until_complete([]() -> corio::task<> {
+        auto failing = [](bool fail) -> corio::task<int> {
+            if (fail) {
+                throw std::runtime_error("eager failure");
+            }
+            co_return 0;
+        };
+        auto f = corio::create_eager_task(failing(true));
+        CHECK(f.done());
+        CHECK_THROWS_WITH(co_await f, "eager failure");
+        auto sleeper = []() -> corio::task<int> {
+            co_await corio::sleep(10s);
+            co_return 0;
+        };
+        auto s = corio::create_eager_task(sleeper());
+        CHECK(s.cancel("stop"));
+        CHECK_THROWS_WITH(co_await s, "stop");
+    }());
+    // Not running: create_eager_task schedules as create_task does.
+    bool ran = false;
+    auto t = loop.create_eager_task([](bool& r) -> corio::task<> {
+        r = true;
+        co_return;
+    }(ran));
+    CHECK_FALSE(ran);
+    loop.run_until_complete(t);
+    CHECK(ran);
+    CHECK_THROWS_AS(corio::create_eager_task(one_step()), corio::error); // no loop
 }

@@ -871,4 +871,46 @@ void awaiting_a_result_of_a_terminated_pool_gets_pool_terminated() {
     pool.join();
 }
 
+// ---- lifecycle rules of basic_pool, the same for every backend ----------------------
+
+template <class Pool>
+void join_from_a_callback_throws_invalid_state() {
+    Pool pool(2);
+    std::atomic<bool> closed{false};
+    std::atomic<int> outcome{0}; // 1: invalid_state_error, 2: returned, 3: another error
+    auto r = pool.apply_async(square, 3, corio::callback([&](int) {
+                                  while (!closed.load()) {
+                                      std::this_thread::yield(); // until the pool is closed
+                                  }
+                                  try {
+                                      pool.join();
+                                      outcome.store(2);
+                                  } catch (const corio::invalid_state_error&) {
+                                      outcome.store(1);
+                                  } catch (...) {
+                                      outcome.store(3);
+                                  }
+                              }));
+    pool.close();
+    closed.store(true);
+    CHECK(r.get() == 9);
+    CHECK(outcome.load() == 1);
+    pool.join();
+}
+
+template <class Pool>
+void terminate_from_a_callback_returns_and_join_ends_the_pool() {
+    Pool pool(2);
+    std::atomic<bool> returned{false};
+    auto r = pool.apply_async(square, 3, corio::callback([&](int) {
+                                  pool.terminate();
+                                  pool.terminate(); // idempotent
+                                  returned.store(true);
+                              }));
+    r.wait();
+    pool.join();
+    CHECK(returned.load());
+    CHECK_THROWS_AS(pool.apply(square, 1), corio::pool_not_running);
+}
+
 } // namespace pool_semantics

@@ -326,6 +326,13 @@ TEST_CASE("calls after close throw pool_not_running", "[process_pool][close]") {
 TEST_CASE("join while the pool is running throws", "[process_pool][join]") {
     ps::join_while_running_throws<corio::process_pool>();
 }
+TEST_CASE("join from a callback throws invalid_state_error", "[process_pool][join]") {
+    ps::join_from_a_callback_throws_invalid_state<corio::process_pool>();
+}
+TEST_CASE("terminate from a callback returns, and join then ends the pool",
+          "[process_pool][terminate]") {
+    ps::terminate_from_a_callback_returns_and_join_ends_the_pool<corio::process_pool>();
+}
 TEST_CASE("close then join finishes every submitted call and callback", "[process_pool][join]") {
     ps::close_then_join_finishes_every_submitted_call<corio::process_pool>();
 }

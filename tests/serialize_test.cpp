@@ -6,6 +6,12 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <map>
+#include <set>
+#include <tuple>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -27,7 +33,7 @@ T round_trip(const T& v) {
 }
 
 enum class color : std::uint8_t { red = 1, green = 2, blue = 200 };
-enum plain_enum { alpha = -5, beta = 7 };
+enum plain_enum : int { alpha = -5, beta = 7 };
 
 struct point {
     double x;
@@ -359,4 +365,68 @@ TEST_CASE("an 80 MiB payload round-trips with allocations linear in its size",
     CHECK(encoding <= 4 * payload + 4096);
     CHECK(decoding >= payload);
     CHECK(decoding <= payload + 4096);
+}
+
+namespace {
+std::string length_word(std::uint64_t n) {
+    std::string bytes(sizeof n, '\0');
+    std::memcpy(bytes.data(), &n, sizeof n);
+    return bytes;
+}
+enum loose_enum { loose_a, loose_b };
+struct flagged {
+    int id;
+    bool on;
+};
+} // namespace
+
+TEST_CASE("hostile input: lengths of zero-size elements are bounded, invalid bools refused",
+          "[serialize][hostile]") {
+    using corio::serialize_error;
+    // A huge length of elements that encode in zero bytes: refused, not looped over.
+    CHECK_THROWS_AS(corio::from_bytes<std::vector<std::monostate>>(length_word(1ULL << 60)),
+                    serialize_error);
+    CHECK_THROWS_AS(corio::from_bytes<std::set<std::tuple<>>>(length_word(~0ULL)), serialize_error);
+    CHECK_THROWS_AS(corio::from_bytes<std::list<std::monostate>>(length_word(1ULL << 40)),
+                    serialize_error);
+    CHECK_THROWS_AS(corio::from_bytes<std::deque<std::tuple<>>>(length_word(1ULL << 40)),
+                    serialize_error);
+    CHECK_THROWS_AS((corio::from_bytes<std::map<std::tuple<>, std::monostate>>(length_word(~0ULL))),
+                    serialize_error);
+    // Nested: the budget is per reader, so many inner lengths cannot multiply it.
+    std::string nested = length_word(4096);
+    for (int i = 0; i < 4096; ++i)
+        nested += length_word(1ULL << 19);
+    CHECK_THROWS_WITH(corio::from_bytes<std::vector<std::vector<std::monostate>>>(nested),
+                      Catch::Contains("zero-size elements"));
+    // Within the documented budget, zero-size elements round-trip.
+    std::vector<std::monostate> empties(1000);
+    CHECK(round_trip(empties).size() == 1000);
+    std::vector<std::tuple<>> at_cap(corio::byte_reader::max_empty_elements);
+    CHECK(round_trip(at_cap).size() == corio::byte_reader::max_empty_elements);
+    std::vector<std::tuple<>> over_cap(corio::byte_reader::max_empty_elements + 1);
+    CHECK_THROWS_AS(round_trip(over_cap), serialize_error);
+    // A length backed by the bytes left is accepted; one beyond them is truncation.
+    CHECK_THROWS_AS(corio::from_bytes<std::vector<std::uint8_t>>(length_word(1ULL << 62)),
+                    serialize_error);
+
+    // bool: one byte, 0 or 1; anything else is malformed (never undefined behaviour).
+    CHECK(corio::from_bytes<bool>(std::string(1, '\x01')));
+    CHECK_FALSE(corio::from_bytes<bool>(std::string(1, '\x00')));
+    CHECK_THROWS_WITH(corio::from_bytes<bool>(std::string(1, '\x02')),
+                      Catch::Contains("invalid bool"));
+    CHECK_THROWS_AS(corio::from_bytes<std::vector<bool>>(length_word(1) + '\x07'), serialize_error);
+    CHECK_THROWS_AS(corio::from_bytes<std::optional<bool>>(std::string("\x01\xff", 2)),
+                    serialize_error);
+    std::string bad_flag = corio::to_bytes(flagged{3, true});
+    bad_flag.back() = '\x09';
+    CHECK_THROWS_AS(corio::from_bytes<flagged>(bad_flag), serialize_error);
+    CHECK(corio::from_bytes<flagged>(corio::to_bytes(flagged{3, true})).on);
+
+    // Enums: one with a fixed underlying type accepts every value of that type (all
+    // are valid values of the enum); one without is not serializable at all.
+    STATIC_REQUIRE(corio::serializable<color>);
+    STATIC_REQUIRE(corio::serializable<plain_enum>);
+    STATIC_REQUIRE_FALSE(corio::serializable<loose_enum>);
+    CHECK(static_cast<int>(corio::from_bytes<color>(std::string(1, '\x05'))) == 5);
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -228,6 +229,88 @@ TEST_CASE("a semaphore cancellation race loses no permit", "[sync][semaphore][ca
     settle(loop);
     CHECK(c.cancelled());
     CHECK(lone.value() == 1);
+}
+
+TEST_CASE("semaphore::scoped holds a permit until the guard goes", "[sync][semaphore][guard]") {
+    corio::event_loop loop;
+    corio::semaphore sem(1);
+    std::vector<int> order;
+    corio::event gate;
+    auto worker = [](corio::semaphore& s, corio::event& g, std::vector<int>& o,
+                     int id) -> corio::task<> {
+        auto permit = co_await s.scoped();
+        CHECK(static_cast<bool>(permit));
+        o.push_back(id);
+        co_await g.wait();
+        if (id == 1) {
+            throw std::runtime_error("body failed"); // the guard still returns the permit
+        }
+    };
+    auto a = loop.create_task(worker(sem, gate, order, 1));
+    auto b = loop.create_task(worker(sem, gate, order, 2));
+    settle(loop);
+    CHECK(order == std::vector<int>{1});
+    CHECK(sem.value() == 0);
+    gate.set();
+    CHECK_THROWS_AS(loop.run_until_complete(a), std::runtime_error);
+    loop.run_until_complete(b);
+    CHECK(order == std::vector<int>{1, 2});
+    CHECK(sem.value() == 1);
+
+    // reset() returns the permit early; moving a guard moves the permit.
+    loop.run_until_complete([](corio::semaphore& s) -> corio::task<> {
+        auto p1 = co_await s.scoped();
+        CHECK(s.value() == 0);
+        corio::semaphore_guard p2 = std::move(p1);
+        CHECK_FALSE(static_cast<bool>(p1));
+        CHECK(static_cast<bool>(p2));
+        p2.reset();
+        CHECK(s.value() == 1);
+        p2.reset(); // no effect
+        CHECK(s.value() == 1);
+    }(sem));
+    CHECK(sem.value() == 1);
+}
+
+TEST_CASE("a task cancelled while waiting in semaphore::scoped holds no permit",
+          "[sync][semaphore][guard][cancel]") {
+    corio::event_loop loop;
+    corio::bounded_semaphore sem(1);
+    int entered = 0;
+    auto worker = [](corio::bounded_semaphore& s, int& n) -> corio::task<> {
+        auto permit = co_await s.scoped();
+        ++n;
+    };
+    auto holder = [](corio::bounded_semaphore& s) -> corio::task<corio::semaphore_guard> {
+        co_return co_await s.scoped();
+    };
+    auto held = loop.run_until_complete(holder(sem));
+    auto w = loop.create_task(worker(sem, entered));
+    settle(loop);
+    w.cancel();
+    CHECK_THROWS_AS(loop.run_until_complete(w), corio::cancelled_error);
+    CHECK(entered == 0);
+    CHECK(sem.value() == 0);
+    held.reset();
+    CHECK(sem.value() == 1);
+    // A bounded semaphore released by hand while a guard holds it is not overfilled.
+    auto again = loop.run_until_complete(holder(sem));
+    sem.release();
+    again.reset();
+    CHECK(sem.value() == 1);
+    CHECK_THROWS_AS(sem.release(), corio::error);
+}
+
+TEST_CASE("condition::scoped holds the condition's lock", "[sync][condition][guard]") {
+    corio::event_loop loop;
+    corio::condition cond;
+    loop.run_until_complete([](corio::condition& c) -> corio::task<> {
+        {
+            auto guard = co_await c.scoped();
+            CHECK(c.locked());
+        }
+        CHECK_FALSE(c.locked());
+    }(cond));
 }
 
 TEST_CASE("a negative semaphore value is an error", "[sync][semaphore][error]") {

@@ -164,6 +164,13 @@ TEST_CASE("calls after close throw pool_not_running", "[thread_pool][close]") {
 TEST_CASE("join while the pool is running throws", "[thread_pool][join]") {
     ps::join_while_running_throws<corio::thread_pool>();
 }
+TEST_CASE("join from a callback throws invalid_state_error", "[thread_pool][join]") {
+    ps::join_from_a_callback_throws_invalid_state<corio::thread_pool>();
+}
+TEST_CASE("terminate from a callback returns, and join then ends the pool",
+          "[thread_pool][terminate]") {
+    ps::terminate_from_a_callback_returns_and_join_ends_the_pool<corio::thread_pool>();
+}
 TEST_CASE("close then join finishes every submitted call and callback", "[thread_pool][join]") {
     ps::close_then_join_finishes_every_submitted_call<corio::thread_pool>();
 }

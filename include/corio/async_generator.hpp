@@ -190,6 +190,10 @@ public:
     public:
         /// An awaiter resuming `g` (from next()).
         explicit next_awaiter(async_generator* g) noexcept : gen_(g) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        next_awaiter(next_awaiter&& other) noexcept : gen_(other.gen_) {
+            CORIO_ASSERT(!other.in_flight_, "an async generator's next() was moved while awaited");
+        }
         next_awaiter(const next_awaiter&) = delete;
         next_awaiter& operator=(const next_awaiter&) = delete;
         /// Destroys the body's frame if it is still running on this awaiter's behalf.
@@ -226,6 +230,11 @@ public:
     public:
         /// An awaiter closing `g` (from aclose()).
         explicit aclose_awaiter(async_generator* g) noexcept : gen_(g) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        aclose_awaiter(aclose_awaiter&& other) noexcept : gen_(other.gen_) {
+            CORIO_ASSERT(!other.in_flight_,
+                         "an async generator's aclose() was moved while awaited");
+        }
         aclose_awaiter(const aclose_awaiter&) = delete;
         aclose_awaiter& operator=(const aclose_awaiter&) = delete;
         /// Destroys the body's frame if it is still running its cleanup for this awaiter.

@@ -521,3 +521,6 @@ shield(A aw, corio::source_location where = corio::source_location::current()) {
 }
 
 } // namespace corio
+
+// asyncio.wait lives in its own header; reached through this one as API.md says.
+#include <corio/wait.hpp>

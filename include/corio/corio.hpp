@@ -4,6 +4,7 @@
 
 #include <corio/async_generator.hpp>
 #include <corio/async_result.hpp>
+#include <corio/basic_pool.hpp>
 #include <corio/byte_stream.hpp>
 #include <corio/combinators.hpp>
 #include <corio/descriptor.hpp>
@@ -19,6 +20,7 @@
 #include <corio/process.hpp>
 #include <corio/process_error.hpp>
 #include <corio/process_pool.hpp>
+#include <corio/progress_bar.hpp>
 #include <corio/queue.hpp>
 #include <corio/serialize.hpp>
 #include <corio/signal.hpp>
@@ -27,5 +29,7 @@
 #include <corio/sync.hpp>
 #include <corio/task.hpp>
 #include <corio/task_group.hpp>
+#include <corio/threadsafe.hpp>
+#include <corio/timeout.hpp>
 #include <corio/thread_pool.hpp>
 #include <corio/to_thread.hpp>

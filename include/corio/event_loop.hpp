@@ -33,6 +33,7 @@ template <class T>
 class future;
 
 /// What the loop's exception handler receives (asyncio's context dict).
+/// **Thread safety:** a plain value.
 struct exception_context {
     std::string message;          ///< what happened, one line
     std::exception_ptr exception; ///< the exception, if any
@@ -40,6 +41,7 @@ struct exception_context {
 };
 
 /// Options of an event loop, an aggregate: `event_loop loop{{.entries = 512}};`
+/// **Thread safety:** a plain value; the loop copies it at construction.
 struct loop_options {
     /// Submission queue entries of the io_uring instance.
     unsigned entries = 256;
@@ -136,13 +138,16 @@ public:
     explicit event_loop(loop_options options = {});
     event_loop(const event_loop&) = delete;
     event_loop& operator=(const event_loop&) = delete;
-    /// Closes the loop if it is not closed yet (see close()).
+    /// Closes the loop if it is not closed yet (see close()). Never throws: if close()
+    /// fails (another loop runs on this thread, or this is the wrong thread), the
+    /// exception handler is told and the pending tasks are leaked, not destroyed.
     ~event_loop();
 
     /// Runs `t` as a task until it completes; returns its value or rethrows.
     /// Throws corio::error if the loop is closed, already running, another loop runs
-    /// on this thread, this is not the thread that created the loop, or stop() was
-    /// called before the task finished.
+    /// on this thread, this is not the thread (or, after fork(), not the process) that
+    /// created the loop, or stop() was called before the task finished. A refused call
+    /// creates no task: `t` is destroyed unstarted.
     template <class T>
     T run_until_complete(task<T> t);
     /// Runs until the future is done; returns its result or rethrows.
@@ -157,7 +162,9 @@ public:
     /// True after close().
     bool is_closed() const noexcept { return closed_; }
     /// Cancels every pending task and runs the loop until they have finished their
-    /// cleanup; tasks that refuse to finish are destroyed once every kernel operation
+    /// cleanup; tasks that refuse to finish (no pending task finishes for about a
+    /// second, whether they wait on timers, kernel operations or nothing) are
+    /// destroyed once every kernel operation
     /// still in flight has been cancelled and reaped (or leaked, and reported, if an
     /// operation will not end). Then runs registered close hooks and releases the
     /// ring. Throws corio::error if the loop is running (or, with tasks to finalize,
@@ -171,6 +178,8 @@ public:
     void set_debug(bool on) noexcept { options_.debug = on; }
 
     /// Schedules `fn` on the next iteration, after callbacks scheduled before it.
+    /// Throws corio::error if the loop is closed or this is not the loop's thread
+    /// (checked in every build; use call_soon_threadsafe from other threads).
     timer_handle call_soon(std::function<void()> fn);
     /// Schedules `fn` after `delay` (never earlier).
     template <class Rep, class Period>
@@ -178,6 +187,7 @@ public:
         return call_at(time() + std::chrono::ceil<clock::duration>(delay), std::move(fn));
     }
     /// Schedules `fn` at `when` (never earlier); equal deadlines run in call order.
+    /// Throws corio::error as call_soon does (so does call_later).
     timer_handle call_at(time_point when, std::function<void()> fn);
     /// Any thread: schedules `fn` on the loop and wakes it. Throws corio::error if the
     /// loop is closed.
@@ -196,6 +206,14 @@ public:
     template <class T>
     future<T> create_task(task<T> t, std::string name = {},
                           corio::source_location where = corio::source_location::current());
+    /// As create_task, but when called on this loop while it runs, the task's first
+    /// step runs at once, inside this call, up to its first suspension (asyncio 3.12's
+    /// eager task start). A task that finishes without suspending is done when this
+    /// returns and never touches the ready queue. Called while the loop is not
+    /// running, it schedules the task as create_task does.
+    template <class T>
+    future<T> create_eager_task(task<T> t, std::string name = {},
+                                corio::source_location where = corio::source_location::current());
 
     /// Replaces the handler for unretrieved exceptions and callback errors;
     /// an empty function restores the default (one line to stderr through fmt).
@@ -254,13 +272,20 @@ private:
     void run_ready(std::size_t count);
     void drain_remote() noexcept;
     void expire_timers();
+    void check_can_run() const;
     void enter_running();
     void leave_running() noexcept;
+    void check_owner_thread(const char* what) const;
     void run_until(const detail::future_state_base& state);
     void finalize_pending_tasks();
+    void destroy_pending_tasks(bool drained) noexcept;
+    void release_remaining(bool frames_destroyed) noexcept;
     void run_callback(detail::callback_state* cb) noexcept;
     void report_slow(std::chrono::nanoseconds took, detail::task_root* root);
     detail::future_state_base* spawn_state(detail::future_state_base* state);
+    void start_eager(detail::future_state_base* state) noexcept;
+    template <class T>
+    future<T> make_task(task<T>& t, std::string& name, corio::source_location where, bool eager);
 
     loop_options options_;
     detail::ready_queue ready_;
@@ -293,7 +318,9 @@ private:
 
 /// asyncio.run: creates a loop, runs `t` to completion, cancels what is left, closes
 /// the loop; returns the value or rethrows. Throws corio::error if a loop is already
-/// running on this thread.
+/// running on this thread. Ctrl+C: on the main thread, when SIGINT has its default
+/// action, the first SIGINT cancels the task (it runs its cleanup) and run then throws
+/// keyboard_interrupt; from that SIGINT on, a second one ends the process at once.
 template <class T>
 T run(task<T> t, loop_options options = {});
 
@@ -305,18 +332,33 @@ std::vector<task_handle> all_tasks();
 // ---- templates that need future<T> ------------------------------------------------
 
 template <class T>
-future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
+future<T> event_loop::make_task(task<T>& t, std::string& name, corio::source_location where,
+                                bool eager) {
     CORIO_ASSERT(static_cast<bool>(t), "create_task of an empty or moved-from corio::task");
     if (closed_) {
         throw error("corio: create_task on a closed event loop");
     }
-    if (options_.debug && std::this_thread::get_id() != owner_) {
+    if (std::this_thread::get_id() != owner_) [[unlikely]] {
         throw error("corio: create_task called from a thread other than the loop's");
     }
     auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
-    spawn_state(state); // the loop keeps the initial reference until the task ends
-    state->add_ref();
+    state->add_ref(); // the future's; the loop keeps the initial one until the task ends
+    if (eager && running_ && detail::running_loop == this) [[unlikely]] {
+        start_eager(state);
+    } else {
+        spawn_state(state);
+    }
     return future<T>(static_cast<detail::future_state_base*>(state));
+}
+
+template <class T>
+future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
+    return make_task(t, name, where, false);
+}
+
+template <class T>
+future<T> event_loop::create_eager_task(task<T> t, std::string name, corio::source_location where) {
+    return make_task(t, name, where, true);
 }
 
 /// Schedules `t` as a task on the running loop (asyncio.create_task). The returned
@@ -327,6 +369,16 @@ template <class T>
 future<T> create_task(task<T> t, std::string name = {},
                       corio::source_location where = corio::source_location::current()) {
     return get_running_loop().create_task(std::move(t), std::move(name), where);
+}
+
+/// Schedules `t` on the running loop and runs its first step at once, inside this
+/// call (asyncio's eager task start; see event_loop::create_eager_task): a task that
+/// finishes without suspending is done when this returns. Throws corio::error if no
+/// loop runs. **Thread safety:** call on the loop's thread.
+template <class T>
+future<T> create_eager_task(task<T> t, std::string name = {},
+                            corio::source_location where = corio::source_location::current()) {
+    return get_running_loop().create_eager_task(std::move(t), std::move(name), where);
 }
 
 template <class T>
@@ -346,8 +398,34 @@ T event_loop::run_until_complete(task<T> t) {
     if (closed_) {
         throw error("corio: run_until_complete on a closed event loop");
     }
+    check_can_run(); // before the task exists: a refused call leaves nothing behind
     return run_until_complete(create_task(std::move(t)));
 }
+
+namespace detail {
+/// corio::run's Ctrl+C handling (src/loop/interrupt.cpp): on the main thread, when
+/// SIGINT has its default action, the first SIGINT cancels `main` and restores the
+/// default action, so that a second one ends the process at once.
+class interrupt_guard {
+public:
+    interrupt_guard(event_loop& loop, task_handle main);
+    interrupt_guard(const interrupt_guard&) = delete;
+    interrupt_guard& operator=(const interrupt_guard&) = delete;
+    ~interrupt_guard();
+    /// True once the first SIGINT was handled on the loop (the main task was cancelled).
+    bool interrupted() const noexcept { return interrupted_; }
+    /// Gives SIGINT its default action back (before the loop closes). Idempotent.
+    void disarm() noexcept;
+
+private:
+    static void on_sigint(int) noexcept;
+    static void on_node(remote_node&) noexcept;
+
+    task_handle main_;
+    bool installed_ = false;
+    bool interrupted_ = false;
+};
+} // namespace detail
 
 template <class T>
 T run(task<T> t, loop_options options) {
@@ -355,13 +433,26 @@ T run(task<T> t, loop_options options) {
         throw error("corio::run() cannot be called while an event loop is running on this thread");
     }
     event_loop loop(options);
-    if constexpr (std::is_void_v<T>) {
-        loop.run_until_complete(std::move(t));
+    future<T> main = loop.create_task(std::move(t));
+    detail::interrupt_guard interrupt(loop, main.as_task());
+    try {
+        if constexpr (std::is_void_v<T>) {
+            loop.run_until_complete(main);
+            interrupt.disarm();
+            loop.close();
+        } else {
+            T value = loop.run_until_complete(main);
+            interrupt.disarm();
+            loop.close();
+            return value;
+        }
+    } catch (const cancelled_error&) {
+        interrupt.disarm();
+        if (!interrupt.interrupted()) {
+            throw;
+        }
         loop.close();
-    } else {
-        T value = loop.run_until_complete(std::move(t));
-        loop.close();
-        return value;
+        throw keyboard_interrupt();
     }
 }
 

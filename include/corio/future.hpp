@@ -16,6 +16,11 @@
 
 namespace corio {
 
+/// Identifies a callback registered by `future::add_done_callback`.
+struct done_callback_id {
+    std::uint64_t value = 0; ///< 0 for none; ids of one future are distinct
+};
+
 namespace detail {
 
 /// A task scheduled on a loop: the future state plus the coroutine it drives.
@@ -171,6 +176,20 @@ public:
     /// Cancels: a future becomes cancelled, a task gets cancelled_error at its
     /// suspension point. False if already done.
     bool cancel() { return state_->cancel(); }
+    /// Cancels as cancel() does; the cancelled_error raised (inside the task, and by
+    /// result() afterwards) carries `message` as its what(). False if already done.
+    bool cancel(std::string message) { return state_->cancel(std::move(message)); }
+    /// A task's pending cancel requests: cancel() calls (including a timeout scope's)
+    /// not withdrawn by uncancel() (asyncio's Task.cancelling()); 0 for a plain future.
+    std::size_t cancelling() const noexcept {
+        return state_->as_task() != nullptr ? state_->as_task()->cancelling() : 0;
+    }
+    /// Withdraws one cancel request of a task and returns how many are left (asyncio's
+    /// Task.uncancel()); at zero, a cancel not yet delivered is dropped. 0 for a plain
+    /// future.
+    std::size_t uncancel() noexcept {
+        return state_->as_task() != nullptr ? state_->as_task()->uncancel() : 0;
+    }
     /// True once a result, an exception or a cancellation is set.
     bool done() const noexcept { return state_->done(); }
     /// True if the future (or task) ended cancelled.
@@ -188,15 +207,30 @@ public:
     /// cancelled and invalid_state_error if not done.
     std::exception_ptr exception() const { return state_->exception_for_caller(); }
     /// Calls `fn(*this)` on a later loop iteration once done, in registration order.
-    void add_done_callback(std::function<void(const future&)> fn) {
-        state_->add_callback([fn = std::move(fn)](state_type& s) {
+    /// Returns an id for remove_done_callback.
+    done_callback_id add_done_callback(std::function<void(const future&)> fn) {
+        return done_callback_id{state_->add_callback([fn = std::move(fn)](state_type& s) {
             s.add_ref();
             fn(future(&s));
-        });
+        })};
+    }
+    /// Removes a callback added by add_done_callback before the future completed:
+    /// returns 1, or 0 if it was already scheduled (the future is done), already
+    /// removed, or is not one of this future's.
+    std::size_t remove_done_callback(done_callback_id id) noexcept {
+        return state_->remove_callback(id.value);
     }
     /// The task's name ("" for a plain future).
     std::string name() const {
         return state_->as_task() ? state_->as_task()->name() : std::string();
+    }
+    /// Renames the task (asyncio's Task.set_name); an empty name restores "Task-N".
+    /// Throws invalid_state_error for a plain future, which has no name.
+    void set_name(std::string name) {
+        if (state_->as_task() == nullptr) {
+            throw invalid_state_error("corio: set_name on a future that is not a task");
+        }
+        state_->as_task()->set_name(std::move(name));
     }
     /// This future as a task handle (empty handle for a plain future).
     task_handle as_task() const { return state_->as_task() ? task_handle(state_) : task_handle(); }

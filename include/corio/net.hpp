@@ -177,6 +177,7 @@ public:
 };
 
 /// Options of a listening socket.
+/// **Thread safety:** a plain value.
 struct listener_options {
     /// Accept with one multishot IORING_OP_ACCEPT where the kernel has it (5.19);
     /// false forces one accept request per call (the plain path).
@@ -291,6 +292,7 @@ private:
 };
 
 /// What `udp_socket::recv_from` returns: `auto [size, sender] = co_await s.recv_from(buf);`
+/// **Thread safety:** a plain value.
 struct datagram {
     std::size_t size; ///< bytes received (a longer datagram is truncated to the buffer)
     endpoint sender;  ///< where it came from
@@ -417,6 +419,7 @@ private:
 };
 
 /// Options of start_server.
+/// **Thread safety:** a plain value.
 struct server_options {
     /// listen(2) backlog.
     int backlog = 128;

@@ -236,6 +236,12 @@ struct split_args {
     using callback_fn = typename find_tag<callback_t, A...>::type;
     using error_callback_fn = typename find_tag<error_callback_t, A...>::type;
 
+    /// The K-th argument, forwarded as it was passed (each is read once per use).
+    template <std::size_t K, class Tuple>
+    static decltype(auto) nth(Tuple& all) {
+        return std::forward<std::tuple_element_t<K, std::tuple<A...>>>(std::get<K>(all));
+    }
+
     template <class Fn>
     static decltype(auto) apply(Fn&& fn, A&&... a) {
         auto all = std::forward_as_tuple(std::forward<A>(a)...);
@@ -243,10 +249,9 @@ struct split_args {
                                                        std::index_sequence<J...>)
             ->decltype(auto) {
             return std::forward<Fn>(fn)(
-                std::forward_as_tuple(std::get<I>(std::move(all))...),
-                pick_tag<callback_t, callback_fn>(std::get<leading + J>(std::move(all))...),
-                pick_tag<error_callback_t, error_callback_fn>(
-                    std::get<leading + J>(std::move(all))...));
+                std::forward_as_tuple(nth<I>(all)...),
+                pick_tag<callback_t, callback_fn>(nth<leading + J>(all)...),
+                pick_tag<error_callback_t, error_callback_fn>(nth<leading + J>(all)...));
         }
         (std::make_index_sequence<leading>{}, std::make_index_sequence<tags>{});
     }

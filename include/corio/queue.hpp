@@ -4,6 +4,7 @@
 /// with Python 3.13's `shutdown`, and their errors `queue_full`, `queue_empty`,
 /// `queue_shut_down`.
 
+#include <corio/detail/queue_store.hpp>
 #include <corio/detail/waiter.hpp>
 #include <corio/error.hpp>
 
@@ -49,135 +50,9 @@ public:
     using error::error;
 };
 
-namespace detail {
-
-/// A growable ring buffer (capacity a power of two); allocates only when it grows.
-template <class T>
-class ring_buffer {
-public:
-    ring_buffer() noexcept = default;
-    ring_buffer(ring_buffer&& o) noexcept
-        : data_(std::exchange(o.data_, nullptr)), cap_(std::exchange(o.cap_, 0)),
-          head_(std::exchange(o.head_, 0)), size_(std::exchange(o.size_, 0)) {}
-    ring_buffer(const ring_buffer&) = delete;
-    ring_buffer& operator=(const ring_buffer&) = delete;
-    ring_buffer& operator=(ring_buffer&&) = delete;
-    ~ring_buffer() {
-        clear();
-        if (data_ != nullptr) {
-            std::allocator<T>().deallocate(data_, cap_);
-        }
-    }
-
-    std::size_t size() const noexcept { return size_; }
-    bool empty() const noexcept { return size_ == 0; }
-
-    void push_back(T&& v) {
-        reserve_one();
-        ::new (static_cast<void*>(slot(head_ + size_))) T(std::move(v));
-        ++size_;
-    }
-    void push_front(T&& v) {
-        reserve_one();
-        std::size_t h = (head_ + cap_ - 1) & (cap_ - 1);
-        ::new (static_cast<void*>(slot(h))) T(std::move(v));
-        head_ = h;
-        ++size_;
-    }
-    T pop_front() noexcept {
-        T* p = slot(head_);
-        T v(std::move(*p));
-        p->~T();
-        head_ = (head_ + 1) & (cap_ - 1);
-        --size_;
-        return v;
-    }
-    T pop_back() noexcept {
-        T* p = slot(head_ + size_ - 1);
-        T v(std::move(*p));
-        p->~T();
-        --size_;
-        return v;
-    }
-    void clear() noexcept {
-        while (size_ > 0) {
-            slot(head_ + size_ - 1)->~T();
-            --size_;
-        }
-        head_ = 0;
-    }
-
-private:
-    T* slot(std::size_t i) const noexcept { return data_ + (i & (cap_ - 1)); }
-    void reserve_one() {
-        if (size_ < cap_) {
-            return;
-        }
-        std::size_t cap = cap_ == 0 ? 8 : cap_ * 2;
-        T* data = std::allocator<T>().allocate(cap);
-        for (std::size_t i = 0; i < size_; ++i) {
-            T* p = slot(head_ + i);
-            ::new (static_cast<void*>(data + i)) T(std::move(*p));
-            p->~T();
-        }
-        if (data_ != nullptr) {
-            std::allocator<T>().deallocate(data_, cap_);
-        }
-        data_ = data;
-        cap_ = cap;
-        head_ = 0;
-    }
-
-    T* data_ = nullptr;
-    std::size_t cap_ = 0;
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-};
-
-template <class T>
-struct fifo_store {
-    ring_buffer<T> items;
-    void push(T&& v) { items.push_back(std::move(v)); }
-    T pop() noexcept { return items.pop_front(); }
-    void put_back(T&& v) { items.push_front(std::move(v)); } // next out again
-    std::size_t size() const noexcept { return items.size(); }
-    void clear() noexcept { items.clear(); }
-};
-
-template <class T>
-struct lifo_store {
-    ring_buffer<T> items;
-    void push(T&& v) { items.push_back(std::move(v)); }
-    T pop() noexcept { return items.pop_back(); }
-    void put_back(T&& v) { items.push_back(std::move(v)); } // next out again
-    std::size_t size() const noexcept { return items.size(); }
-    void clear() noexcept { items.clear(); }
-};
-
-template <class T, class Compare>
-struct heap_store {
-    std::vector<T> items;
-    Compare compare;
-    // std's heap functions keep the largest first; invert to serve the smallest.
-    auto later() const {
-        return [this](const T& a, const T& b) { return compare(b, a); };
-    }
-    void push(T&& v) {
-        items.push_back(std::move(v));
-        std::push_heap(items.begin(), items.end(), later());
-    }
-    T pop() {
-        std::pop_heap(items.begin(), items.end(), later());
-        T v(std::move(items.back()));
-        items.pop_back();
-        return v;
-    }
-    void put_back(T&& v) { push(std::move(v)); }
-    std::size_t size() const noexcept { return items.size(); }
-    void clear() noexcept { items.clear(); }
-};
-
-/// The queue machinery shared by queue, lifo_queue and priority_queue.
+/// What `queue`, `lifo_queue` and `priority_queue` are (asyncio's queues): `put` /
+/// `get` and their `_nowait` forms, `task_done` / `join`, `shutdown`, sizes. `Store`
+/// is the order of the items (detail/queue_store.hpp).
 ///
 /// Items handed to a waiting getter go straight into its frame (FIFO handoff, no
 /// overtaking). size() counts them until that getter resumes, as asyncio's qsize()
@@ -254,6 +129,12 @@ public:
     class [[nodiscard]] put_awaiter {
     public:
         put_awaiter(basic_queue& q, T value) noexcept : queue_(&q), value_(std::move(value)) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        put_awaiter(put_awaiter&& other) noexcept
+            : queue_(other.queue_), value_(std::move(other.value_)), inserted_(other.inserted_),
+              waiter_(std::move(other.waiter_)) {
+            waiter_.context = this;
+        }
         put_awaiter(const put_awaiter&) = delete;
         put_awaiter& operator=(const put_awaiter&) = delete;
         bool await_ready() const noexcept { return queue_->shutdown_ || !queue_->full(); }
@@ -286,6 +167,11 @@ public:
     class [[nodiscard]] get_awaiter {
     public:
         explicit get_awaiter(basic_queue& q) noexcept : queue_(&q) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        get_awaiter(get_awaiter&& other) noexcept
+            : queue_(other.queue_), waiter_(std::move(other.waiter_)) {
+            waiter_.context = this;
+        }
         get_awaiter(const get_awaiter&) = delete;
         get_awaiter& operator=(const get_awaiter&) = delete;
         bool await_ready() const noexcept { return queue_->store_.size() > 0 || queue_->shutdown_; }
@@ -476,43 +362,40 @@ private:
     bool shutdown_ = false;
 };
 
-} // namespace detail
-
 /// A FIFO queue for tasks (asyncio.Queue): `co_await q.put(v)`, `co_await q.get()`,
 /// their `_nowait` forms, task_done/join and shutdown. FIFO-fair, cancellation-safe,
-/// no allocation per item once its ring buffer has grown. See detail::basic_queue
-/// for every member.
+/// no allocation per item once its ring buffer has grown. Every member is
+/// documented on basic_queue.
 /// **Thread safety:** loop thread only.
 template <class T>
-class queue : public detail::basic_queue<T, detail::fifo_store<T>> {
+class queue : public basic_queue<T, detail::fifo_store<T>> {
 public:
     /// A queue holding at most `maxsize` items (0: unbounded); throws corio::error
     /// if `maxsize` is negative.
-    explicit queue(std::ptrdiff_t maxsize = 0)
-        : detail::basic_queue<T, detail::fifo_store<T>>(maxsize) {}
+    explicit queue(std::ptrdiff_t maxsize = 0) : basic_queue<T, detail::fifo_store<T>>(maxsize) {}
 };
 
 /// A LIFO queue (asyncio.LifoQueue): get() returns the most recently put item.
 /// **Thread safety:** loop thread only.
 template <class T>
-class lifo_queue : public detail::basic_queue<T, detail::lifo_store<T>> {
+class lifo_queue : public basic_queue<T, detail::lifo_store<T>> {
 public:
     /// A LIFO queue holding at most `maxsize` items (0: unbounded); throws
     /// corio::error if `maxsize` is negative.
     explicit lifo_queue(std::ptrdiff_t maxsize = 0)
-        : detail::basic_queue<T, detail::lifo_store<T>>(maxsize) {}
+        : basic_queue<T, detail::lifo_store<T>>(maxsize) {}
 };
 
 /// A priority queue (asyncio.PriorityQueue): get() returns the smallest item by
 /// `Compare` (std::less: smallest first, as asyncio's heapq).
 /// **Thread safety:** loop thread only.
 template <class T, class Compare = std::less<T>>
-class priority_queue : public detail::basic_queue<T, detail::heap_store<T, Compare>> {
+class priority_queue : public basic_queue<T, detail::heap_store<T, Compare>> {
 public:
     /// A priority queue holding at most `maxsize` items (0: unbounded), ordered by
     /// `compare`; throws corio::error if `maxsize` is negative.
     explicit priority_queue(std::ptrdiff_t maxsize = 0, Compare compare = Compare())
-        : detail::basic_queue<T, detail::heap_store<T, Compare>>(
+        : basic_queue<T, detail::heap_store<T, Compare>>(
               maxsize, detail::heap_store<T, Compare>{{}, std::move(compare)}) {}
 };
 

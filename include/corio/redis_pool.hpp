@@ -22,7 +22,7 @@
 /// result per future); see docs/redis_pool.md for the protocol and its guarantees.
 
 #include <corio/async_result.hpp>
-#include <corio/detail/thread_pool_jobs.hpp>
+#include <corio/detail/pool_jobs.hpp>
 #include <corio/imap_result.hpp>
 #include <corio/pool.hpp>
 #include <corio/process_error.hpp>

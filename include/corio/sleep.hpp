@@ -2,6 +2,7 @@
 /// \file sleep.hpp
 /// `sleep`, `sleep_until` and `yield_now` (asyncio.sleep, asyncio.sleep(0)).
 
+#include <corio/detail/assert.hpp>
 #include <corio/detail/loop_access.hpp>
 #include <corio/event_loop.hpp>
 
@@ -24,8 +25,20 @@ public:
         slot_.on_cancel = &on_cancel;
         slot_.context = this;
     }
+    /// Moves a sleep that has not been awaited yet (combinators take awaitables by
+    /// value); the node and cancel slot are rebuilt for the new address.
+    sleep_awaiter(sleep_awaiter&& other) noexcept
+        : loop_(other.loop_), yield_only_(other.yield_only_) {
+        CORIO_ASSERT(!other.waiter_, "a sleep awaiter was moved while suspended");
+        node_.deadline = other.node_.deadline;
+        node_.fire = &on_fire;
+        node_.context = this;
+        slot_.on_cancel = &on_cancel;
+        slot_.context = this;
+    }
     sleep_awaiter(const sleep_awaiter&) = delete;
     sleep_awaiter& operator=(const sleep_awaiter&) = delete;
+    sleep_awaiter& operator=(sleep_awaiter&&) = delete;
     ~sleep_awaiter() { loop_access::remove_timer(*loop_, node_); }
 
     bool await_ready() const noexcept { return false; }

@@ -157,6 +157,8 @@ public:
     class [[nodiscard]] acquire_awaiter {
     public:
         explicit acquire_awaiter(lock& l) noexcept : lock_(&l) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        acquire_awaiter(acquire_awaiter&&) noexcept = default;
         acquire_awaiter(const acquire_awaiter&) = delete;
         acquire_awaiter& operator=(const acquire_awaiter&) = delete;
         bool await_ready() const noexcept {
@@ -224,6 +226,38 @@ inline void lock_guard::reset() noexcept {
     }
 }
 
+class semaphore;
+
+/// Owns one permit of a semaphore and returns it on destruction (from
+/// `semaphore::scoped()`, asyncio's `async with semaphore`).
+/// **Thread safety:** loop thread only.
+class [[nodiscard]] semaphore_guard {
+public:
+    /// A guard that owns no permit.
+    semaphore_guard() noexcept = default;
+    /// Adopts a permit of `s` that the caller has acquired (scoped() does this).
+    explicit semaphore_guard(semaphore& s) noexcept : sem_(&s) {}
+    /// Takes over `o`'s permit; `o` then owns none.
+    semaphore_guard(semaphore_guard&& o) noexcept : sem_(std::exchange(o.sem_, nullptr)) {}
+    /// Returns the permit it owns, then takes over `o`'s.
+    semaphore_guard& operator=(semaphore_guard&& o) noexcept {
+        if (this != &o) {
+            reset();
+            sem_ = std::exchange(o.sem_, nullptr);
+        }
+        return *this;
+    }
+    /// Returns the permit it owns (handing it to the first waiter, if any).
+    ~semaphore_guard() { reset(); }
+    /// Returns the permit now (no effect if already returned).
+    void reset() noexcept;
+    /// True while the guard owns a permit.
+    explicit operator bool() const noexcept { return sem_ != nullptr; }
+
+private:
+    semaphore* sem_ = nullptr;
+};
+
 /// A counting semaphore (asyncio.Semaphore), FIFO-fair with direct handoff.
 /// **Thread safety:** loop thread only.
 class semaphore {
@@ -257,6 +291,8 @@ public:
     class [[nodiscard]] acquire_awaiter {
     public:
         explicit acquire_awaiter(semaphore& s) noexcept : sem_(&s) {}
+        /// Moves an awaiter not awaited yet (into a combinator).
+        acquire_awaiter(acquire_awaiter&&) noexcept = default;
         acquire_awaiter(const acquire_awaiter&) = delete;
         acquire_awaiter& operator=(const acquire_awaiter&) = delete;
         bool await_ready() const noexcept {
@@ -272,12 +308,25 @@ public:
         }
         void await_resume() { waiter_.finish(); }
 
+    protected:
+        semaphore* sem_;
+
     private:
         static void abandon(detail::waiter& w) noexcept {
             static_cast<semaphore*>(w.context)->hand_on();
         }
-        semaphore* sem_;
         detail::waiter waiter_{&abandon, sem_};
+    };
+
+    /// Awaitable returned by scoped(): takes a permit, then yields a semaphore_guard.
+    /// **Thread safety:** loop thread only; lives in the awaiting frame until resumed.
+    class [[nodiscard]] scoped_awaiter : public acquire_awaiter {
+    public:
+        using acquire_awaiter::acquire_awaiter;
+        semaphore_guard await_resume() {
+            acquire_awaiter::await_resume();
+            return semaphore_guard(*sem_);
+        }
     };
 
     /// Takes a permit, suspending (FIFO) while none is free. Throws cancelled_error
@@ -285,11 +334,17 @@ public:
     /// to it passes the permit on and throws, so no permit is lost.
     /// **Thread safety:** loop thread only.
     [[nodiscard]] acquire_awaiter acquire() noexcept { return acquire_awaiter(*this); }
+    /// Takes a permit as acquire() does and yields a semaphore_guard that returns it:
+    /// `auto permit = co_await sem.scoped();` (asyncio's `async with sem`). Throws
+    /// cancelled_error, holding no permit, if the task is cancelled first.
+    /// **Thread safety:** loop thread only.
+    [[nodiscard]] scoped_awaiter scoped() noexcept { return scoped_awaiter(*this); }
 
 protected:
     semaphore(std::ptrdiff_t value, std::size_t bound) : value_(checked(value)), bound_(bound) {}
 
 private:
+    friend class semaphore_guard;
     static std::size_t checked(std::ptrdiff_t value) {
         if (value < 0) {
             throw error("corio: a semaphore's initial value must be >= 0");
@@ -308,6 +363,13 @@ private:
     std::size_t value_;
     std::size_t bound_ = std::numeric_limits<std::size_t>::max();
 };
+
+inline void semaphore_guard::reset() noexcept {
+    semaphore* s = std::exchange(sem_, nullptr);
+    if (s != nullptr && (!s->waiters_.empty() || s->value_ < s->bound_)) {
+        s->hand_on(); // a bounded semaphore already released by hand is not overfilled
+    }
+}
 
 /// A semaphore that refuses to grow beyond its initial value
 /// (asyncio.BoundedSemaphore): release() throws corio::error when it would.

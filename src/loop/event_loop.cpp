@@ -1,10 +1,12 @@
 #include "ring/uring.hpp"
 
+#include <corio/detail/live_counts.hpp>
 #include <corio/detail/loop_access.hpp>
 #include <corio/event_loop.hpp>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -111,9 +113,19 @@ corio::source_location task_handle::created_at() const noexcept {
 
 // ---- event_loop -------------------------------------------------------------------
 
+namespace {
+std::atomic<std::size_t> live_loops{0};
+}
+
+std::size_t detail::live_event_loops() noexcept {
+    return live_loops.load(std::memory_order_relaxed);
+}
+
 event_loop::event_loop(loop_options options)
     : options_(options), ring_(std::make_unique<detail::uring>(options)),
       owner_(std::this_thread::get_id()) {
+    live_loops.fetch_add(1, std::memory_order_relaxed);
+    ring_->mark_loop_ring();
     if (const char* env = std::getenv("CORIO_DEBUG");
         env != nullptr && std::strcmp(env, "1") == 0) {
         options_.debug = true;
@@ -125,16 +137,30 @@ event_loop::~event_loop() {
         // Destroying a running loop is a programming error we cannot recover from.
         CORIO_ASSERT(false, "an event_loop was destroyed while running");
     }
-    close();
+    try {
+        close();
+    } catch (...) {
+        // A destructor never throws: the pending tasks are leaked (their frames may
+        // hold kernel operations that only this loop's thread could reap).
+        call_exception_handler({"the event loop could not be closed in its destructor: its "
+                                "pending tasks are destroyed without running their cleanup",
+                                std::current_exception(),
+                                {}});
+        // Frames are freed only if no kernel operation can still write into them.
+        const bool drained = ring_->in_flight() == 0 && !ring_->has_pending();
+        destroy_pending_tasks(drained);
+        release_remaining(drained);
+    }
     while (posters_.load(std::memory_order_acquire) != 0) {
         std::this_thread::yield(); // a poster is between its push and its doorbell
     }
     while (!states_.empty()) {
         static_cast<detail::future_state_base*>(states_.next->owner)->detach_from_loop();
     }
+    live_loops.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void event_loop::enter_running() {
+void event_loop::check_can_run() const {
     if (closed_) {
         throw error("corio: the event loop is closed");
     }
@@ -150,6 +176,23 @@ void event_loop::enter_running() {
         // wait forever.
         throw error("corio: an event loop can only run on the thread that created it");
     }
+    if (ring_->foreign()) {
+        throw error("corio: this event loop was created by another process (the program "
+                    "forked): a forked child cannot use its parent's loop (its io_uring is "
+                    "shared with the parent); create a new loop in the child");
+    }
+}
+
+void event_loop::check_owner_thread(const char* what) const {
+    if (std::this_thread::get_id() != owner_) [[unlikely]] {
+        throw error(fmt::format("corio: {} called from a thread other than the loop's (use "
+                                "call_soon_threadsafe)",
+                                what));
+    }
+}
+
+void event_loop::enter_running() {
+    check_can_run();
     running_ = true;
     detail::running_loop = this;
 }
@@ -209,7 +252,7 @@ void event_loop::run_once(std::optional<std::chrono::nanoseconds> max_wait) {
         }
     }
     if (block || ring_->in_flight() > 0 || ring_->has_pending()) {
-        ring_->poll(block, timeout);
+        ring_->submit_and_wait(block, timeout);
         drain_remote();
     }
     expire_timers();
@@ -315,10 +358,7 @@ timer_handle event_loop::call_soon(std::function<void()> fn) {
     if (closed_) {
         throw error("corio: call_soon on a closed event loop");
     }
-    if (options_.debug && std::this_thread::get_id() != owner_) {
-        throw error("corio: call_soon called from a thread other than the loop's (use "
-                    "call_soon_threadsafe)");
-    }
+    check_owner_thread("call_soon");
     auto* cb = new detail::callback_state;
     cb->fn = std::move(fn);
     cb->loop = this;
@@ -331,10 +371,7 @@ timer_handle event_loop::call_at(time_point when, std::function<void()> fn) {
     if (closed_) {
         throw error("corio: call_at on a closed event loop");
     }
-    if (options_.debug && std::this_thread::get_id() != owner_) {
-        throw error(
-            "corio: call_at called from a thread other than the loop's (use call_soon_threadsafe)");
-    }
+    check_owner_thread("call_at");
     auto* cb = new detail::callback_state;
     cb->fn = std::move(fn);
     cb->loop = this;
@@ -369,6 +406,18 @@ detail::future_state_base* event_loop::spawn_state(detail::future_state_base* st
     detail::loop_access::register_task(*this, *rec);
     ready_.push({rec->coroutine, rec});
     return state;
+}
+
+void event_loop::start_eager(detail::future_state_base* state) noexcept {
+    detail::task_record* rec = state->as_task();
+    rec->set_number(next_task_number_++);
+    detail::loop_access::register_task(*this, *rec);
+    // The first step runs now, nested in the caller's step; current_task() is the new
+    // task meanwhile. Exceptions stay in the coroutine's promise.
+    detail::task_root* caller = current_;
+    current_ = rec;
+    rec->coroutine.resume();
+    current_ = caller;
 }
 
 void event_loop::set_exception_handler(exception_handler handler) {
@@ -418,8 +467,29 @@ void event_loop::finalize_pending_tasks() {
         // remaining tasks are considered stuck.
         constexpr auto idle_slice = std::chrono::milliseconds(50);
         constexpr int max_idle_slices = 20;
+        // Tasks that keep running (a task that swallows its cancellation and sleeps
+        // or yields again) get the same bound: about a second in which no pending
+        // task finishes, and the rest are considered stuck.
+        constexpr auto progress_limit = std::chrono::seconds(1);
+        auto count_tasks = [this] {
+            std::size_t n = 0;
+            for (detail::list_hook* h = tasks_.next; h != &tasks_; h = h->next) {
+                ++n;
+            }
+            return n;
+        };
+        std::size_t tasks_left = count_tasks();
+        auto progress_deadline = clock::now() + progress_limit;
         int idle_slices = 0;
         while (!tasks_.empty() || !ready_.empty()) {
+            if (auto now = clock::now(); now >= progress_deadline) {
+                std::size_t n = count_tasks();
+                if (n >= tasks_left) {
+                    break; // no task finished within the limit
+                }
+                tasks_left = n;
+                progress_deadline = now + progress_limit;
+            }
             bool kernel_only = ready_.empty() && timers_.empty();
             if (kernel_only && ring_->in_flight() == 0 && !ring_->has_pending() &&
                 remote_head_.load(std::memory_order_acquire) == nullptr) {
@@ -427,7 +497,9 @@ void event_loop::finalize_pending_tasks() {
             }
             if (!kernel_only) {
                 idle_slices = 0;
-                run_once();
+                run_once(std::max(
+                    std::chrono::nanoseconds(0),
+                    std::chrono::ceil<std::chrono::nanoseconds>(progress_deadline - clock::now())));
                 continue;
             }
             run_once(idle_slice);
@@ -453,6 +525,10 @@ void event_loop::finalize_pending_tasks() {
         constexpr auto drain_limit = std::chrono::seconds(1);
         drained = ring_->cancel_all(drain_limit);
     }
+    destroy_pending_tasks(drained);
+}
+
+void event_loop::destroy_pending_tasks(bool drained) noexcept {
     // Then destroy the frames (awaiters unlink themselves) and mark the tasks
     // cancelled. If some operation did not end, no frame can be known free of it:
     // the frames are leaked, which is safe, and reported.
@@ -502,6 +578,16 @@ void event_loop::close() {
     if (running_) {
         throw error("corio: cannot close a running event loop");
     }
+    if (ring_->foreign()) {
+        // A forked child's copy of a loop: its ring is shared with the parent, so
+        // nothing may be submitted or reaped here. Tasks and callbacks are left as
+        // they are (their frames may hold the parent's kernel operations).
+        while (!tasks_.empty()) {
+            tasks_.next->unlink();
+        }
+        closed_ = true;
+        return;
+    }
     if (std::this_thread::get_id() != owner_ &&
         (!tasks_.empty() || !ready_.empty() || ring_->in_flight() > 0)) {
         // Finalizing runs the loop, which only its own thread can do; checked before
@@ -523,6 +609,10 @@ void event_loop::close() {
         }
         finalize_pending_tasks();
     }
+    release_remaining(true);
+}
+
+void event_loop::release_remaining(bool frames_destroyed) noexcept {
     // Callbacks that never ran are dropped, as asyncio's close() does.
     drain_remote();
     while (!ready_.empty()) {
@@ -535,7 +625,10 @@ void event_loop::close() {
         detail::timer_node& n = timers_.top();
         timers_.remove(n);
         // Only call_later/call_at nodes can remain: sleeps lived in destroyed frames.
-        static_cast<detail::callback_state*>(n.context)->release();
+        // With frames leaked, a node may be a sleep's: the callbacks are leaked too.
+        if (frames_destroyed) {
+            static_cast<detail::callback_state*>(n.context)->release();
+        }
     }
     // No completion is reaped after this point, so in-flight signal reads may go.
     signals_.reset();

@@ -16,22 +16,38 @@ struct frame_allocator_access {
     // The carving thread's hold on its current slab: more than a slab has blocks, so
     // the count cannot reach 0 before the hold is dropped (minus the blocks carved).
     static constexpr std::size_t hold = fa::slab_size;
-    static constexpr std::align_val_t slab_align{fa::slab_size};
 
     static fa::slab_header* slab_of(void* p) noexcept {
         return reinterpret_cast<fa::slab_header*>(reinterpret_cast<std::uintptr_t>(p) &
                                                   ~(std::uintptr_t{fa::slab_size} - 1));
     }
+    // Slabs are mapped and unmapped directly, so a slab emptied after a burst goes
+    // back to the system at once (from malloc's heap it would stay: glibc keeps
+    // freed memory below the top of the heap, and raises its mmap threshold after
+    // large frees). Over-map by one slab, then trim to the alignment.
     static fa::slab_header* new_slab(std::size_t live) {
-        void* mem = ::operator new(fa::slab_size, slab_align);
+        constexpr std::size_t size = fa::slab_size;
+        void* raw =
+            ::mmap(nullptr, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED) {
+            throw std::bad_alloc();
+        }
+        const auto start = reinterpret_cast<std::uintptr_t>(raw);
+        const std::uintptr_t aligned = (start + size - 1) & ~(std::uintptr_t{size} - 1);
+        if (aligned > start) {
+            ::munmap(raw, aligned - start);
+        }
+        if (const std::uintptr_t tail = start + 2 * size - (aligned + size); tail > 0) {
+            ::munmap(reinterpret_cast<void*>(aligned + size), tail);
+        }
         fa::slabs_.fetch_add(1, std::memory_order_relaxed);
-        return ::new (mem) fa::slab_header{live};
+        return ::new (reinterpret_cast<void*>(aligned)) fa::slab_header{live};
     }
     // Drops k counts of the slab s; the last one frees it.
     static void drop(fa::slab_header* s, std::size_t k) noexcept {
         if (s->live.fetch_sub(k, std::memory_order_acq_rel) == k) {
             s->~slab_header();
-            ::operator delete(static_cast<void*>(s), slab_align);
+            ::munmap(static_cast<void*>(s), fa::slab_size);
             fa::slabs_.fetch_sub(1, std::memory_order_relaxed);
         }
     }

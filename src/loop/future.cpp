@@ -3,6 +3,10 @@
 
 #include <stdexcept>
 
+#include <corio/detail/live_counts.hpp>
+
+#include <atomic>
+
 namespace corio::detail {
 
 namespace {
@@ -33,6 +37,19 @@ void invoke_callback(future_state_base& self, const std::function<void(future_st
 }
 } // namespace
 
+std::string current_cancel_message() {
+    if (running_loop != nullptr) {
+        task_root* root = loop_access::current_root(*running_loop);
+        if (root != nullptr) {
+            const std::string& m = static_cast<task_record*>(root)->cancel_message();
+            if (!m.empty()) {
+                return m;
+            }
+        }
+    }
+    return default_cancel_message;
+}
+
 bool is_cancellation(const std::exception_ptr& e) noexcept {
     if (!e) {
         return false;
@@ -46,12 +63,22 @@ bool is_cancellation(const std::exception_ptr& e) noexcept {
     }
 }
 
+namespace {
+std::atomic<std::size_t> live_states{0};
+}
+
+std::size_t live_future_states() noexcept {
+    return live_states.load(std::memory_order_relaxed);
+}
+
 future_state_base::future_state_base(event_loop& loop) : loop_(&loop) {
     registry_hook.owner = this;
     loop_access::register_state(loop, *this);
+    live_states.fetch_add(1, std::memory_order_relaxed);
 }
 
 future_state_base::~future_state_base() {
+    live_states.fetch_sub(1, std::memory_order_relaxed);
     registry_hook.unlink();
     if (task_ != nullptr) {
         task_->pending_hook.unlink();
@@ -92,15 +119,17 @@ void future_state_base::check_pending() const {
     }
 }
 
-bool future_state_base::cancel() {
+bool future_state_base::cancel(std::string message) {
     if (done()) {
         return false;
     }
     if (task_ != nullptr) {
+        task_->set_cancel_message(std::move(message));
         task_->deliver_cancel();
         return true;
     }
-    exception_ = std::make_exception_ptr(cancelled_error());
+    exception_ = std::make_exception_ptr(
+        cancelled_error(message.empty() ? std::string(default_cancel_message) : message));
     mark_done(status::cancelled);
     return true;
 }
@@ -154,18 +183,27 @@ void future_state_base::remove_waiter(future_waiter& w) noexcept {
     w.linked = false;
 }
 
-void future_state_base::add_callback(std::function<void(future_state_base&)> fn) {
+std::uint64_t future_state_base::add_callback(std::function<void(future_state_base&)> fn) {
+    if (callbacks_ == nullptr) {
+        callbacks_ = std::make_unique<callback_list>();
+    }
+    std::uint64_t id = callbacks_->next_id++;
     if (!done()) {
-        if (callbacks_ == nullptr) {
-            callbacks_ = std::make_unique<std::vector<std::function<void(future_state_base&)>>>();
-        }
-        callbacks_->push_back(std::move(fn));
-        return;
+        callbacks_->entries.push_back({id, std::move(fn)});
+        return id;
     }
-    if (loop_ == nullptr) {
-        return;
+    if (loop_ != nullptr) {
+        loop_->call_soon(
+            [ref = state_ref(*this), fn = std::move(fn)] { invoke_callback(*ref, fn); });
     }
-    loop_->call_soon([ref = state_ref(*this), fn = std::move(fn)] { invoke_callback(*ref, fn); });
+    return id;
+}
+
+std::size_t future_state_base::remove_callback(std::uint64_t id) noexcept {
+    if (callbacks_ == nullptr) {
+        return 0;
+    }
+    return std::erase_if(callbacks_->entries, [id](const callback_entry& e) { return e.id == id; });
 }
 
 void future_state_base::mark_done(status s) {
@@ -181,12 +219,12 @@ void future_state_base::mark_done(status s) {
         remove_waiter(w);
         loop_->schedule(w.coroutine, w.root);
     }
-    if (callbacks_ != nullptr) {
-        auto cbs = std::move(*callbacks_);
-        callbacks_.reset();
+    if (callbacks_ != nullptr && !callbacks_->entries.empty()) {
+        auto cbs = std::move(callbacks_->entries);
+        callbacks_->entries.clear();
         loop_->call_soon([ref = state_ref(*this), cbs = std::move(cbs)] {
             for (const auto& cb : cbs) {
-                invoke_callback(*ref, cb);
+                invoke_callback(*ref, cb.fn);
             }
         });
     }

@@ -3,7 +3,7 @@
 // errors of its reads. Sockets receive through the loop's multishot provided-buffer
 // receive where the kernel has it; everything else reads and writes plainly.
 
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 #include "net/socket_ops.hpp"
 
 #include "ring/io_ops.hpp"
@@ -48,7 +48,7 @@ incomplete_read_error::incomplete_read_error(std::string partial,
       partial_(std::move(partial)), expected_(expected) {}
 
 limit_overrun_error::limit_overrun_error(std::string message, std::size_t consumed)
-    : error(std::move(message)), consumed_(consumed) {}
+    : error(message), consumed_(consumed) {}
 
 // ---- byte_stream -----------------------------------------------------------------------
 
@@ -88,14 +88,20 @@ byte_stream::~byte_stream() {
 }
 
 void byte_stream::close() noexcept {
+    // A request in flight holds the file: closing the descriptor alone would not
+    // end it. Cancelled, it ends with EBADF. The kernel drops its reference only
+    // when the cancellation completes (a later loop iteration), so a socket is shut
+    // down here: the peer sees end of stream when close() returns.
+    const bool in_kernel = recv_ != nullptr || reading_ != nullptr || writing_ != nullptr;
     if (recv_ != nullptr) {
         std::exchange(recv_, nullptr)->orphan();
     }
-    // A request in flight holds the file: closing the descriptor alone would not
-    // end it. Cancelled, it ends with EBADF.
     detail::closable_op::abort(reading_);
     detail::closable_op::abort(writing_);
     if (fd_ >= 0) {
+        if (in_kernel) {
+            ::shutdown(fd_, SHUT_RDWR); // ENOTSOCK for a pipe: nothing to do
+        }
         ::close(std::exchange(fd_, -1));
     }
     rbuf_.clear();
@@ -143,7 +149,7 @@ task<std::size_t> byte_stream::receive(std::span<std::byte> buffer) {
     }
     if (recv_ == nullptr && !plain_) {
         event_loop& loop = get_running_loop();
-        detail::io_context& ctx = detail::io_context_of(loop);
+        detail::ring_socket_state& ctx = detail::socket_state_of(loop);
         if (ctx.buffer_receive()) {
             recv_ = new detail::recv_state(ctx, loop, fd_);
         } else {

@@ -1,7 +1,7 @@
 // endpoint: an IPv4, IPv6 or Unix-domain socket address.
 
 #include "net/socket_ops.hpp"
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 
 #include "ring/io_ops.hpp"
 #include <corio/net.hpp>

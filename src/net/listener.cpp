@@ -2,7 +2,7 @@
 // accept at a time).
 
 #include "net/socket_ops.hpp"
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 
 #include "ring/io_ops.hpp"
 #include <corio/net.hpp>
@@ -55,11 +55,15 @@ socket_acceptor::~socket_acceptor() {
 }
 
 void socket_acceptor::close() noexcept {
+    const bool in_kernel = state_ != nullptr || accepting_ != nullptr;
     if (state_ != nullptr) {
         std::exchange(state_, nullptr)->orphan();
     }
     closable_op::abort(accepting_); // see socket_stream::close()
     if (fd_ >= 0) {
+        if (in_kernel) {
+            ::shutdown(fd_, SHUT_RDWR); // stops listening now, not when the cancel lands
+        }
         ::close(std::exchange(fd_, -1));
     }
 }
@@ -70,7 +74,7 @@ task<int> socket_acceptor::accept_fd() {
     }
     if (state_ == nullptr && multishot_) {
         event_loop& loop = get_running_loop();
-        io_context& ctx = io_context_of(loop);
+        ring_socket_state& ctx = socket_state_of(loop);
         if (ctx.multishot_accept()) {
             state_ = new accept_state(ctx, loop, fd_);
         } else {

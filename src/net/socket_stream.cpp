@@ -1,7 +1,7 @@
 // socket_stream: what a stream socket adds to byte_stream (net/byte_stream.cpp).
 
 #include "net/socket_ops.hpp"
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 
 #include "ring/io_ops.hpp"
 #include <corio/net.hpp>

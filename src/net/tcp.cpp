@@ -1,7 +1,7 @@
 // TCP: tcp_stream (connect, options) and tcp_listener.
 
 #include "net/socket_ops.hpp"
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 
 #include "ring/io_ops.hpp"
 #include <corio/net.hpp>

@@ -1,7 +1,7 @@
 // UDP: udp_socket.
 
 #include "net/socket_ops.hpp"
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 
 #include "ring/io_ops.hpp"
 #include <corio/net.hpp>
@@ -103,7 +103,7 @@ task<std::size_t> udp_socket::send_to(std::string_view bytes, std::string host,
 }
 
 task<std::size_t> udp_socket::send_to(std::string_view bytes, endpoint peer) {
-    return send_to(detail::readable_bytes(bytes), std::move(peer));
+    return send_to(detail::readable_bytes(bytes), peer);
 }
 
 task<std::size_t> udp_socket::send_to(std::span<const std::byte> bytes, endpoint peer) {

@@ -1,7 +1,8 @@
-// thread_pool: worker threads over one global FIFO queue, a lazily started result
-// thread for callbacks, close / terminate / join with Python's meaning.
+// The thread backend of basic_pool: worker threads over one global FIFO queue, a lazily
+// started result thread for callbacks, close / terminate / join with Python's meaning.
 
 #include "loop/signal_mask.hpp"
+#include "pool/backend_core.hpp"
 
 #include <corio/thread_pool.hpp>
 
@@ -16,6 +17,11 @@
 #include <vector>
 
 namespace corio::detail {
+
+namespace {
+// The pool whose worker or result thread this is (none on other threads).
+thread_local const thread_pool_core* current_core = nullptr;
+} // namespace
 
 class thread_pool_core {
 public:
@@ -34,6 +40,7 @@ public:
             for (std::size_t i = 0; i < workers_.size(); ++i) {
                 signals_blocked_scope masked; // the worker inherits the blocked mask
                 workers_[i].thread = std::thread([this, i, has_init, &started] {
+                    current_core = this;
                     if (has_init) {
                         try {
                             options_.initializer();
@@ -83,7 +90,10 @@ public:
             if (needs_result_thread && !result_thread_started_) {
                 std::lock_guard rlock(result_mutex_);
                 signals_blocked_scope masked;
-                result_thread_ = std::thread([this] { result_main(); });
+                result_thread_ = std::thread([this] {
+                    current_core = this;
+                    result_main();
+                });
                 result_thread_started_ = true;
             }
             last.next = nullptr;
@@ -216,6 +226,9 @@ public:
         }
         joined_ = true;
     }
+
+    /// True on one of this pool's workers or on its result thread.
+    bool on_own_thread() const noexcept { return current_core == this; }
 
     bool running() const noexcept {
         std::lock_guard lock(mutex_);
@@ -402,43 +415,24 @@ thread_pool& default_blocking_pool() {
     return pool;
 }
 
-} // namespace corio::detail
+template class backend_core<thread_pool_core>;
 
-namespace corio {
-
-thread_pool::thread_pool(std::size_t workers, pool_options options) : workers_(workers) {
+thread_backend::thread_backend(std::size_t workers, pool_options options)
+    : backend_core(std::make_unique<thread_pool_core>(workers, std::move(options))),
+      workers_(workers) {
     if (workers == 0) {
         throw error("corio: a pool needs at least one worker");
     }
-    core_ = std::make_unique<detail::thread_pool_core>(workers, std::move(options));
     if (core_->options().on_progress) {
         progress_ = &core_->options().on_progress;
     }
     core_->start();
 }
 
-thread_pool::~thread_pool() {
-    core_->close();
-    core_->join();
+thread_backend::~thread_backend() = default;
+
+void thread_backend::submit(work_batch batch) {
+    core_->submit(*batch.first, *batch.last, batch.needs_result_thread);
 }
 
-void thread_pool::close() noexcept {
-    core_->close();
-}
-void thread_pool::terminate() noexcept {
-    core_->terminate();
-}
-void thread_pool::join() {
-    core_->join();
-}
-
-void thread_pool::submit_(detail::work_item& first, detail::work_item& last,
-                          bool needs_result_thread) {
-    core_->submit(first, last, needs_result_thread);
-}
-
-void thread_pool::check_running_() const {
-    core_->check_running();
-}
-
-} // namespace corio
+} // namespace corio::detail

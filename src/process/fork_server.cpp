@@ -1,5 +1,6 @@
-// The fork server (see include/corio/detail/fork_server.hpp) and corio::init().
+// The fork server (see src/process/fork_server.hpp) and corio::init().
 #include "process/fork_server.hpp"
+#include <corio/detail/live_counts.hpp>
 #include <corio/detail/process_wire.hpp>
 #include <corio/init.hpp>
 #include <corio/process_error.hpp>
@@ -156,6 +157,23 @@ int waitpid_retry(pid_t pid, int* status, int flags) noexcept {
     return r;
 }
 
+// Every signal back to its default disposition and an empty blocked mask: what a
+// freshly exec'ed program starts with, whatever handlers (a test framework's) or
+// mask (a loop's signalfd) the program had when the server was forked.
+void reset_signals() noexcept {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            ::sigaction(sig, &dfl, nullptr); // EINVAL for the glibc-reserved ones
+        }
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 [[noreturn]] void server_main(int sock, pid_t program) noexcept {
     // Forked while start_server_locked held this mutex: in this process and in its
     // children (where a nested pool may start a fork server of its own) it must be free.
@@ -164,10 +182,10 @@ int waitpid_retry(pid_t pid, int* status, int flags) noexcept {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != program)
         ::_exit(0);
+    // Children must stay waitable even if the program ignores SIGCHLD (reset here).
+    reset_signals();
     ::signal(SIGINT, SIG_IGN);
     ::signal(SIGPIPE, SIG_IGN);
-    // Children must stay waitable even if the program ignores SIGCHLD.
-    ::signal(SIGCHLD, SIG_DFL);
     std::set<pid_t> released;
     for (;;) {
         server_request req;
@@ -186,8 +204,7 @@ int waitpid_retry(pid_t pid, int* status, int flags) noexcept {
             const pid_t child = ::fork();
             if (child == 0) {
                 ::close(sock);
-                ::signal(SIGINT, SIG_DFL);
-                ::signal(SIGPIPE, SIG_DFL);
+                reset_signals();
                 ::prctl(PR_SET_PDEATHSIG, SIGKILL);
                 child_main(passed);
             }
@@ -279,12 +296,60 @@ server_reply exchange(server_request req, int pass_fd, int* received_fd) {
 
 } // namespace
 
+int fork_server_pid() noexcept {
+    auto& l = link();
+    std::lock_guard lock(l.mutex);
+    return l.pid;
+}
+
+int fork_server_fd() noexcept {
+    auto& l = link();
+    std::lock_guard lock(l.mutex);
+    return l.fd;
+}
+
+// With start_mutex held: if the server died (killed, or crashed), forgets it and
+// returns a description of how it ended; empty if it runs (or never started).
+std::string forget_dead_server() {
+    auto& l = link();
+    std::lock_guard lock(l.mutex);
+    if (l.pid <= 0)
+        return {};
+    // The server never writes unless asked, and requests are answered under this
+    // mutex: readable or hung up now means its end of the socket is closed.
+    pollfd p{l.fd, POLLIN, 0};
+    int r;
+    do {
+        r = ::poll(&p, 1, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return {};
+    std::string how = "exited";
+    int status = 0;
+    // The server is the program's child; reap it (unless the program reaps all).
+    if (waitpid_retry(l.pid, &status, 0) == l.pid)
+        how = describe_wait_status(status);
+    std::string what = fmt::format("the fork server (pid {}) {}", l.pid, how);
+    ::close(l.fd);
+    l.fd = -1;
+    l.pid = -1;
+    return what;
+}
+
 void ensure_fork_server(const char* who) {
     std::lock_guard lock(start_mutex());
+    const std::string died = forget_dead_server();
     if (link().pid > 0)
         return;
     const std::size_t threads = thread_count();
     if (threads != 1) {
+        if (!died.empty()) {
+            throw broken_pool_error(fmt::format(
+                "corio: {} needs a new fork server because {}, but a fork server must be "
+                "forked while the program is single-threaded and it now runs {} threads. "
+                "Stop the other threads (pools) first, or keep the fork server alive.",
+                who, died, threads));
+        }
         throw error(fmt::format("corio: {} needs the fork server, which must be forked while the "
                                 "program is single-threaded, "
                                 "but it already runs {} threads. Call corio::init() at the top of "
@@ -344,6 +409,7 @@ namespace corio {
 
 void init() {
     std::lock_guard lock(detail::start_mutex());
+    (void)detail::forget_dead_server(); // a dead one is replaced
     if (detail::link().pid > 0)
         return;
     const std::size_t threads = detail::thread_count();

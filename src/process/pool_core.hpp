@@ -107,6 +107,8 @@ public:
     void terminate() noexcept;
     void join();
     std::vector<pid_t> pids() const;
+    /// True on the dispatcher thread (the pool's result thread: callbacks run there).
+    bool on_own_thread() const noexcept { return std::this_thread::get_id() == dispatcher_id_; }
     const std::function<void(std::size_t, std::size_t)>* progress() const noexcept {
         return &options_.on_progress;
     }
@@ -167,6 +169,7 @@ private:
     bool terminating_ = false;    // completions arriving now are only reaped
 
     std::thread thread_;
+    std::thread::id dispatcher_id_; // thread_'s, kept after it is joined
     std::mutex join_mutex_;
 };
 

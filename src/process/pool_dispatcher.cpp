@@ -62,6 +62,7 @@ process_pool_core::process_pool_core(std::size_t workers, pool_options options)
     {
         signals_blocked_scope masked; // the dispatcher inherits the blocked mask
         thread_ = std::thread([this] { run(); });
+        dispatcher_id_ = thread_.get_id();
     }
     std::exception_ptr failed;
     {
@@ -122,7 +123,7 @@ void process_pool_core::terminate() noexcept {
         state_ = pool_state::terminating;
     }
     wake();
-    if (std::this_thread::get_id() == thread_.get_id())
+    if (std::this_thread::get_id() == dispatcher_id_)
         return; // from a callback
     std::lock_guard lock(join_mutex_);
     if (thread_.joinable())
@@ -137,10 +138,7 @@ void process_pool_core::join() {
                 "corio::process_pool: join() needs close() or terminate() first");
         }
     }
-    if (std::this_thread::get_id() == thread_.get_id()) {
-        throw invalid_state_error(
-            "corio::process_pool: join() called from the pool's own callback");
-    }
+    // basic_pool::join() refused the dispatcher thread (a callback) already.
     std::lock_guard lock(join_mutex_);
     if (thread_.joinable())
         thread_.join();
@@ -357,9 +355,9 @@ void process_pool_core::run() noexcept {
         for (auto& wp : workers_)
             arm(*wp);
         try {
-            ring_->poll(true, std::nullopt);
+            ring_->submit_and_wait(true, std::nullopt);
         } catch (...) {
-            // Nothing in poll throws once the ring exists; keep serving regardless.
+            // Nothing in submit_and_wait throws once the ring exists; keep serving regardless.
         }
         try {
             reap_dead();

@@ -1,4 +1,4 @@
-// Prep functions of the I/O operations (include/corio/detail/io_ops.hpp).
+// Prep functions of the I/O operations (src/ring/io_ops.hpp).
 
 #include "ring/io_ops.hpp"
 

@@ -2,10 +2,16 @@
 
 #include <corio/detail/loop_access.hpp>
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <corio/detail/live_counts.hpp>
+
+#include <atomic>
 #include <cerrno>
+#include <mutex>
+#include <thread>
 #include <system_error>
 #include <vector>
 
@@ -13,9 +19,80 @@ namespace corio::detail {
 
 namespace {
 constexpr std::uint64_t ignore_user_data = 0; // completions of our cancel SQEs
+
+// Bumped in every child forked (through fork(), which runs the atfork handlers)
+// after the first ring was created; a ring remembers the value it was made under.
+std::atomic<unsigned> fork_generation{0};
+
+void on_fork_child() noexcept {
+    fork_generation.fetch_add(1, std::memory_order_relaxed);
 }
 
-uring::uring(const loop_options& options) {
+unsigned current_generation() {
+    static const bool registered = [] {
+        if (int rc = ::pthread_atfork(nullptr, nullptr, &on_fork_child); rc != 0) {
+            throw std::system_error(rc, std::system_category(), "corio: pthread_atfork");
+        }
+        return true;
+    }();
+    (void)registered;
+    return fork_generation.load(std::memory_order_relaxed);
+}
+
+// io_uring_enter results that only mean "look at the completion queue".
+bool benign_enter_result(int rc) noexcept {
+    return rc >= 0 || rc == -ETIME || rc == -EINTR || rc == -EBUSY || rc == -EAGAIN;
+}
+} // namespace
+
+// Every ring alive, with the thread that created it (for the leak gate).
+struct ring_registry {
+    struct entry {
+        const uring* ring;
+        std::thread::id owner;
+        bool loop; // an event loop's (driven by its owner), not a pool dispatcher's
+    };
+    std::mutex mutex;
+    std::vector<entry> rings;
+};
+ring_registry& registry() noexcept {
+    static ring_registry r;
+    return r;
+}
+
+std::size_t live_rings() noexcept {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    return r.rings.size();
+}
+
+std::size_t pending_kernel_ops() noexcept {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    std::size_t n = 0;
+    for (const auto& e : r.rings) {
+        if (e.loop && e.owner == std::this_thread::get_id()) {
+            n += e.ring->in_flight() + e.ring->pending_count() + e.ring->parked_cancel_count();
+        }
+    }
+    return n;
+}
+
+void uring::mark_loop_ring() noexcept {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    for (auto& e : r.rings) {
+        if (e.ring == this) {
+            e.loop = true;
+        }
+    }
+}
+
+bool uring::foreign() const noexcept {
+    return generation_ != fork_generation.load(std::memory_order_relaxed);
+}
+
+uring::uring(const loop_options& options) : generation_(current_generation()) {
     io_uring_params params{};
     int rc = -EINVAL;
     if (options.single_issuer) {
@@ -50,9 +127,23 @@ uring::uring(const loop_options& options) {
     doorbell_.prep = &prep_doorbell;
     doorbell_.complete = &on_doorbell;
     arm_doorbell();
+    try {
+        auto& r = registry();
+        std::lock_guard lock(r.mutex);
+        r.rings.push_back({this, std::this_thread::get_id(), false});
+    } catch (...) {
+        io_uring_queue_exit(&ring_);
+        ::close(eventfd_);
+        throw;
+    }
 }
 
 uring::~uring() {
+    {
+        auto& r = registry();
+        std::lock_guard lock(r.mutex);
+        std::erase_if(r.rings, [this](const auto& e) { return e.ring == this; });
+    }
     // What is still in flight is owned by the loop's own structures (signal polls,
     // multishot states, freed after this) or by frames close() had to leak; the
     // kernel cancels everything when the ring is torn down.
@@ -61,16 +152,23 @@ uring::~uring() {
 }
 
 io_uring_sqe* uring::get_sqe() noexcept {
-    if (sqes_since_poll_ >= sqe_limit_) {
+    if (sqes_since_wait_ >= sqe_limit_) {
         return nullptr; // test hook: as if the kernel had not consumed the queue yet
+    }
+    if (foreign()) [[unlikely]] {
+        return nullptr; // a forked child: never write into the parent's queue
     }
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {
-        io_uring_submit(&ring_);
+        // A failed submit leaves the queue full: the op parks and the next poll
+        // reports the error.
+        if (io_uring_submit(&ring_) < 0) {
+            return nullptr;
+        }
         sqe = io_uring_get_sqe(&ring_);
     }
     if (sqe != nullptr && sqe_limit_ != unlimited_submissions) {
-        ++sqes_since_poll_;
+        ++sqes_since_wait_;
     }
     return sqe;
 }
@@ -226,13 +324,18 @@ bool uring::cancel_all(std::chrono::nanoseconds limit) {
         if (left <= left.zero()) {
             return false;
         }
-        poll(true, std::chrono::ceil<std::chrono::nanoseconds>(left));
+        submit_and_wait(true, std::chrono::ceil<std::chrono::nanoseconds>(left));
     }
     return true;
 }
 
-void uring::poll(bool block, std::optional<std::chrono::nanoseconds> timeout) {
-    sqes_since_poll_ = 0;
+void uring::submit_and_wait(bool block, std::optional<std::chrono::nanoseconds> timeout) {
+    if (foreign()) {
+        throw std::system_error(EPERM, std::system_category(),
+                                "corio: io_uring of a loop created by another process (the "
+                                "program forked)");
+    }
+    sqes_since_wait_ = 0;
     flush_parked();
     if (block) {
         __kernel_timespec ts{};
@@ -243,14 +346,16 @@ void uring::poll(bool block, std::optional<std::chrono::nanoseconds> timeout) {
             tsp = &ts;
         }
         io_uring_cqe* cqe = nullptr;
-        // -ETIME (deadline), -EINTR (signal) and -EBUSY (CQ overflow) just fall
-        // through to reaping what is there.
-        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+        // -ETIME (deadline), -EINTR (signal), -EBUSY (CQ overflow) and -EAGAIN just
+        // fall through to reaping what is there; anything else is a broken ring.
+        int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+        if (!benign_enter_result(rc)) {
+            throw std::system_error(-rc, std::system_category(), "corio: io_uring_enter");
+        }
     } else if (io_uring_sq_ready(&ring_) > 0 || (defer_taskrun_ && in_flight_ > 0)) {
-        if (defer_taskrun_) {
-            io_uring_submit_and_get_events(&ring_);
-        } else {
-            io_uring_submit(&ring_);
+        int rc = defer_taskrun_ ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
+        if (!benign_enter_result(rc)) {
+            throw std::system_error(-rc, std::system_category(), "corio: io_uring_enter");
         }
     }
     reap();

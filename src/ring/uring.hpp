@@ -15,6 +15,9 @@
 
 namespace corio::detail {
 
+/// One io_uring instance: submission (a pending list absorbs a full queue), reaping
+/// into each `uring_op`, cancellation, the doorbell and the kernel wait of a loop.
+/// **Thread safety:** the owning thread only, except `wake()` (any thread).
 class uring {
 public:
     explicit uring(const loop_options& options);
@@ -29,7 +32,7 @@ public:
     void cancel(uring_op& op) noexcept;
     /// Submits what is queued, waits (when `block`) for a completion or `timeout`,
     /// and dispatches every completion that arrived.
-    void poll(bool block, std::optional<std::chrono::nanoseconds> timeout);
+    void submit_and_wait(bool block, std::optional<std::chrono::nanoseconds> timeout);
     /// Any thread: rings the eventfd doorbell.
     void wake() noexcept;
     /// Ends every operation: parked ones complete with -ECANCELED at once, in-flight
@@ -53,19 +56,27 @@ public:
     std::size_t pending_count() const noexcept;
     /// Cancel requests parked for want of an SQE.
     std::size_t parked_cancel_count() const noexcept { return parked_cancels_.size(); }
-    /// Test hook: at most `per_poll` SQEs are handed out from now until the next poll
-    /// and between two polls after it (unlimited_submissions: no limit).
-    void limit_sqes(unsigned per_poll) noexcept {
-        sqe_limit_ = per_poll;
-        sqes_since_poll_ = 0;
+    /// Test hook: at most `per_wait` SQEs are handed out from now until the next
+    /// submit_and_wait and between two after it (unlimited_submissions: no limit).
+    void limit_sqes(unsigned per_wait) noexcept {
+        sqe_limit_ = per_wait;
+        sqes_since_wait_ = 0;
     }
     unsigned setup_flags() const noexcept { return flags_; }
+    /// True in a child forked after this ring was created: the ring's memory and
+    /// kernel instance are shared with the parent, so the child must neither submit
+    /// nor reap (get_sqe hands out nothing, poll throws). A plain load: the fork
+    /// generation is bumped by a pthread_atfork child handler.
+    bool foreign() const noexcept;
+    /// Marks this ring as an event loop's, driven by the thread that created it: the
+    /// leak gate's pending_kernel_ops() reads its counters from that thread.
+    void mark_loop_ring() noexcept;
 
     /// The liburing ring itself (to register provided-buffer rings and the like).
     io_uring* native() noexcept { return &ring_; }
     /// True if the kernel supports `opcode` (IORING_OP_*); probed once per ring.
     bool supports(unsigned opcode) noexcept;
-    /// State of the I/O layer (src/io_context.cpp) attached to this ring; being a
+    /// State of the I/O layer (src/net/ring_socket_state.cpp) attached to this ring; being a
     /// member, it is destroyed after the destructor has torn the ring down, so the
     /// kernel no longer references the memory it owns.
     std::unique_ptr<void, void (*)(void*)> io_state{nullptr, nullptr};
@@ -83,6 +94,7 @@ private:
     static void on_doorbell(uring_op& op, int res, unsigned flags) noexcept;
 
     io_uring ring_{};
+    unsigned generation_ = 0;             // fork generation of the creating process
     std::uint64_t supported_ops_[4] = {}; // bit per opcode, valid once probed_
     bool probed_ = false;
     unsigned flags_ = 0;
@@ -93,8 +105,8 @@ private:
     uring_op* pending_tail_ = nullptr;
     std::vector<uring_op*> parked_cancels_;
     std::size_t draining_ = 0;                   // in-flight ops cancel_all still waits for
-    unsigned sqe_limit_ = unlimited_submissions; // test hook: SQEs per poll
-    unsigned sqes_since_poll_ = 0;
+    unsigned sqe_limit_ = unlimited_submissions; // test hook: SQEs per wait
+    unsigned sqes_since_wait_ = 0;
     int eventfd_ = -1;
     std::uint64_t doorbell_value_ = 0;
     struct doorbell_op : uring_op {

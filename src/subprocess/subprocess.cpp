@@ -4,9 +4,9 @@
 // the pidfd of a child whose handle was dropped while it ran.
 //
 // Uses the loop (get_running_loop), the I/O layer's byte_stream and its per-ring
-// state (io_context: the reaper is a multishot_state, freed with the ring).
+// state (ring_socket_state: the reaper is a multishot_state, freed with the ring).
 
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 #include "ring/io_ops.hpp"
 
 #include <corio/combinators.hpp>
@@ -203,7 +203,7 @@ stream_ends make_input_socket() {
 // ring's I/O state if the loop closes first (the child is then left unreaped).
 class child_reaper final : public detail::multishot_state {
 public:
-    child_reaper(detail::io_context& ctx, event_loop& loop, int pidfd)
+    child_reaper(detail::ring_socket_state& ctx, event_loop& loop, int pidfd)
         : multishot_state(ctx, loop, pidfd) {
         prep = &prep_fn;
     }
@@ -276,7 +276,7 @@ void subprocess::release() noexcept {
         !loop_->is_closed()) {
         // Still running: the loop reaps it when it exits.
         try {
-            detail::io_context& ctx = detail::io_context_of(*loop_);
+            detail::ring_socket_state& ctx = detail::socket_state_of(*loop_);
             (new child_reaper(ctx, *loop_, pidfd_))->start();
             pidfd_ = -1;
         } catch (...) {

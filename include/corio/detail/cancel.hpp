@@ -14,6 +14,7 @@
 //      `root->repost_cancel()` so the cancel is delivered at the next suspension.
 
 #include <coroutine>
+#include <cstdint>
 #include <corio/source_location.hpp>
 
 namespace corio::detail {
@@ -38,8 +39,10 @@ public:
     bool cancel_pending() const noexcept { return cancel_pending_; }
 
     /// Delivers a cancel request: to the armed suspension point if there is one,
-    /// otherwise at the next suspension point.
+    /// otherwise at the next suspension point. Every request is counted
+    /// (asyncio's Task.cancelling()).
     void deliver_cancel() noexcept {
+        ++cancel_requests_;
         if (slot_ != nullptr) {
             if (!slot_->requested) {
                 slot_->requested = true;
@@ -50,6 +53,17 @@ public:
         }
     }
 
+    /// The number of cancel requests not yet withdrawn by uncancel().
+    std::uint32_t cancelling() const noexcept { return cancel_requests_; }
+    /// Withdraws one cancel request (asyncio's Task.uncancel()): when none is left, a
+    /// cancel not yet delivered is dropped. Returns the requests left.
+    std::uint32_t uncancel() noexcept {
+        if (cancel_requests_ > 0 && --cancel_requests_ == 0) {
+            cancel_pending_ = false;
+        }
+        return cancel_requests_;
+    }
+
 protected:
     task_root() = default;
     ~task_root() = default;
@@ -57,6 +71,7 @@ protected:
 private:
     cancel_slot* slot_ = nullptr;
     bool cancel_pending_ = false;
+    std::uint32_t cancel_requests_ = 0;
 };
 
 /// Promise types of corio coroutines expose `root()`; awaitables find the task_root
@@ -69,5 +84,17 @@ task_root* root_of(std::coroutine_handle<Promise> h) noexcept {
         return nullptr;
     }
 }
+
+/// Yields the task_root of the awaiting coroutine without suspending.
+struct current_root_awaiter {
+    task_root* root = nullptr;
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        root = root_of(h);
+        return false;
+    }
+    task_root* await_resume() const noexcept { return root; }
+};
 
 } // namespace corio::detail

@@ -352,7 +352,7 @@ public:
     void reserve_completed(std::size_t n) { completed_.reserve(n); }
 
     // -- task_group --
-    void set_owner(task_handle owner) noexcept { owner_ = std::move(owner); }
+    void set_owner(task_handle owner) noexcept { owner_ = owner; }
     const task_handle& owner() const noexcept { return owner_; }
     bool owner_cancel_requested() const noexcept { return owner_cancel_requested_; }
     void set_owner_joining(bool on) noexcept { owner_joining_ = on; }
@@ -430,18 +430,6 @@ inline scope_ref::~scope_ref() {
 }
 
 // ---- the child wrapper ----------------------------------------------------------
-
-/// Yields the task_root of the awaiting coroutine without suspending.
-struct current_root_awaiter {
-    task_root* root = nullptr;
-    bool await_ready() const noexcept { return false; }
-    template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        root = root_of(h);
-        return false;
-    }
-    task_root* await_resume() const noexcept { return root; }
-};
 
 /// Reports the end of a child to its scope exactly once.
 class child_guard {

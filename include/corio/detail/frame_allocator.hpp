@@ -3,17 +3,18 @@
 // each per task). They come from here:
 //
 //  * Size classes of 16 bytes up to 1 KiB; larger blocks go to operator new.
-//  * Blocks are carved from 256 KiB slabs (aligned to their size, obtained from the
-//    aligned operator new), so a block pays no malloc header and no rounding beyond
-//    16 bytes, and a burst of tasks costs one operator new per slab.
+//  * Blocks are carved from 256 KiB slabs (aligned to their size, mapped with mmap
+//    and unmapped when empty, so idle memory goes back to the system at once), so a
+//    block pays no malloc header and no rounding beyond 16 bytes, and a burst of
+//    tasks costs one mapping per slab.
 //  * Each thread keeps a free list per class, capped at `max_cached_bytes` in all.
 //    A block freed on another thread than the one that carved it joins the freeing
 //    thread's list. A block freed while the list is full, and every cached block at
 //    thread exit, is released to its slab.
 //  * A slab counts its blocks that are not released (atomically: they can be
 //    released on any thread). The thread that carves from a slab holds it until the
-//    slab is full; once that is dropped and every block is released, the slab goes
-//    back to operator delete. So a thread's memory is returned when it exits, except
+//    slab is full; once that is dropped and every block is released, the slab is
+//    unmapped. So a thread's memory is returned when it exits, except
 //    slabs still holding live blocks, which go when their last block is released.
 //    A block that outlives a burst keeps its 256 KiB slab allocated, and a thread
 //    batches its count-downs to one slab, so one slab per thread may wait for the

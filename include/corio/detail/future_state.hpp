@@ -68,6 +68,15 @@ public:
         }
     }
     void set_number(std::uint64_t n) noexcept { number_ = n; }
+    /// The message of the last cancel(message) ("" if none was given).
+    const std::string& cancel_message() const noexcept {
+        return cancel_message_ != nullptr ? *cancel_message_ : empty_name();
+    }
+    void set_cancel_message(std::string m) {
+        if (!m.empty()) {
+            cancel_message_ = std::make_unique<std::string>(std::move(m));
+        }
+    }
     corio::source_location where() const noexcept {
         return corio::source_location::current(file_, function_, line_);
     }
@@ -86,7 +95,8 @@ public:
 
 private:
     future_state_base* state_;
-    mutable std::unique_ptr<std::string> name_; // null: unnamed (or not formatted yet)
+    mutable std::unique_ptr<std::string> name_;   // null: unnamed (or not formatted yet)
+    std::unique_ptr<std::string> cancel_message_; // null: cancelled without a message
     std::uint64_t number_ = 0;
     const char* file_;
     const char* function_;
@@ -121,7 +131,7 @@ public:
 
     /// asyncio's Future.cancel(): a plain future becomes cancelled at once; a task
     /// gets cancelled_error thrown at its suspension point. False if already done.
-    bool cancel();
+    bool cancel(std::string message = {});
     /// Rethrows the stored exception (cancelled_error if cancelled); marks retrieved.
     void rethrow_if_failed();
     std::exception_ptr exception_for_caller();
@@ -130,7 +140,10 @@ public:
 
     void add_waiter(future_waiter& w) noexcept;
     void remove_waiter(future_waiter& w) noexcept;
-    void add_callback(std::function<void(future_state_base&)> fn);
+    /// Registers a done callback; returns its id for remove_callback (never 0).
+    std::uint64_t add_callback(std::function<void(future_state_base&)> fn);
+    /// Removes a callback that has not been scheduled yet; returns 1, or 0 if none.
+    std::size_t remove_callback(std::uint64_t id) noexcept;
 
     /// Marks the state done and wakes waiters (next iteration) and done callbacks
     /// (one later iteration, in registration order).
@@ -153,8 +166,16 @@ private:
     task_record* task_ = nullptr;
     future_waiter* first_waiter_ = nullptr;
     future_waiter* last_waiter_ = nullptr;
+    struct callback_entry {
+        std::uint64_t id;
+        std::function<void(future_state_base&)> fn;
+    };
+    struct callback_list {
+        std::vector<callback_entry> entries;
+        std::uint64_t next_id = 1;
+    };
     // Done callbacks; allocated by the first add_callback (most futures have none).
-    std::unique_ptr<std::vector<std::function<void(future_state_base&)>>> callbacks_;
+    std::unique_ptr<callback_list> callbacks_;
     std::uint32_t refs_ = 1;
     status status_ = status::pending;
     bool retrieved_ = false;

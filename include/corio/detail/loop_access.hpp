@@ -18,6 +18,7 @@ struct loop_access {
     static uring& ring(event_loop& loop) noexcept { return *loop.ring_.get(); }
     static auto& signals(event_loop& loop) noexcept { return loop.signals_; }
     static task_handle current(event_loop& loop);
+    static task_root* current_root(event_loop& loop) noexcept { return loop.current_; }
     static std::vector<task_handle> all(event_loop& loop);
 };
 

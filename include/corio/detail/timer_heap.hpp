@@ -28,9 +28,9 @@ public:
     timer_node& top() const noexcept { return *entries_.front().node; }
 
     void push(timer_node& n) {
+        entries_.push_back({n.deadline, &n}); // may throw: the node stays unqueued
         n.sequence = next_sequence_++;
-        n.index = entries_.size();
-        entries_.push_back({n.deadline, &n});
+        n.index = entries_.size() - 1;
         sift_up(n.index);
     }
 

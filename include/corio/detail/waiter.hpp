@@ -40,6 +40,12 @@ struct waiter {
         abandon = abandon_hook;
         context = ctx;
     }
+    /// Moves an idle waiter (an awaitable not awaited yet, moved into a combinator):
+    /// the hook and context are kept; an awaitable whose context is itself re-seats it.
+    waiter(waiter&& other) noexcept : waiter(other.abandon, other.context) {
+        CORIO_ASSERT(other.st == state::idle && !other.hook.linked(),
+                     "a corio awaitable was moved while it was being awaited");
+    }
     waiter(const waiter&) = delete;
     waiter& operator=(const waiter&) = delete;
     ~waiter() {

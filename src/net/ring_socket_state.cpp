@@ -1,6 +1,6 @@
 // Per-ring I/O state: feature probe, provided-buffer ring, multishot socket states.
 
-#include "net/io_context.hpp"
+#include "net/ring_socket_state.hpp"
 
 #include "net/io_features.hpp"
 
@@ -31,7 +31,7 @@ bool fallback_forced() noexcept {
 
 } // namespace
 
-io_context::io_context(uring& ring) : ring_(&ring) {
+ring_socket_state::ring_socket_state(uring& ring) : ring_(&ring) {
     states.owner = nullptr;
     if (!fallback_forced()) {
         // Opcode probes stand in for flag probes: IORING_OP_SOCKET arrived with
@@ -41,7 +41,7 @@ io_context::io_context(uring& ring) : ring_(&ring) {
     }
 }
 
-io_context::~io_context() {
+ring_socket_state::~ring_socket_state() {
     // The ring is gone: nothing references these states or the buffers any more.
     while (!states.empty()) {
         delete static_cast<multishot_state*>(states.next->owner);
@@ -54,7 +54,7 @@ io_context::~io_context() {
     }
 }
 
-bool io_context::buffer_receive() {
+bool ring_socket_state::buffer_receive() {
     if (!multishot_recv_) {
         return false;
     }
@@ -99,28 +99,29 @@ bool io_context::buffer_receive() {
     return buffers_ok_;
 }
 
-void io_context::recycle(std::uint16_t id) noexcept {
+void ring_socket_state::recycle(std::uint16_t id) noexcept {
     io_uring_buf_ring_add(buf_ring_, buffer(id), buffer_size, id,
                           io_uring_buf_ring_mask(buffer_count), 0);
     io_uring_buf_ring_advance(buf_ring_, 1);
 }
 
-io_context& io_context_of(event_loop& loop) {
+ring_socket_state& socket_state_of(event_loop& loop) {
     uring& ring = loop_access::ring(loop);
     if (!ring.io_state) {
-        ring.io_state = {new io_context(ring), [](void* p) { delete static_cast<io_context*>(p); }};
+        ring.io_state = {new ring_socket_state(ring),
+                         [](void* p) { delete static_cast<ring_socket_state*>(p); }};
     }
-    return *static_cast<io_context*>(ring.io_state.get());
+    return *static_cast<ring_socket_state*>(ring.io_state.get());
 }
 
 io_features io_features_of(event_loop& loop) {
-    io_context& ctx = io_context_of(loop);
+    ring_socket_state& ctx = socket_state_of(loop);
     return {ctx.multishot_accept(), ctx.buffer_receive()};
 }
 
 // ---- multishot_state -----------------------------------------------------------
 
-multishot_state::multishot_state(io_context& ctx, event_loop& loop, int fd)
+multishot_state::multishot_state(ring_socket_state& ctx, event_loop& loop, int fd)
     : ctx_(&ctx), loop_(&loop), fd_(fd) {
     complete = &on_complete;
     hook_.owner = this;

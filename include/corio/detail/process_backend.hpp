@@ -1,17 +1,20 @@
 #pragma once
-// The work a process_pool sends: one job per apply_async / map_async / imap. A job
-// holds the encoded frames of its chunks, ready to send (built once, by the caller's
-// thread), and decodes the answers into its result. The dispatcher thread is the only
-// one that touches a job after submission (it is also the pool's result thread).
+// The process backend of basic_pool (see basic_pool.hpp for the backend interface) and
+// the work it sends: one job per apply_async / map_async / imap. A job holds the
+// encoded frames of its chunks, ready to send (built once, by the caller's thread),
+// and decodes the answers into its result. The dispatcher thread is the only one that
+// touches a job after submission (it is also the pool's result thread).
 //
 // Reference protocol: every chunk that is queued, in flight at a worker or waiting to
-// be retried holds one reference to its job (`keep(n)` at submission, `drop()` once
-// the chunk was answered, failed or abandoned).
+// be retried holds one reference to its job (taken by basic_pool at submission,
+// `drop()` once the chunk was answered, failed or abandoned).
 
 #include <corio/async_result.hpp>
+#include <corio/detail/backend_core.hpp>
+#include <corio/detail/pool_jobs.hpp>
 #include <corio/detail/process_wire.hpp>
-#include <corio/detail/thread_pool_jobs.hpp>
 #include <corio/imap_result.hpp>
+#include <corio/pool.hpp>
 #include <corio/serialize.hpp>
 
 #include <algorithm>
@@ -19,15 +22,24 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
+#include <sys/types.h>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace corio::detail {
+
+class process_job;
+class process_pool_core;
+
+/// The batch `process_backend::submit` queues: every chunk of one job.
+struct process_batch {
+    process_job* job = nullptr;
+    std::size_t chunks = 0;
+};
 
 /// What the dispatcher sees of a job.
 class process_job {
@@ -41,6 +53,8 @@ public:
     std::string_view frame(std::size_t k) const noexcept {
         return std::string_view(frames_).substr(offsets_[k], offsets_[k + 1] - offsets_[k]);
     }
+    /// What basic_pool submits: all chunks of this job.
+    process_batch batch() noexcept { return {this, chunk_count()}; }
 
     /// Dispatcher: the answer to chunk `k`, one outcome per item.
     virtual void on_chunk(std::size_t k, byte_reader& outcomes) noexcept = 0;
@@ -48,8 +62,7 @@ public:
     virtual void on_chunk_failed(std::size_t k, std::exception_ptr e) noexcept = 0;
     /// The pool was terminated before the job finished (idempotent).
     virtual void on_terminated() noexcept = 0;
-    /// Reference counting of the concrete job.
-    virtual void keep(std::size_t n) noexcept = 0;
+    /// Drops the reference of one chunk (the concrete job is reference counted).
     virtual void drop() noexcept = 0;
 
 protected:
@@ -106,7 +119,7 @@ class process_apply_job final : public result_state<R>, public process_job {
 public:
     template <class Tuple>
     process_apply_job(call_target target, const Tuple& args, CB cb, ECB ecb)
-        : cb_(std::move(cb)), ecb_(std::move(ecb)) {
+        : callbacks_{std::move(cb), std::move(ecb)} {
         byte_writer w;
         const std::size_t at = begin_frame(w, frame_kind::task, 0, 1);
         w.write_raw(target);
@@ -116,6 +129,8 @@ public:
         frames_ = w.take();
         offsets_.push_back(frames_.size());
     }
+
+    using process_job::chunk_count;
 
     void on_chunk(std::size_t, byte_reader& r) noexcept override {
         std::exception_ptr err;
@@ -129,24 +144,16 @@ public:
         } catch (...) {
             err = std::current_exception();
         }
-        finish(std::move(err));
+        callbacks_.complete(*this, std::move(err));
     }
     void on_chunk_failed(std::size_t, std::exception_ptr e) noexcept override {
-        finish(std::move(e));
+        callbacks_.complete(*this, std::move(e));
     }
     void on_terminated() noexcept override { this->set_terminated(); }
-    void keep(std::size_t n) noexcept override { this->retain(n); }
     void drop() noexcept override { this->release(); }
 
 private:
-    void finish(std::exception_ptr err) noexcept {
-        if (this->done())
-            return;
-        complete_with_callbacks(static_cast<result_state<R>&>(*this), cb_, ecb_, std::move(err));
-    }
-
-    [[no_unique_address]] CB cb_;
-    [[no_unique_address]] ECB ecb_;
+    result_callbacks<CB, ECB> callbacks_;
 };
 
 /// One map / starmap: results in input order; the first exception to arrive fails the
@@ -154,112 +161,59 @@ private:
 template <class V, class CB, class ECB>
 class process_map_job final : public result_state<std::vector<V>>, public process_job {
 public:
-    using progress_fn = std::function<void(std::size_t, std::size_t)>;
-
     template <class In>
     process_map_job(call_target target, const std::vector<In>& inputs, std::size_t chunksize,
-                    const progress_fn* progress, CB cb, ECB ecb)
-        : n_(inputs.size()), chunksize_(chunksize), remaining_((n_ + chunksize - 1) / chunksize),
-          progress_(progress != nullptr && *progress ? progress : nullptr), cb_(std::move(cb)),
-          ecb_(std::move(ecb)) {
-        if constexpr (in_place)
-            results_.resize(n_);
-        else
-            staging_ = std::make_unique<std::optional<V>[]>(n_);
+                    const map_progress::progress_fn* progress, CB cb, ECB ecb)
+        : results_(inputs.size()), chunksize_(chunksize),
+          remaining_((inputs.size() + chunksize - 1) / chunksize),
+          progress_(progress, inputs.size()), callbacks_{std::move(cb), std::move(ecb)} {
         add_chunks(target, true, inputs, chunksize_);
     }
+
+    using process_job::chunk_count;
 
     void on_chunk(std::size_t k, byte_reader& r) noexcept override {
         try {
             for (std::size_t i = k * chunksize_, e = end_of(k); i < e; ++i) {
                 if (r.read_raw<std::uint8_t>() != 0) {
-                    fail(read_exception(r));
+                    results_.fail(read_exception(r));
                     break; // the worker skipped the rest of the chunk
                 }
-                if constexpr (in_place)
-                    results_[i] = deserialize<V>(r);
-                else
-                    staging_[i].emplace(deserialize<V>(r));
+                results_.set(i, deserialize<V>(r));
             }
         } catch (...) {
-            fail(std::current_exception());
+            results_.fail(std::current_exception());
         }
         chunk_finished(k);
     }
     void on_chunk_failed(std::size_t k, std::exception_ptr e) noexcept override {
-        fail(std::move(e));
+        results_.fail(std::move(e));
         chunk_finished(k);
     }
     void on_terminated() noexcept override { this->set_terminated(); }
-    void keep(std::size_t n) noexcept override { this->retain(n); }
     void drop() noexcept override { this->release(); }
 
 private:
-    std::size_t end_of(std::size_t k) const noexcept { return std::min(n_, (k + 1) * chunksize_); }
-
-    void fail(std::exception_ptr e) noexcept {
-        if (!first_error_)
-            first_error_ = std::move(e);
+    std::size_t end_of(std::size_t k) const noexcept {
+        return std::min(results_.size(), (k + 1) * chunksize_);
     }
 
     void chunk_finished(std::size_t k) noexcept {
-        if (progress_ != nullptr) {
-            items_reported_ += end_of(k) - k * chunksize_;
-            if (!progress_failed_ && !this->done()) {
-                try {
-                    (*progress_)(items_reported_, n_);
-                } catch (...) {
-                    progress_failed_ = true;
-                    fail(std::current_exception());
-                }
+        if (progress_) {
+            if (std::exception_ptr e = progress_.report(end_of(k) - k * chunksize_, this->done())) {
+                results_.fail(std::move(e));
             }
         }
-        if (--remaining_ == 0)
-            finalize();
-    }
-
-    void finalize() noexcept {
-        if (this->done())
-            return; // terminated
-        std::exception_ptr err = first_error_;
-        if (!err) {
-            try {
-                if constexpr (in_place) {
-                    this->slot().emplace(std::move(results_));
-                } else {
-                    std::vector<V> out;
-                    out.reserve(n_);
-                    for (std::size_t i = 0; i < n_; ++i)
-                        out.push_back(std::move(*staging_[i]));
-                    staging_.reset();
-                    this->slot().emplace(std::move(out));
-                }
-            } catch (...) {
-                err = std::current_exception();
-            }
+        if (--remaining_ == 0) {
+            results_.finish(*this, callbacks_);
         }
-        staging_.reset();
-        results_ = {};
-        complete_with_callbacks(static_cast<result_state<std::vector<V>>&>(*this), cb_, ecb_,
-                                std::move(err));
     }
 
-    // Results are decoded straight into their place in the final vector when V can
-    // be default-constructed and assigned; otherwise into optional slots first.
-    static constexpr bool in_place =
-        std::is_nothrow_default_constructible_v<V> && std::is_move_assignable_v<V>;
-
-    const std::size_t n_;
+    map_results<V> results_;
     const std::size_t chunksize_;
     std::size_t remaining_;
-    std::vector<V> results_;                      // in_place
-    std::unique_ptr<std::optional<V>[]> staging_; // otherwise
-    std::exception_ptr first_error_;
-    const progress_fn* progress_;
-    std::size_t items_reported_ = 0;
-    bool progress_failed_ = false;
-    [[no_unique_address]] CB cb_;
-    [[no_unique_address]] ECB ecb_;
+    map_progress progress_;
+    result_callbacks<CB, ECB> callbacks_;
 };
 
 /// One imap / imap_unordered: per-item outcomes, chunk by chunk.
@@ -300,8 +254,104 @@ public:
         this->chunk_done(k);
     }
     void on_terminated() noexcept override { this->set_terminated(); }
-    void keep(std::size_t n) noexcept override { this->retain(n); }
     void drop() noexcept override { this->release(); }
+};
+
+/// The call target of a map's elements `In` (unpacked for starmap).
+template <class F, class In, bool Star>
+call_target map_call_target(const F& f) {
+    if constexpr (Star) {
+        return [&]<std::size_t... I>(std::index_sequence<I...>) {
+            return make_call_target<F, true, std::decay_t<std::tuple_element_t<I, In>>...>(f);
+        }
+        (std::make_index_sequence<std::tuple_size_v<In>>{});
+    } else {
+        return make_call_target<F, true, In>(f);
+    }
+}
+
+/// The process backend of `basic_pool` (the contract is in basic_pool.hpp): worker
+/// processes forked from the fork server, fed over sockets by one dispatcher thread
+/// (src/process/). The function must be a plain function or a capture-less lambda;
+/// arguments and results cross the process boundary through `corio::serialize`.
+/// **Thread safety:** as basic_pool's.
+class process_backend : public backend_core<process_pool_core> {
+public:
+    /// Starts the workers and waits until each ran the initializer.
+    process_backend(std::size_t workers, pool_options options);
+    ~process_backend();
+
+    std::size_t size() const noexcept { return workers_; }
+    const map_progress::progress_fn* progress() const noexcept;
+    /// Queues every chunk of one job (basic_pool took their references).
+    void submit(process_batch batch);
+    /// Process ids of the current workers.
+    std::vector<pid_t> pids() const;
+
+    template <class F, class... A>
+    static constexpr void check_apply() {
+        check_process_function<F>();
+        static_assert((serializable<wire_type_t<A>> && ...),
+                      "corio::process_pool: every argument must be serializable (see "
+                      "corio/serialize.hpp)");
+        static_assert(std::is_invocable_v<F&, wire_type_t<A>&...>,
+                      "corio: f is not callable with these arguments");
+    }
+    template <class F, class... A>
+    using apply_result = decoded_result_t<F, wire_type_t<A>...>;
+    template <class F, class In, bool Star>
+    static constexpr void check_map() {
+        check_process_function<F>();
+        static_assert(serializable<In>, "corio::process_pool: the range's elements must be "
+                                        "serializable (see corio/serialize.hpp)");
+        static_assert(serializable<map_value_t<typename map_call_result<F, In, Star>::type>>,
+                      "corio::process_pool: the function's result must be serializable (see "
+                      "corio/serialize.hpp)");
+    }
+
+    template <class R, class... A, class F, class Tuple, class CB, class ECB>
+    auto make_apply_job(F&& f, Tuple&& args, CB cb, ECB ecb) {
+        static_assert(std::is_void_v<R> || serializable<R>,
+                      "corio::process_pool: the function's result must be serializable (see "
+                      "corio/serialize.hpp)");
+        using fn_type = std::decay_t<F>;
+        const fn_type fn = f;
+        check_pointer(fn);
+        check_running();
+        using job = process_apply_job<R, CB, ECB>;
+        return ref_ptr<job>(new job(make_call_target<fn_type, true, wire_type_t<A>...>(fn), args,
+                                    std::move(cb), std::move(ecb)));
+    }
+    template <class V, bool Star, class F, class In, class CB, class ECB>
+    auto make_map_job(F&& f, std::vector<In> inputs, std::size_t chunksize, CB cb, ECB ecb) {
+        using fn_type = std::decay_t<F>;
+        const fn_type fn = f;
+        check_pointer(fn);
+        using job = process_map_job<V, CB, ECB>;
+        return ref_ptr<job>(new job(map_call_target<fn_type, In, Star>(fn), inputs, chunksize,
+                                    progress(), std::move(cb), std::move(ecb)));
+    }
+    template <class V, class F, class In>
+    auto make_imap_job(F&& f, std::vector<In> inputs, std::size_t chunksize, bool ordered) {
+        using fn_type = std::decay_t<F>;
+        const fn_type fn = f;
+        check_pointer(fn);
+        using job = process_imap_job<V>;
+        return ref_ptr<job>(
+            new job(map_call_target<fn_type, In, false>(fn), inputs, chunksize, ordered));
+    }
+
+private:
+    template <class Fn>
+    static void check_pointer(const Fn& f) {
+        if constexpr (std::is_pointer_v<Fn>) {
+            if (f == nullptr) {
+                throw error("corio::process_pool: the function pointer is null");
+            }
+        }
+    }
+
+    std::size_t workers_;
 };
 
 } // namespace corio::detail

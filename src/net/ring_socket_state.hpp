@@ -17,12 +17,14 @@
 
 namespace corio::detail {
 
-class io_context {
+/// The socket state of one ring (one loop): fast paths, the provided-buffer ring.
+/// **Thread safety:** the loop's thread only.
+class ring_socket_state {
 public:
-    explicit io_context(uring& ring);
-    io_context(const io_context&) = delete;
-    io_context& operator=(const io_context&) = delete;
-    ~io_context();
+    explicit ring_socket_state(uring& ring);
+    ring_socket_state(const ring_socket_state&) = delete;
+    ring_socket_state& operator=(const ring_socket_state&) = delete;
+    ~ring_socket_state();
 
     uring& ring() noexcept { return *ring_; }
     /// Multishot accept is usable (and not disabled by CORIO_IO_FALLBACK=1).
@@ -58,7 +60,7 @@ private:
 };
 
 /// The I/O state of `loop`, created on first use.
-io_context& io_context_of(event_loop& loop);
+ring_socket_state& socket_state_of(event_loop& loop);
 
 /// Where one suspended reader or accepter waits; the completion handler fills it
 /// (result) and resumes the coroutine, so the awaiter never looks at the socket
@@ -75,7 +77,7 @@ struct io_waiter {
 /// freed by its socket when idle or, once orphaned, by its final completion.
 class multishot_state : public uring_op {
 public:
-    multishot_state(io_context& ctx, event_loop& loop, int fd);
+    multishot_state(ring_socket_state& ctx, event_loop& loop, int fd);
     virtual ~multishot_state();
     /// The socket is closing: wake a waiter with -EBADF, cancel the kernel op and
     /// free this state now or at the final completion.
@@ -93,7 +95,7 @@ protected:
     /// Called once orphaned, for each completion (e.g. to close an accepted fd).
     virtual void on_orphan_result(int res, unsigned flags) noexcept = 0;
 
-    io_context* ctx_;
+    ring_socket_state* ctx_;
     event_loop* loop_;
     int fd_;
     bool armed_ = false;
@@ -108,7 +110,7 @@ private:
 /// A multishot receive into provided buffers; queued chunks wait for the reader.
 class recv_state final : public multishot_state {
 public:
-    recv_state(io_context& ctx, event_loop& loop, int fd) : multishot_state(ctx, loop, fd) {
+    recv_state(ring_socket_state& ctx, event_loop& loop, int fd) : multishot_state(ctx, loop, fd) {
         prep = &prep_fn;
     }
     ~recv_state() override;
@@ -138,7 +140,8 @@ private:
 /// A multishot accept; accepted descriptors queue until accept() takes them.
 class accept_state final : public multishot_state {
 public:
-    accept_state(io_context& ctx, event_loop& loop, int fd) : multishot_state(ctx, loop, fd) {
+    accept_state(ring_socket_state& ctx, event_loop& loop, int fd)
+        : multishot_state(ctx, loop, fd) {
         prep = &prep_fn;
     }
     ~accept_state() override;
