@@ -56,6 +56,18 @@ std::string take(int fd) {
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
+// A descriptor number that is not open and that a loop's own descriptors (which
+// take the lowest free numbers) will not reuse.
+int not_open_descriptor() {
+    int low = ::eventfd(0, EFD_CLOEXEC);
+    REQUIRE(low >= 0);
+    int fd = ::fcntl(low, F_DUPFD_CLOEXEC, 900);
+    REQUIRE(fd >= 900);
+    ::close(low);
+    ::close(fd);
+    return fd;
+}
+
 } // namespace
 
 TEST_CASE("wait_readable returns once another owner's pipe has data", "[descriptor][wait]") {
@@ -94,9 +106,7 @@ TEST_CASE("wait_writable returns at once on a pipe with room, and after a full o
 TEST_CASE("waiting on a descriptor: bad descriptors and cancellation", "[descriptor][error]") {
     auto negative = []() -> corio::task<> { co_await corio::wait_readable(-1); };
     CHECK_THROWS_AS(corio::run(negative()), std::invalid_argument);
-    int fd = ::eventfd(0, EFD_CLOEXEC);
-    REQUIRE(fd >= 0);
-    ::close(fd); // now not open
+    int fd = not_open_descriptor();
     auto closed = [](int f) -> corio::task<int> {
         try {
             co_await corio::wait_writable(f);
@@ -220,6 +230,30 @@ TEST_CASE("add_reader and add_writer refuse bad arguments", "[descriptor][error]
     CHECK_FALSE(loop.remove_writer(0));
     loop.close();
     CHECK_THROWS_AS(loop.add_reader(0, [] {}), corio::error);
+}
+
+TEST_CASE("a watch the kernel refuses is reported through the exception handler",
+          "[descriptor][error]") {
+    int fd = not_open_descriptor();
+    auto body = [](int bad) -> corio::task<int> {
+        corio::event_loop& loop = corio::get_running_loop();
+        int code = 0;
+        int calls = 0;
+        loop.set_exception_handler([&code](const corio::exception_context& c) {
+            try {
+                std::rethrow_exception(c.exception);
+            } catch (const std::system_error& e) {
+                code = e.code().value();
+            }
+        });
+        loop.add_reader(bad, [&calls] { ++calls; });
+        co_await yield_until([&] { return code != 0; });
+        CHECK(calls == 0);
+        CHECK(loop.remove_reader(bad)); // the ended watch is still registered
+        CHECK_FALSE(loop.remove_reader(bad));
+        co_return code;
+    };
+    CHECK(corio::run(body(fd)) == EBADF);
 }
 
 TEST_CASE("a loop closed with readers still registered frees them", "[descriptor][lifetime]") {
