@@ -39,8 +39,8 @@ BETTER = {
     "tasks_per_s": "higher", "ns_per_await": "lower", "wall_ms": "lower",
     "peak_rss_mib": "lower", "msgs_per_s": "higher", "req_per_s": "higher",
     "cpu_us_per_req": "lower", "ops_per_s": "higher", "speedup": "higher",
-    "items_per_s": "higher", "rtt_median_us": "lower", "rtt_p99_us": "lower", "spawns_per_s": "higher", "mb_per_s": "higher",
-    "jobs_per_s": "higher",
+    "items_per_s": "higher", "rtt_median_us": "lower", "rtt_p99_us": "lower",
+    "jobs_per_s": "higher", "mb_per_s": "higher", "spawns_per_s": "higher",
 }
 
 # Debian packages each system's programs need, beyond what corio itself needs
@@ -110,11 +110,13 @@ def sizes(quick):
         return dict(h1=100_000, h2=1_000_000, h3=10_000, h4=100_000, h5_seconds=1.0,
                     h5_warmup=0.2, h6=1_000_000, h7_tiny=100_000, h7_tiny_py=10_000,
                     h7_items=100, h7_items_py=40, h8=5_000, h8_calls=200,
-                    h9=1_000, h9_rq=50, h9_calls=50, h9_calls_rq=10, h10=200, h10_mib=64)
+                    h9=1_000, h9_rq=50, h9_calls=50, h9_calls_rq=10, h10=200, h10_mib=64,
+                    h11_small=20_000, h11_large=2_000)
     return dict(h1=1_000_000, h2=10_000_000, h3=100_000, h4=1_000_000, h5_seconds=5.0,
                 h5_warmup=0.5, h6=10_000_000, h7_tiny=1_000_000, h7_tiny_py=100_000,
                 h7_items=1000, h7_items_py=200, h8=100_000, h8_calls=2000,
-                h9=10_000, h9_rq=1_000, h9_calls=1000, h9_calls_rq=100, h10=2000, h10_mib=64)
+                h9=10_000, h9_rq=1_000, h9_calls=1000, h9_calls_rq=100, h10=2000, h10_mib=64,
+                h11_small=200_000, h11_large=20_000)
 
 
 def b(name, *args):
@@ -227,6 +229,18 @@ def workloads(s):
         ("asyncio", py("h10_subprocess.py", *pipe)),
         ("raw_spawn", b("h10_raw_spawn", *pipe))],
         bars=[("mb_per_s", "raw_spawn", ">=", 0.9)]))
+    for kind, peer in (("pipe", "mp_pipe"), ("queue", "mp_queue")):
+        for label, size in (("64B", 64), ("64KiB", 65536)):
+            n = s["h11_small"] if size == 64 else s["h11_large"]
+            args = ["--size", size, "--n", n]
+            bars = [("msgs_per_s", "raw_socketpair", ">=", 0.8)]
+            if size == 64:
+                bars.insert(0, ("msgs_per_s", peer, ">=", 20.0))
+            rows.append(dict(id="H11", variant=f"{kind}_{label}", systems=[
+                ("corio", b("h11_corio", "--variant", kind, *args)),
+                (peer, py("h11_ipc.py", "--variant", kind, *args)),
+                ("raw_socketpair", b("h11_raw_socketpair", *args))],
+                bars=bars))
     return rows
 
 

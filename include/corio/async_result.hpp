@@ -38,25 +38,21 @@ public:
     using value_type = R;
 
     /// An empty handle (`valid()` is false); only assignment and destruction are allowed.
-    /// **Thread safety:** a fresh object.
     async_result() = default;
 
     /// Adopts `state` (producers only).
-    /// **Thread safety:** a fresh object.
     explicit async_result(detail::ref_ptr<detail::result_state<R>> state) noexcept
         : state_(std::move(state)) {}
 
     /// True unless default-constructed or moved from.
-    /// **Thread safety:** any thread.
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(state_); }
 
     /// True once the call finished, successfully or not (false after terminate()).
-    /// **Thread safety:** any thread.
     [[nodiscard]] bool ready() const noexcept { return state().is_ready(); }
 
     /// Whether the finished call returned normally (true) or threw (false).
     /// Throws `invalid_state_error` (a `corio::error`) when not `ready()`, as Python's
-    /// ValueError. **Thread safety:** any thread.
+    /// ValueError.
     [[nodiscard]] bool successful() const {
         if (!state().is_ready()) {
             throw invalid_state_error(

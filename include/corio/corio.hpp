@@ -14,6 +14,7 @@
 #include <corio/generator.hpp>
 #include <corio/init.hpp>
 #include <corio/io.hpp>
+#include <corio/ipc.hpp>
 #include <corio/net.hpp>
 #include <corio/outcome.hpp>
 #include <corio/pool.hpp>

@@ -79,7 +79,6 @@ public:
     static constexpr ::socklen_t capacity() noexcept { return sizeof(::sockaddr_storage); }
     /// True if both hold the same address bytes: same family, address, port (and,
     /// for IPv6, flow information and scope).
-    /// **Thread safety:** as const members.
     friend bool operator==(const endpoint& a, const endpoint& b) noexcept;
 
 private:
@@ -124,7 +123,6 @@ public:
 
     /// Shuts down the sending half (the peer reads end of stream); reading goes on.
     /// Throws std::system_error ("shutdown").
-    /// **Thread safety:** loop thread.
     void shutdown_write();
     /// The local address (getsockname). Throws std::system_error ("getsockname").
     /// **Thread safety:** any thread.
@@ -147,14 +145,11 @@ public:
     /// Connects to `host` (numeric IPv4/IPv6, or a name resolved with resolve())
     /// and `port`, trying each address in turn; throws the last std::system_error
     /// ("connect"), e.g. ECONNREFUSED. Kernel: IORING_OP_CONNECT (5.5).
-    /// **Thread safety:** loop thread.
     [[nodiscard]] static task<tcp_stream> connect(std::string host, std::uint16_t port);
     /// Connects to one endpoint. Throws std::system_error ("connect").
-    /// **Thread safety:** loop thread.
     [[nodiscard]] static task<tcp_stream> connect(endpoint peer);
     /// Turns Nagle's algorithm off (true, the default) or on.
     /// Throws std::system_error ("setsockopt").
-    /// **Thread safety:** loop thread.
     void set_nodelay(bool on);
 };
 
@@ -168,7 +163,6 @@ public:
 
     /// Connects to the socket at `path` ('@' prefix: abstract namespace).
     /// Throws std::system_error ("connect"). Kernel: IORING_OP_CONNECT (5.5).
-    /// **Thread safety:** loop thread.
     [[nodiscard]] static task<unix_stream> connect(std::string path);
     /// A connected pair (socketpair(2)), handy in tests and between tasks.
     /// Throws std::system_error ("socketpair").
@@ -240,7 +234,6 @@ public:
     endpoint local_endpoint() const;
     /// Stops listening; no effect if closed. An accept waiting on the listener is
     /// cancelled in the kernel and fails with std::system_error EBADF ("accept").
-    /// **Thread safety:** loop thread.
     void close() noexcept { acceptor_.close(); }
     /// The descriptor, or -1.
     /// **Thread safety:** read-only.
@@ -277,7 +270,6 @@ public:
     [[nodiscard]] task<unix_stream> accept();
     /// Stops listening and removes the socket file; no effect if closed. An accept
     /// waiting on the listener fails with std::system_error EBADF ("accept").
-    /// **Thread safety:** loop thread.
     void close() noexcept;
     /// The bound path ("@name" for the abstract namespace; empty once closed).
     /// **Thread safety:** read-only.
@@ -343,10 +335,8 @@ public:
     /// Receives one datagram into `buffer`: its size and sender. Throws
     /// std::system_error ("recvmsg"). A cancelled receive consumes no datagram.
     /// Kernel: IORING_OP_RECVMSG (5.3).
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<datagram> recv_from(std::span<std::byte> buffer);
     /// recv_from() into a char buffer.
-    /// **Thread safety:** as above.
     [[nodiscard]] task<datagram> recv_from(std::span<char> buffer);
 
     /// The bound port.
@@ -357,7 +347,6 @@ public:
     endpoint local_endpoint() const;
     /// Closes the socket; no effect if closed. A send_to or recv_from waiting on
     /// it is cancelled in the kernel and fails with std::system_error EBADF.
-    /// **Thread safety:** loop thread.
     void close() noexcept;
     /// The descriptor, or -1.
     /// **Thread safety:** read-only.
@@ -393,22 +382,16 @@ public:
 
     /// Runs until close() is called (asyncio's serve_forever); cancelling the
     /// awaiting task closes the server and rethrows cancelled_error.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<> serve_forever();
     /// Stops listening and cancels every connection task; idempotent.
-    /// **Thread safety:** loop thread.
     void close();
     /// Waits until the server is closed and every connection task has finished.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<> wait_closed();
     /// True until close().
-    /// **Thread safety:** loop thread.
     bool is_serving() const noexcept;
     /// The listening port (0 once closed).
-    /// **Thread safety:** loop thread.
     std::uint16_t local_port() const;
     /// Connection tasks currently running.
-    /// **Thread safety:** loop thread.
     std::size_t connection_count() const noexcept;
 
     /// Internal: adopts the state made by start_server.

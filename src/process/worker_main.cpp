@@ -1,5 +1,7 @@
 // The child side: a pool worker's loop, or a corio::process running its function.
 // Runs in a fork of the fork server, single-threaded, with blocking I/O.
+#include "process/fork_server.hpp"
+#include <corio/detail/fd_passing.hpp>
 #include <corio/detail/process_wire.hpp>
 
 #include <cerrno>
@@ -31,6 +33,10 @@ public:
         head_ += sizeof h + h.size;
         return true;
     }
+
+    // Descriptors that arrived with the bytes read so far (SCM_RIGHTS): a
+    // corio::process's arguments bring theirs with the start frame.
+    std::vector<int> take_fds() noexcept { return std::move(fds_); }
 
     // True if a whole frame is already buffered (no system call).
     bool frame_buffered() const noexcept { return buffered_frame(); }
@@ -75,7 +81,7 @@ private:
                 if (buf_.size() < n)
                     buf_.resize(std::max(n, buf_.size() * 2));
             }
-            const ssize_t r = ::recv(fd_, buf_.data() + tail_, buf_.size() - tail_, 0);
+            const ssize_t r = receive(buf_.data() + tail_, buf_.size() - tail_);
             if (r > 0) {
                 tail_ += static_cast<std::size_t>(r);
             } else if (r == 0) {
@@ -89,13 +95,47 @@ private:
         return true;
     }
 
+    // recv, collecting passed descriptors until the start frame is complete.
+    ssize_t receive(char* at, std::size_t size) {
+        if (started_)
+            return ::recv(fd_, at, size, 0);
+        iovec iov{at, size};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t r = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+        if (r > 0) {
+            for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                    const std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                    for (std::size_t i = 0; i < n; ++i) {
+                        int fd = -1;
+                        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                        fds_.push_back(fd);
+                    }
+                }
+            }
+        }
+        return r;
+    }
+
+public:
+    // The start frame was read: no descriptors come after it.
+    void started() noexcept { started_ = true; }
+
+private:
     int fd_;
+    bool started_ = false;
+    std::vector<int> fds_;
     std::string buf_ = std::string(64 * 1024, '\0');
     std::size_t head_ = 0;
     std::size_t tail_ = 0;
 };
 
-void write_all(int fd, byte_writer& out) noexcept {
+void write_all(int fd, byte_writer& out, bool clear = true) noexcept {
     const std::string& b = out.buffer();
     std::size_t done = 0;
     while (done < b.size()) {
@@ -105,10 +145,13 @@ void write_all(int fd, byte_writer& out) noexcept {
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
+            if (!clear)
+                return; // the parent dropped the process object: nobody wants the result
             ::_exit(0); // the pool is gone: nobody wants the answer
         }
     }
-    out.buffer().clear();
+    if (clear)
+        out.buffer().clear();
 }
 
 [[noreturn]] void run_worker(int fd, frame_reader& in, std::string_view start_body) noexcept {
@@ -162,14 +205,28 @@ void write_all(int fd, byte_writer& out) noexcept {
     }
 }
 
-[[noreturn]] void run_process(std::string_view body) noexcept {
+[[noreturn]] void run_process(int fd, std::string_view body, std::vector<int> fds) noexcept {
     int code = 0;
     try {
         byte_reader r(body);
+        auto& self = self_identity();
+        self.parent_pid = deserialize<std::int32_t>(r);
+        self.parent_name = deserialize<std::string>(r);
+        self.name = deserialize<std::string>(r);
+        self.daemon = deserialize<bool>(r);
         const auto target = r.read_raw<call_target>();
         byte_writer out;
-        reinterpret_cast<item_runner>(target.runner)(target.fn, 1, false, r, out);
-        byte_reader outcome(out.buffer());
+        const std::size_t at = begin_frame(out, frame_kind::result, 0, 1);
+        {
+            // The arguments own their descriptors once decoded; the rest close here.
+            incoming_fds passed(std::move(fds));
+            reinterpret_cast<item_runner>(target.runner)(target.fn, 1, false, r, out);
+        }
+        finish_frame(out, at);
+        // The answer goes back before the exit: the parent reads it while it waits.
+        write_all(fd, out, false);
+        ::close(fd);
+        byte_reader outcome(std::string_view(out.buffer()).substr(sizeof(frame_header)));
         if (outcome.read_raw<std::uint8_t>() != 0) {
             try {
                 std::rethrow_exception(read_exception(outcome));
@@ -184,6 +241,8 @@ void write_all(int fd, byte_writer& out) noexcept {
         code = 1;
     }
     std::fflush(nullptr);
+    // As a program's exit: its own non-daemon children are waited for, daemons ended.
+    wait_for_children();
     ::_exit(code);
 }
 
@@ -198,10 +257,10 @@ void child_main(int fd) noexcept {
         std::string_view body;
         if (!in.next(h, body))
             ::_exit(0);
+        in.started();
         if (h.kind == frame_kind::start_process) {
             std::string copy(body);
-            ::close(fd);
-            run_process(copy);
+            run_process(fd, copy, in.take_fds());
         }
         if (h.kind == frame_kind::start_worker)
             run_worker(fd, in, body);
