@@ -242,8 +242,8 @@ public:
     /// reader already registered for `fd`. Throws std::invalid_argument for a
     /// negative descriptor or an empty function, corio::error on a closed loop. A
     /// poll the kernel refuses (EBADF) is reported through the exception handler and
-    /// ends the watch; remove the watch before closing its descriptor. Kernel: multishot IORING_OP_POLL_ADD (5.13), else one poll
-    /// per wake-up. See docs/descriptors.md.
+    /// ends the watch; remove the watch before closing its descriptor. Kernel: multishot
+    /// IORING_OP_POLL_ADD (5.13), else one poll per wake-up. See docs/descriptors.md.
     void add_reader(int fd, std::function<void()> fn);
     /// add_reader() for writability (asyncio's loop.add_writer).
     void add_writer(int fd, std::function<void()> fn);

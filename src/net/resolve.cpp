@@ -98,7 +98,7 @@ task<std::pair<std::string, std::string>> getnameinfo(endpoint address, int flag
     if (address.family() != AF_INET && address.family() != AF_INET6) {
         throw std::invalid_argument("corio: getnameinfo needs an IPv4 or IPv6 endpoint");
     }
-    name_result r = co_await to_thread(&reverse_lookup, std::move(address), flags);
+    name_result r = co_await to_thread(&reverse_lookup, address, flags);
     if (r.status == EAI_SYSTEM) {
         throw std::system_error(r.err, std::system_category(), "getnameinfo");
     }
