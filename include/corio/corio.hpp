@@ -7,6 +7,7 @@
 #include <corio/basic_pool.hpp>
 #include <corio/byte_stream.hpp>
 #include <corio/combinators.hpp>
+#include <corio/descriptor.hpp>
 #include <corio/error.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>

@@ -56,6 +56,7 @@ struct loop_options {
 namespace detail {
 class uring;
 class signal_registry;
+class fd_watch_registry;
 class future_state_base;
 class task_record;
 struct loop_access;
@@ -239,6 +240,24 @@ public:
     /// Removes the handler for `sig`; false if there was none.
     bool remove_signal_handler(int sig);
 
+    /// Calls `fn` on the loop whenever `fd` is readable, until remove_reader(fd)
+    /// (asyncio's loop.add_reader), for descriptors other libraries own (libcurl,
+    /// libpq, hiredis). Level-triggered as asyncio's: while the descriptor stays
+    /// readable after a call, `fn` is called again on the next iteration. Replaces a
+    /// reader already registered for `fd`. Throws std::invalid_argument for a
+    /// negative descriptor or an empty function, corio::error on a closed loop. A
+    /// poll the kernel refuses (EBADF) is reported through the exception handler and
+    /// ends the watch; remove the watch before closing its descriptor. Kernel: multishot
+    /// IORING_OP_POLL_ADD (5.13), else one poll per wake-up. See docs/descriptors.md.
+    void add_reader(int fd, std::function<void()> fn);
+    /// add_reader() for writability (asyncio's loop.add_writer).
+    void add_writer(int fd, std::function<void()> fn);
+    /// Stops watching `fd` for reading; a call already queued does not run. False
+    /// if no reader was registered.
+    bool remove_reader(int fd);
+    /// Stops watching `fd` for writing; false if no writer was registered.
+    bool remove_writer(int fd);
+
     /// Runs `f(args...)` on `executor` (a thread_pool or process_pool; nullptr for the
     /// default blocking pool) and returns an awaitable async_result (asyncio's
     /// loop.run_in_executor). Defined in corio/to_thread.hpp.
@@ -294,6 +313,9 @@ private:
     // the definition there).
     std::unique_ptr<detail::signal_registry, void (*)(detail::signal_registry*)> signals_{nullptr,
                                                                                           nullptr};
+    // Readers and writers of foreign descriptors, owned by src/loop/fd_watch.cpp.
+    std::unique_ptr<detail::fd_watch_registry, void (*)(detail::fd_watch_registry*)> fd_watches_{
+        nullptr, nullptr};
     std::thread::id owner_;
     bool running_ = false;
     bool stopping_ = false;

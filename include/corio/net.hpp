@@ -95,6 +95,16 @@ private:
 /// **Thread safety:** on the loop's thread.
 [[nodiscard]] task<std::vector<endpoint>> resolve(std::string host, std::string service);
 
+/// The host and service names of an IPv4 or IPv6 `address` (asyncio's
+/// loop.getnameinfo): getnameinfo(3) with `flags` (NI_NUMERICHOST, NI_NUMERICSERV,
+/// NI_NAMEREQD, ...) on a helper thread, never blocking the loop. Returns
+/// {host, service}. Throws std::invalid_argument for an endpoint that is neither
+/// IPv4 nor IPv6, corio::error with gai_strerror's text (EAI_NONAME with
+/// NI_NAMEREQD and no name, EAI_BADFLAGS), std::system_error ("getnameinfo").
+/// **Thread safety:** on the loop's thread.
+[[nodiscard]] task<std::pair<std::string, std::string>> getnameinfo(endpoint address,
+                                                                    int flags = 0);
+
 /// A connected stream socket: a `byte_stream` (read_some, read_exactly, read_until,
 /// write_all, close; see corio/byte_stream.hpp) that knows it is a socket, plus
 /// shutdown_write and its addresses; as used by `tcp_stream` and `unix_stream`.
@@ -401,6 +411,30 @@ struct server_options {
     /// Listener options (multishot accept on/off, SO_REUSEADDR).
     listener_options listener{};
 };
+
+/// The connection callback of start_unix_server: takes the stream by value.
+using unix_connection_handler = std::function<task<>(unix_stream)>;
+
+/// asyncio.start_unix_server: listens at `path` ('@' prefix: abstract namespace; a
+/// stale socket file is replaced, and the file is removed when the server closes) and
+/// runs `handler(stream)` as a task per connection, as start_server does.
+/// `server::local_port()` is 0. Throws std::invalid_argument for a bad path,
+/// std::system_error ("bind", "listen").
+/// **Thread safety:** loop thread.
+[[nodiscard]] task<server> start_unix_server(unix_connection_handler handler, std::string path,
+                                             server_options options = {});
+
+/// Sends `count` bytes of `in` from `offset` (by default to the end of the file) to
+/// the socket `out` without copying them through user memory (asyncio's
+/// loop.sendfile): splice from the file into a pipe and from the pipe into the socket,
+/// on the ring. Returns the bytes sent (fewer than `count` only if the file ends
+/// first). Throws std::system_error: EBADF for a closed stream or file, "splice"
+/// errors such as EPIPE when the peer is gone. Cancelling the task cancels the splice
+/// in flight; bytes already sent stay sent.
+/// Kernel: IORING_OP_SPLICE (5.7).
+/// **Thread safety:** loop thread; no other write on `out` meanwhile.
+[[nodiscard]] task<std::uint64_t> sendfile(socket_stream& out, file& in, std::uint64_t offset = 0,
+                                           std::optional<std::uint64_t> count = std::nullopt);
 
 /// asyncio.start_server: listens on `host` and `port` (port 0 picks a free one; a
 /// non-numeric host is resolved and its first address used) and starts accepting

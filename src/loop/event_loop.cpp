@@ -640,6 +640,7 @@ void event_loop::release_remaining(bool frames_destroyed) noexcept {
     }
     // No completion is reaped after this point, so in-flight signal reads may go.
     signals_.reset();
+    fd_watches_.reset();
     closed_ = true;
     closing_ = false;
 }
