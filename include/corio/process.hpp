@@ -52,8 +52,9 @@ public:
     /// return type, `serialize_error` if the bytes are malformed.
     template <class T>
     [[nodiscard]] T get() const {
-        if (type_ == nullptr || *type_ != typeid(T))
+        if (type_ == nullptr || *type_ != typeid(T)) {
             mismatch(typeid(T).name());
+        }
         byte_reader r(bytes_);
         return deserialize<T>(r);
     }
@@ -106,8 +107,9 @@ public:
         using fn_type = std::decay_t<F>;
         detail::check_process_function<fn_type>();
         if constexpr (std::is_pointer_v<std::remove_cvref_t<F>>) {
-            if (f == nullptr)
+            if (f == nullptr) {
                 throw error("corio::process: the function pointer is null");
+            }
         }
         using result_type = detail::decoded_result_t<fn_type, detail::wire_type_t<Args>...>;
         constexpr bool keep = std::is_void_v<result_type> || serializable<result_type>;
@@ -118,8 +120,9 @@ public:
         call_body_ = w.take();
         start_fds_ = fds.take();
         name_ = next_name();
-        if constexpr (keep)
+        if constexpr (keep) {
             result_type_ = &typeid(result_type);
+        }
     }
 
     process(const process&) = delete;
