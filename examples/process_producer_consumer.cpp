@@ -14,16 +14,18 @@ namespace {
 constexpr int items_per_producer = 10000;
 
 void producer(corio::process_queue<long> q, long first) {
-    for (long i = 0; i < items_per_producer; ++i)
+    for (long i = 0; i < items_per_producer; ++i) {
         q.put(first + i);
+    }
 }
 
 void consumer(corio::process_queue<long> q, corio::process_queue<long> totals) {
     long sum = 0;
     for (;;) {
         const long v = q.get();
-        if (v < 0)
+        if (v < 0) {
             break; // the sentinel
+        }
         sum += v;
     }
     totals.put(sum);
@@ -45,15 +47,19 @@ int main() {
         producers.emplace_back(producer, work, static_cast<long>(p) * items_per_producer);
         producers.back().start();
     }
-    for (auto& p : producers)
+    for (auto& p : producers) {
         p.join();
-    for (std::size_t c = 0; c < consumers.size(); ++c)
+    }
+    for (std::size_t c = 0; c < consumers.size(); ++c) {
         work.put(-1);
+    }
     long total = 0;
-    for (std::size_t c = 0; c < consumers.size(); ++c)
+    for (std::size_t c = 0; c < consumers.size(); ++c) {
         total += totals.get(std::chrono::seconds(60));
-    for (auto& c : consumers)
+    }
+    for (auto& c : consumers) {
         c.join();
+    }
     const long n = 2L * items_per_producer;
     const long expected = n * (n - 1) / 2;
     std::printf("4 processes: consumed sum %ld (expected %ld)\n", total, expected);

@@ -55,16 +55,18 @@ int main() {
     for (std::size_t i = 0; i < procs.size(); ++i) {
         const auto [continent, length] = results.get(std::chrono::seconds(30));
         std::printf("result from a child: %s has %zu letters\n", continent.c_str(), length);
-        if (length == continent.size())
+        if (length == continent.size()) {
             seen.insert(continent);
+        }
     }
 
     // Complete the processes.
     int failures = 0;
     for (auto& proc : procs) {
         proc.join();
-        if (proc.exitcode() != 0)
+        if (proc.exitcode() != 0) {
             ++failures;
+        }
     }
     std::printf("%zu processes joined, %d failed, %zu results\n", procs.size(), failures,
                 seen.size());

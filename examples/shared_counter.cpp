@@ -28,8 +28,9 @@ int main() {
         procs.emplace_back(add_many, counter, lock, 10000);
         procs.back().start();
     }
-    for (auto& p : procs)
+    for (auto& p : procs) {
         p.join();
+    }
     std::printf("counter = %ld (expected 40000)\n", counter.get());
     return counter.get() == 40000 ? 0 : 1;
 }

@@ -71,8 +71,9 @@ bool same(const kinds& a, const kinds& b) {
 
 std::string big_payload(std::size_t n) {
     std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t i = 0; i < n; ++i) {
         s[i] = static_cast<char>((i * 131 + i / 7) & 0xff);
+    }
     return s;
 }
 
@@ -102,8 +103,9 @@ void echo_strings(corio::connection<std::string> c) {
 
 void hold_forever(corio::connection<int> c) {
     c.send(1);
-    for (;;)
+    for (;;) {
         ::pause();
+    }
 }
 
 } // namespace
@@ -148,11 +150,13 @@ TEST_CASE("a 10 MiB message and one just above the inline limit arrive intact", 
 
 TEST_CASE("messages on one connection keep their order and boundaries", "[ipc][pipe]") {
     auto [a, b] = corio::pipe<std::string>();
-    for (int i = 0; i < 100; ++i)
+    for (int i = 0; i < 100; ++i) {
         a.send(std::string(static_cast<std::size_t>(i), static_cast<char>('a' + i % 26)));
-    for (int i = 0; i < 100; ++i)
+    }
+    for (int i = 0; i < 100; ++i) {
         CHECK(b.recv() ==
               std::string(static_cast<std::size_t>(i), static_cast<char>('a' + i % 26)));
+    }
     CHECK_FALSE(b.poll());
 }
 
@@ -285,8 +289,9 @@ TEST_CASE("shared arrays and values passed to children are seen by the parent",
     corio::shared_value<double> value(1.5);
     corio::shared_memory raw(64);
     CHECK(squares.size() == 8);
-    for (long x : squares)
+    for (long x : squares) {
         CHECK(x == 0);
+    }
     std::vector<corio::process> procs;
     for (int i = 0; i < 4; ++i) {
         procs.emplace_back(
@@ -306,8 +311,9 @@ TEST_CASE("shared arrays and values passed to children are seen by the parent",
         p.join();
         CHECK(p.exitcode() == 0);
     }
-    for (std::size_t i = 0; i < 8; ++i)
+    for (std::size_t i = 0; i < 8; ++i) {
         CHECK(squares[i] == static_cast<long>(i * i));
+    }
     CHECK(value.get() == 3.0);
     CHECK(raw.data()[0] == std::byte{9});
     CHECK_THROWS_AS(corio::shared_array<int>(0), corio::error);
@@ -333,8 +339,9 @@ TEST_CASE("a shared counter under a process_lock counts every increment", "[ipc]
             counter, lock);
         procs.back().start();
     }
-    for (auto& p : procs)
+    for (auto& p : procs) {
         p.join();
+    }
     CHECK(counter.get() == 8000);
 }
 
@@ -346,8 +353,9 @@ TEST_CASE("a lock holder killed: the next locker gets owner_died, once", "[ipc][
         [](corio::process_lock l, corio::process_event e) {
             l.acquire();
             e.set();
-            for (;;)
+            for (;;) {
                 ::pause();
+            }
         },
         lock, held);
     p.start();
@@ -375,8 +383,9 @@ TEST_CASE("async_acquire of a lock held by a killed process: the loop stays resp
         [](corio::process_lock l, corio::process_event e) {
             l.acquire();
             e.set();
-            for (;;)
+            for (;;) {
                 ::pause();
+            }
         },
         lock, held);
     p.start();
@@ -509,8 +518,9 @@ namespace {
 using item = std::pair<int, int>; // (producer, sequence number)
 
 void produce(corio::process_queue<item> q, int producer, int count) {
-    for (int i = 0; i < count; ++i)
+    for (int i = 0; i < count; ++i) {
         q.put({producer, i});
+    }
 }
 
 // Takes items until the sentinel (-1, -1); sends back what it took, in order.
@@ -518,8 +528,9 @@ void consume(corio::process_queue<item> q, corio::process_queue<std::vector<item
     std::vector<item> got;
     for (;;) {
         item v = q.get();
-        if (v.first < 0)
+        if (v.first < 0) {
             break;
+        }
         got.push_back(v);
     }
     results.put(got);
@@ -533,16 +544,19 @@ TEST_CASE("values of every serializable kind travel through a process queue", "[
     corio::process_queue<kinds> back;
     corio::process p(
         [](corio::process_queue<kinds> in, corio::process_queue<kinds> out) {
-            for (int i = 0; i < 3; ++i)
+            for (int i = 0; i < 3; ++i) {
                 out.put(in.get());
+            }
         },
         q, back);
     p.start();
     const kinds v = sample_kinds();
-    for (int i = 0; i < 3; ++i)
+    for (int i = 0; i < 3; ++i) {
         q.put(v);
-    for (int i = 0; i < 3; ++i)
+    }
+    for (int i = 0; i < 3; ++i) {
         CHECK(same(back.get(10s), v));
+    }
     p.join();
     CHECK(p.exitcode() == 0);
     CHECK(q.empty());
@@ -571,8 +585,9 @@ TEST_CASE("many producer and consumer processes: nothing lost, nothing duplicate
         m.join();
         CHECK(m.exitcode() == 0);
     }
-    for (int c = 0; c < consumers; ++c)
+    for (int c = 0; c < consumers; ++c) {
         q.put({-1, -1});
+    }
     std::set<item> seen;
     std::size_t total = 0;
     bool ordered = true;
@@ -583,8 +598,9 @@ TEST_CASE("many producer and consumer processes: nothing lost, nothing duplicate
             seen.insert(v);
             ++total;
             // Each consumer sees each producer's items in the order they were put.
-            if (v.second <= last[static_cast<std::size_t>(v.first)])
+            if (v.second <= last[static_cast<std::size_t>(v.first)]) {
                 ordered = false;
+            }
             last[static_cast<std::size_t>(v.first)] = v.second;
         }
     }
@@ -604,14 +620,16 @@ TEST_CASE("queue items larger than a pipe's buffer, up to 10 MiB, arrive intact"
     corio::process_queue<std::string> back;
     corio::process p(
         [](corio::process_queue<std::string> in, corio::process_queue<std::string> out) {
-            for (int i = 0; i < 4; ++i)
+            for (int i = 0; i < 4; ++i) {
                 out.put(in.get());
+            }
         },
         q, back);
     p.start();
     const std::vector<std::size_t> sizes{100 * 1024, 1u << 20, 10u << 20, 3};
-    for (std::size_t n : sizes)
+    for (std::size_t n : sizes) {
         q.put(big_payload(n));
+    }
     for (std::size_t n : sizes) {
         const std::string s = back.get(30s);
         CHECK(s.size() == n);
@@ -651,8 +669,9 @@ TEST_CASE("processes killed while putting or waiting to get leave the queue whol
         [](corio::process_queue<std::string> q, corio::process_event started) {
             for (int i = 0;; ++i) {
                 q.put(std::to_string(i) + ":" + std::string(300 * 1024, 'p'));
-                if (i == 3)
+                if (i == 3) {
                     started.set();
+                }
             }
         },
         q, started);
@@ -703,10 +722,12 @@ TEST_CASE("a consumer killed while blocked in get takes nothing with it", "[ipc]
     consumer.kill();
     consumer.join();
     // Whether it was already inside get or not, it never took an item: all arrive here.
-    for (int i = 0; i < 5; ++i)
+    for (int i = 0; i < 5; ++i) {
         q.put(i);
-    for (int i = 0; i < 5; ++i)
+    }
+    for (int i = 0; i < 5; ++i) {
         CHECK(q.get(1s) == i);
+    }
     CHECK(consumer.exitcode() == -SIGKILL);
 }
 
@@ -728,8 +749,9 @@ TEST_CASE("a joinable queue's join waits for task_done of every item", "[ipc][qu
         },
         q, sum);
     worker.start();
-    for (int i = 1; i <= 100; ++i)
+    for (int i = 1; i <= 100; ++i) {
         q.put(i);
+    }
     q.join();
     CHECK(sum.get() == 5050); // every item was processed before join returned
     q.put(-1);
@@ -824,8 +846,9 @@ TEST_CASE("a process returns its result after join, and rethrows its exception",
     }
 
     corio::process k([] {
-        for (;;)
+        for (;;) {
             ::pause();
+        }
         return 1;
     });
     k.start();
@@ -859,8 +882,9 @@ TEST_CASE("process names, current_process, parent_process, active_children, daem
     corio::process waiting([](corio::process_event e) { e.wait(); }, release);
     waiting.start();
     bool listed = false;
-    for (const auto& c : corio::active_children())
+    for (const auto& c : corio::active_children()) {
         listed = listed || c.pid == waiting.pid();
+    }
     CHECK(listed);
     p.start();
     CHECK_THROWS_AS(p.daemon(false), corio::error);
@@ -874,8 +898,9 @@ TEST_CASE("process names, current_process, parent_process, active_children, daem
     CHECK(parent_name == "MainProcess");
     release.set();
     waiting.join();
-    for (const auto& c : corio::active_children())
+    for (const auto& c : corio::active_children()) {
         CHECK(c.pid != waiting.pid());
+    }
 }
 
 TEST_CASE("async_join waits on the loop without blocking it", "[ipc][process][async]") {
@@ -945,14 +970,16 @@ TEST_CASE("when a process's function returns, its non-daemon children are waited
                     terminated_event = &terminated;
                     ::signal(SIGTERM, on_sigterm);
                     ready.set();
-                    for (;;)
+                    for (;;) {
                         ::pause();
+                    }
                 },
                 ready, terminated);
             daemon.daemon(true);
             daemon.start();
-            if (!ready.wait(10s))
+            if (!ready.wait(10s)) {
                 std::exit(3);
+            }
             seen[1] = 1;
             // Both objects are destroyed here while their children run; the
             // function's return is this process's exit.
@@ -982,8 +1009,9 @@ TEST_CASE("a process object destroyed while its child runs: the child stays list
         pid = p.pid();
     }
     bool listed = false;
-    for (const auto& c : corio::active_children())
+    for (const auto& c : corio::active_children()) {
         listed = listed || c.pid == pid;
+    }
     CHECK(listed);
     // The fork server keeps it unreaped while it is listed: its pid is still its own.
     const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -992,6 +1020,7 @@ TEST_CASE("a process object destroyed while its child runs: the child stays list
     pollfd p{fd, POLLIN, 0};
     REQUIRE(::poll(&p, 1, 10000) == 1);
     ::close(fd);
-    for (const auto& c : corio::active_children())
+    for (const auto& c : corio::active_children()) {
         CHECK(c.pid != pid);
+    }
 }

@@ -22,8 +22,9 @@ void write_all(int fd, iovec* iov, int count) {
     while (count > 0) {
         ssize_t n = ::writev(fd, iov, count);
         if (n < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR) {
                 continue;
+            }
             std::_Exit(5);
         }
         while (count > 0 && static_cast<std::size_t>(n) >= iov->iov_len) {
@@ -70,13 +71,15 @@ private:
                 std::memmove(buf_.data(), buf_.data() + head_, tail_ - head_);
                 tail_ -= head_;
                 head_ = 0;
-                if (buf_.size() < need)
+                if (buf_.size() < need) {
                     buf_.resize(need);
+                }
             }
             const ssize_t r = ::read(fd_, buf_.data() + tail_, buf_.size() - tail_);
             if (r <= 0) {
-                if (r < 0 && errno == EINTR)
+                if (r < 0 && errno == EINTR) {
                     continue;
+                }
                 std::fprintf(stderr, "unexpected end of stream\n");
                 std::exit(3);
             }
@@ -96,8 +99,9 @@ int main(int argc, char** argv) {
     const std::int64_t size = opt.get_int("size", 64);
     const std::int64_t n = opt.get_int("n", 200'000);
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         return 2;
+    }
     const pid_t child = ::fork();
     if (child == 0) {
         ::close(sv[0]);
@@ -115,8 +119,9 @@ int main(int argc, char** argv) {
     for (std::int64_t i = 0; i < n; ++i) {
         const std::string_view m = in.next();
         std::int64_t idx = i;
-        if (size >= 8)
+        if (size >= 8) {
             std::memcpy(&idx, m.data(), 8);
+        }
         // The message as the program would hold it: a copy, as corio's recv returns one.
         const std::string owned(m);
         in_order += idx == i ? 1 : 0;
