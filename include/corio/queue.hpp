@@ -293,8 +293,14 @@ private:
         }
     }
 
-    // A new item: to the first waiting getter, else into the store.
+    // A new item: to the first waiting getter, else into the store. The store first
+    // makes room for every item the queue holds, handed-over ones included (throws
+    // std::bad_alloc with nothing changed): an item a cancelled getter gives back, or
+    // a blocked putter admitted later (a putter waits only after the queue was full,
+    // so the store has room for maxsize items), then never needs an allocation in the
+    // noexcept paths below.
     void deliver(T&& v) {
+        store_.reserve(store_.size() + handed_count_ + 1);
         if (!getters_.empty()) {
             hand_to_first_getter(std::move(v));
         } else {
@@ -306,7 +312,7 @@ private:
         if (!getters_.empty()) {
             hand_to_first_getter(std::move(v));
         } else {
-            store_.put_back(std::move(v)); // size() is unchanged: never beyond maxsize
+            store_.put_back(std::move(v)); // room reserved by deliver(): no allocation
         }
     }
     void hand_to_first_getter(T&& v) noexcept {

@@ -5,6 +5,7 @@
 // from the moment it is taken until its result is written; a worker that dies leaves
 // it to the reaper.
 
+#include "decode.hpp"
 #include "protocol.hpp"
 
 #include <corio/combinators.hpp>
@@ -261,13 +262,14 @@ private:
     }
 
     void start_job(const redis::reply& j) {
-        std::string id = j[0].str();
-        running_job& rj = running_[id];
+        redis_decode::fetched_job job = redis_decode::decode_job(j);
+        running_job& rj = running_[job.id];
         if (!piddir_.empty()) {
             rj.pidfile = piddir_ + "/" + std::to_string(++pid_counter_);
         }
-        const long long timeout_ms = std::stoll(j[4].optional_str().value_or("0"));
-        create_task(run_job(id, j[1].str(), j[2].str(), rj.pidfile, timeout_ms), "redis job " + id);
+        create_task(run_job(job.id, std::move(job.function), std::move(job.payload), rj.pidfile,
+                            job.timeout_ms),
+                    "redis job " + job.id);
     }
 
     task<job_outcome> submit(std::string fn, std::string payload, std::string pidfile) {
