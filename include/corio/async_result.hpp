@@ -28,9 +28,10 @@ namespace corio {
 /// `pool_terminated`, `wait()` returns, `wait(timeout)` returns false.
 ///
 /// **Thread safety:** every member may be called from any thread, concurrently
-/// (`co_await` from a task on an event loop). A result may be awaited by several
-/// tasks of one loop at a time; awaiting it concurrently from a second loop throws
-/// `invalid_state_error`.
+/// (`co_await` from a task on an event loop, on that loop's thread). A result may be
+/// awaited by several tasks of one loop at a time; awaiting it concurrently from a
+/// second loop throws `invalid_state_error`. Never call the blocking members (`wait`,
+/// `get`) on a loop's thread from a task (they block the loop): `co_await` instead.
 template <class R>
 class async_result {
 public:
@@ -62,12 +63,9 @@ public:
     }
 
     /// Blocks until the result is ready (or the pool was terminated).
-    /// **Thread safety:** any thread; never call it on a loop's thread from a task
-    /// (it blocks the loop): `co_await` the result instead.
     void wait() const noexcept { state().wait_until(nullptr); }
 
     /// Blocks at most `timeout`; returns `ready()`.
-    /// **Thread safety:** any thread (see `wait()`).
     template <class Rep, class Period>
     bool wait(std::chrono::duration<Rep, Period> timeout) const noexcept {
         const auto deadline = detail::deadline_after(timeout);
@@ -78,7 +76,6 @@ public:
     /// Blocks until ready and returns the value (a reference into the shared state,
     /// valid while any copy of this result lives), or rethrows the call's exception
     /// with its type; throws `pool_terminated` if the pool was terminated first.
-    /// **Thread safety:** any thread (see `wait()`).
     decltype(auto) get() const& {
         state().wait_until(nullptr);
         return std::as_const(state()).value();
@@ -98,7 +95,6 @@ public:
 
     /// As `get()`, but throws `timeout_error` if the result is not ready within
     /// `timeout` (the call keeps running).
-    /// **Thread safety:** any thread (see `wait()`).
     template <class Rep, class Period>
     decltype(auto) get(std::chrono::duration<Rep, Period> timeout) const {
         const auto deadline = detail::deadline_after(timeout);
@@ -114,14 +110,12 @@ public:
     /// pool was terminated. Cancelling the awaiting task stops the wait (the call
     /// keeps running) with `cancelled_error`. Throws `corio::error` if the result is
     /// not ready and no loop runs on this thread.
-    /// **Thread safety:** loop thread of the awaiting task.
     [[nodiscard]] auto operator co_await() const& {
         return detail::result_awaiter<R, false>(state());
     }
 
     /// `co_await std::move(res)` / `co_await to_thread(...)`: as above, but returns
     /// `R` by value, moved out of the shared state.
-    /// **Thread safety:** loop thread of the awaiting task.
     [[nodiscard]] auto operator co_await() && { return detail::result_awaiter<R, true>(state()); }
 
 private:

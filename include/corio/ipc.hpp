@@ -45,8 +45,9 @@ struct memory_serializer;
 template <class Rep, class Period>
 int to_timeout_ms(std::chrono::duration<Rep, Period> d) noexcept {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
-    if (ms <= 0)
+    if (ms <= 0) {
         return 0;
+    }
     return ms > 0x7fffffff ? 0x7fffffff : static_cast<int>(ms);
 }
 } // namespace detail
@@ -363,14 +364,17 @@ public:
 private:
     friend struct serializer<shared_array<T>>;
     shared_array(shared_memory m, std::size_t n) : memory_(std::move(m)), size_(n) {
-        if (memory_.size() < n * sizeof(T))
+        if (memory_.size() < n * sizeof(T)) {
             throw serialize_error("corio::shared_array: the passed memory is too small");
+        }
     }
     static std::size_t bytes_for(std::size_t n) {
-        if (n == 0)
+        if (n == 0) {
             throw error("corio::shared_array: size 0");
-        if (n > (std::size_t(1) << 48) / sizeof(T))
+        }
+        if (n > (std::size_t(1) << 48) / sizeof(T)) {
             throw error("corio::shared_array: too many elements");
+        }
         return n * sizeof(T);
     }
     shared_memory memory_;
@@ -602,8 +606,9 @@ public:
     /// Waits until `pred()` is true (checked with the lock held).
     template <class Pred>
     void wait(Pred pred) {
-        while (!pred())
+        while (!pred()) {
             wait();
+        }
     }
     /// Awaitable wait (the lock taken with `async_acquire` on the loop thread).
     [[nodiscard]] task<void> async_wait();

@@ -52,8 +52,9 @@ public:
     /// return type, `serialize_error` if the bytes are malformed.
     template <class T>
     [[nodiscard]] T get() const {
-        if (type_ == nullptr || *type_ != typeid(T))
+        if (type_ == nullptr || *type_ != typeid(T)) {
             mismatch(typeid(T).name());
+        }
         byte_reader r(bytes_);
         return deserialize<T>(r);
     }
@@ -93,21 +94,21 @@ private:
 /// Destroying a started, unjoined process does not stop the child (as Python). At
 /// exit the program waits for its non-daemon children (joined or not) and sends
 /// SIGTERM to its daemon ones, as Python does; see `daemon()`.
-/// **Thread safety:** one process object must not be used by two threads at once;
-/// distinct objects are independent.
+/// **Thread safety:** one process object must not be used by two threads at once (that
+/// includes moving from it); distinct objects are independent.
 class process {
 public:
     /// Prepares a call of `f(args...)` (not started). Arguments must be serializable
     /// (a compile-time error otherwise); throws what serializing them throws.
-    /// **Thread safety:** a fresh object.
     template <class F, class... Args>
     requires(!std::is_same_v<std::remove_cvref_t<F>, process>) explicit process(F&& f,
                                                                                 Args&&... args) {
         using fn_type = std::decay_t<F>;
         detail::check_process_function<fn_type>();
         if constexpr (std::is_pointer_v<std::remove_cvref_t<F>>) {
-            if (f == nullptr)
+            if (f == nullptr) {
                 throw error("corio::process: the function pointer is null");
+            }
         }
         using result_type = detail::decoded_result_t<fn_type, detail::wire_type_t<Args>...>;
         constexpr bool keep = std::is_void_v<result_type> || serializable<result_type>;
@@ -118,34 +119,29 @@ public:
         call_body_ = w.take();
         start_fds_ = fds.take();
         name_ = next_name();
-        if constexpr (keep)
+        if constexpr (keep) {
             result_type_ = &typeid(result_type);
+        }
     }
 
     process(const process&) = delete;
     process& operator=(const process&) = delete;
     /// Moves the child (if any) into a new object.
-    /// **Thread safety:** not with concurrent use of `other`.
     process(process&& other) noexcept;
     /// Releases the current child (see the destructor) and takes over `other`'s.
-    /// **Thread safety:** not with concurrent use of either object.
     process& operator=(process&& other) noexcept;
     /// Forgets the child: a running child keeps running and is reaped when it ends.
-    /// **Thread safety:** not with concurrent use of the object.
     ~process();
 
     /// Starts the child. Throws `corio::error` if already started, or if the fork
     /// server cannot start (threads already run and `corio::init()` was not called),
     /// `std::system_error` if the fork fails.
-    /// **Thread safety:** not with concurrent use of the object.
     void start();
 
     /// Waits until the child ends. Throws `corio::error` if it was never started.
-    /// **Thread safety:** not with concurrent use of the object.
     void join();
 
     /// Waits at most `timeout` for the child to end; returns true if it ended.
-    /// **Thread safety:** not with concurrent use of the object.
     template <class Rep, class Period>
     bool join(std::chrono::duration<Rep, Period> timeout) {
         const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
@@ -154,29 +150,25 @@ public:
 
     /// Empty while the child runs (or before `start()`); then its exit status, or minus
     /// the number of the signal that killed it.
-    /// **Thread safety:** not with concurrent use of the object.
     [[nodiscard]] std::optional<int> exitcode();
 
     /// The child's process id; 0 before `start()`.
-    /// **Thread safety:** not with concurrent use of the object.
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
 
     /// True between `start()` and the end of the child.
-    /// **Thread safety:** not with concurrent use of the object.
     [[nodiscard]] bool is_alive();
 
     /// Sends SIGTERM to a running child (no effect once it ended).
-    /// **Thread safety:** not with concurrent use of the object.
     void terminate();
 
     /// Sends SIGKILL to a running child (no effect once it ended).
-    /// **Thread safety:** not with concurrent use of the object.
     void kill();
 
     /// Waits on the running loop, without blocking it, until the child ends (its
     /// pidfd and result channel are awaited on the ring). Throws `corio::error` if it
     /// was never started.
-    /// **Thread safety:** the loop's thread; not with concurrent use of the object.
+    /// **Thread safety:** on the loop's thread (and, as the class, not with concurrent
+    /// use of the object).
     [[nodiscard]] task<void> async_join();
 
     /// After `join()`: the function's return value (see `process_result`); for a
@@ -184,20 +176,16 @@ public:
     /// do (a standard exception as its own type, else `remote_error`); throws
     /// `broken_worker_error` if the child died without a result (signal, `exit()`),
     /// `corio::error` before the child ended or if the return type is not serializable.
-    /// **Thread safety:** not with concurrent use of the object.
     process_result result() const;
 
-    /// The process's name: "Process-N" unless set. **Thread safety:** as the class.
+    /// The process's name: "Process-N" unless set.
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     /// Sets the name the child sees in `current_process()` (before `start()`).
-    /// **Thread safety:** not with concurrent use of the object.
     void name(std::string n);
     /// True for a daemon process: terminated (SIGTERM, then SIGKILL with the fork
     /// server) when the program exits, where a non-daemon one is waited for at exit.
-    /// **Thread safety:** as the class.
     [[nodiscard]] bool daemon() const noexcept { return daemon_; }
     /// Sets the daemon flag; throws `corio::error` after `start()`.
-    /// **Thread safety:** not with concurrent use of the object.
     void daemon(bool on);
 
 private:

@@ -44,7 +44,7 @@ public:
 /// A parsed Redis URL: `redis://[[user]:password@]host[:port][/db]` (port 6379, db 0 by
 /// default; an IPv6 host in brackets) or `redis+unix:///path/to/socket[?db=N&password=P]`
 /// (also `unix:///path`).
-/// **Thread safety:** a plain value.
+/// **Thread safety:** a plain value; `parse()` and `display()` from any thread.
 struct url {
     std::string host;          ///< Host name or address (empty for a Unix socket).
     std::uint16_t port = 6379; ///< TCP port.
@@ -55,10 +55,8 @@ struct url {
 
     /// Parses `text`. Throws `redis::error` naming the text for anything malformed
     /// (an unknown scheme, a bad port or database number, an empty host or path).
-    /// **Thread safety:** any thread.
     static url parse(std::string_view text);
     /// The URL as text without its password (what error messages show).
-    /// **Thread safety:** any thread.
     [[nodiscard]] std::string display() const;
 };
 

@@ -419,18 +419,17 @@ struct redis_failed_job {
 /// persistence costs reruns, never a waiting caller.
 ///
 /// **Thread safety:** every member may be called from any thread, concurrently, except
-/// that the destructor must not race with other calls. Never call blocking members
-/// from a callback.
+/// that the destructor must not race with other calls, and that the blocking members
+/// (`apply`, `map`, `starmap`, `terminate`, `join`, `cancel`, `counts`, `failed_jobs`,
+/// `requeue_failed`) must not be called from the pool's thread (its callbacks).
 class redis_pool {
 public:
     /// Connects to `url` (`redis://host:port[/db]`, `redis+unix:///path`) and starts
     /// the pool's thread. Throws `redis::error` naming the URL if the server cannot be
     /// reached within `options.connect_timeout`.
-    /// **Thread safety:** a fresh object.
     explicit redis_pool(std::string url, redis_pool_options options = {});
     /// Closes the pool (unless terminated) and joins it: every submitted job's result
     /// arrived and its callbacks ran.
-    /// **Thread safety:** must not race with other calls.
     ~redis_pool();
     redis_pool(const redis_pool&) = delete;
     redis_pool& operator=(const redis_pool&) = delete;
@@ -438,7 +437,6 @@ public:
     /// Calls `f(args...)` on a worker and blocks until it returns; its result or its
     /// exception. Throws `pool_not_running` after `close()`, `corio::error` if `f` is not
     /// registered.
-    /// **Thread safety:** any thread except the pool's (callbacks).
     template <class F, class... Args>
     auto apply(F&& f, Args&&... args) {
         return apply_async(std::forward<F>(f), std::forward<Args>(args)...).get();
@@ -448,14 +446,12 @@ public:
     /// `callback` / `error_callback`, run on the pool's thread). Throws
     /// `pool_not_running` after `close()`, `corio::error` naming the problem if `f` is
     /// not a registered plain function.
-    /// **Thread safety:** any thread.
     template <class F, class... Args>
     [[nodiscard]] auto apply_async(F&& f, Args&&... args_then_callbacks) {
         return submit(std::forward<F>(f), std::forward<Args>(args_then_callbacks)...).second;
     }
 
     /// As `apply_async`, also returning the job's id (for `cancel(id)` and inspection).
-    /// **Thread safety:** any thread.
     template <class F, class... Args>
     [[nodiscard]] auto submit(F&& f, Args&&... args_then_callbacks) {
         using split = detail::split_args<Args...>;
@@ -468,7 +464,6 @@ public:
 
     /// `[f(x) for x in range]` in input order, in jobs of `chunksize` items; blocks.
     /// The first exception to arrive is thrown once every job finished.
-    /// **Thread safety:** any thread except the pool's.
     template <class F, std::ranges::input_range Range, class... Chunksize>
     auto map(F&& f, Range&& range, Chunksize... chunksize) {
         static_assert(sizeof...(Chunksize) <= 1 && (detail::integral_chunksize<Chunksize> && ...),
@@ -476,14 +471,12 @@ public:
         return map_async(std::forward<F>(f), std::forward<Range>(range), chunksize...).get();
     }
     /// As `map`, returning an `async_result<std::vector<R>>` at once.
-    /// **Thread safety:** any thread.
     template <class F, std::ranges::input_range Range, class... Extra>
     [[nodiscard]] auto map_async(F&& f, Range&& range, Extra&&... chunksize_then_callbacks) {
         return make_map_<false>(f, std::forward<Range>(range),
                                 std::forward<Extra>(chunksize_then_callbacks)...);
     }
     /// As `map`, each element a tuple unpacked into the call.
-    /// **Thread safety:** any thread except the pool's.
     template <class F, std::ranges::input_range Range, class... Chunksize>
     auto starmap(F&& f, Range&& range, Chunksize... chunksize) {
         static_assert(sizeof...(Chunksize) <= 1 && (detail::integral_chunksize<Chunksize> && ...),
@@ -491,7 +484,6 @@ public:
         return starmap_async(std::forward<F>(f), std::forward<Range>(range), chunksize...).get();
     }
     /// As `map_async`, each element a tuple unpacked into the call.
-    /// **Thread safety:** any thread.
     template <class F, std::ranges::input_range Range, class... Extra>
     [[nodiscard]] auto starmap_async(F&& f, Range&& range, Extra&&... chunksize_then_callbacks) {
         return make_map_<true>(f, std::forward<Range>(range),
@@ -513,34 +505,27 @@ public:
     }
 
     /// Stops accepting work; results still arrive. Idempotent.
-    /// **Thread safety:** any thread.
     void close() noexcept;
     /// Cancels every job this pool still waits for (queued ones leave the queue,
     /// running ones are killed by their workers) and fails their results with
     /// `pool_terminated`. Idempotent.
-    /// **Thread safety:** any thread except the pool's.
     void terminate() noexcept;
     /// Waits until every submitted job's result arrived, then stops the pool's thread.
     /// Throws `invalid_state_error` if the pool is still running (call `close()`).
-    /// **Thread safety:** any thread except the pool's.
     void join();
 
     /// Cancels job `id` (of any client): a queued job leaves the queue, a running job is
     /// killed by its worker; its result fails with `cancelled_error`. Returns false if
     /// the job is unknown or already finished.
-    /// **Thread safety:** any thread except the pool's.
     bool cancel(const std::string& id);
     /// Counts of this pool's queue per state.
-    /// **Thread safety:** any thread except the pool's.
     redis_queue_counts counts();
     /// The failed and dead jobs of this pool's queue, with their errors.
-    /// **Thread safety:** any thread except the pool's.
     std::vector<redis_failed_job> failed_jobs();
     /// Puts every failed and dead job of the queue back into it (attempts reset);
     /// returns how many. Their results go to the clients that still wait for them.
-    /// **Thread safety:** any thread except the pool's.
     std::size_t requeue_failed();
-    /// The queue's name. **Thread safety:** any thread.
+    /// The queue's name.
     [[nodiscard]] const std::string& queue() const noexcept;
 
 private:
@@ -722,15 +707,14 @@ class redis_worker_core;
 /// A worker process's server: takes jobs from the queues, runs them (N at a time) on
 /// its own `process_pool` or `thread_pool`, renews their leases, reports results to each
 /// job's client, and reaps jobs of dead workers. Start one per machine (or several).
-/// **Thread safety:** `stop()` from any thread or a signal handler of the loop; other
-/// members from one thread.
+/// **Thread safety:** `stop()` from any thread or a signal handler of the loop, `id()`
+/// and `jobs_done()` from any thread; other members from one thread (the destructor
+/// not while `run()` runs on another thread).
 class redis_worker {
 public:
     /// A worker for the server at `url`; connects in `run()` / `serve()`.
-    /// **Thread safety:** a fresh object.
     explicit redis_worker(std::string url, redis_worker_options options = {});
     /// Stops (if serving) and releases the worker.
-    /// **Thread safety:** not while `run()` runs on another thread.
     ~redis_worker();
     redis_worker(const redis_worker&) = delete;
     redis_worker& operator=(const redis_worker&) = delete;
@@ -738,20 +722,16 @@ public:
     /// Serves on a loop of its own until `stop()`, SIGTERM or SIGINT (graceful), then
     /// returns. Throws `redis::error` naming the URL if the server cannot be reached at
     /// start.
-    /// **Thread safety:** one thread.
     void run();
     /// Serves on the running loop until `stop()` (or cancellation); graceful stop.
     /// **Thread safety:** the loop's thread.
     [[nodiscard]] task<> serve();
     /// Stops taking jobs; running ones finish within the grace period, the rest go back
     /// to the queue, then `run()` / `serve()` return. Idempotent.
-    /// **Thread safety:** any thread.
     void stop() noexcept;
     /// This worker's id in Redis (host:pid:counter).
-    /// **Thread safety:** any thread.
     [[nodiscard]] const std::string& id() const noexcept;
     /// Jobs this worker completed (any outcome).
-    /// **Thread safety:** any thread.
     [[nodiscard]] std::size_t jobs_done() const noexcept;
 
 private:

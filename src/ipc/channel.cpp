@@ -35,16 +35,18 @@ enum : std::uint8_t { inline_message = 0, memfd_message = 1 };
 }
 
 [[noreturn]] void throw_errno(int e, const char* what) {
-    if (e == EPIPE || e == ECONNRESET || e == ENOTCONN)
+    if (e == EPIPE || e == ECONNRESET || e == ENOTCONN) {
         throw_closed_peer();
+    }
     throw std::system_error(e, std::generic_category(), what);
 }
 
 // A memfd holding `bytes`, for a message too large to go inline.
 int memfd_with(std::string_view bytes) {
     const int fd = ::memfd_create("corio-message", MFD_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
         throw std::system_error(errno, std::generic_category(), "corio: memfd_create");
+    }
     std::size_t done = 0;
     while (done < bytes.size()) {
         const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -104,10 +106,11 @@ int passed_fd(msghdr& msg) noexcept {
             for (std::size_t i = 0; i < n; ++i) {
                 int f = -1;
                 std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-                if (fd < 0)
+                if (fd < 0) {
                     fd = f;
-                else
+                } else {
                     ::close(f); // never sent by corio: drop it
+                }
             }
         }
     }
@@ -141,36 +144,43 @@ message_channel::~message_channel() {
 }
 
 void message_channel::close() noexcept {
-    if (fd_ >= 0)
+    if (fd_ >= 0) {
         ::close(fd_);
+    }
     fd_ = -1;
 }
 
 std::pair<message_channel, message_channel> message_channel::make_pair(bool duplex) {
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         throw std::system_error(errno, std::generic_category(), "corio::pipe: socketpair");
+    }
     // Room for many messages in flight (the kernel caps it at net.core.wmem_max).
     const int want = 4 << 20;
     ::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
     ::setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
-    if (duplex)
+    if (duplex) {
         return {message_channel(sv[0], true, true), message_channel(sv[1], true, true)};
+    }
     return {message_channel(sv[0], false, true), message_channel(sv[1], true, false)};
 }
 
 void message_channel::check_send() const {
-    if (fd_ < 0)
+    if (fd_ < 0) {
         throw error("corio::connection: send on a closed connection");
-    if (!can_send_)
+    }
+    if (!can_send_) {
         throw error("corio::connection: send on the receiving end of a one-way pipe");
+    }
 }
 
 void message_channel::check_recv() const {
-    if (fd_ < 0)
+    if (fd_ < 0) {
         throw error("corio::connection: recv on a closed connection");
-    if (!can_recv_)
+    }
+    if (!can_recv_) {
         throw error("corio::connection: recv on the sending end of a one-way pipe");
+    }
 }
 
 void message_channel::send(std::string_view bytes) {
@@ -183,12 +193,15 @@ void message_channel::send(std::string_view bytes) {
         msg.msg_iovlen = 2;
         for (;;) {
             const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-            if (n >= 0)
+            if (n >= 0) {
                 return;
-            if (errno == EINTR)
+            }
+            if (errno == EINTR) {
                 continue;
-            if (errno == EMSGSIZE)
+            }
+            if (errno == EMSGSIZE) {
                 break; // a smaller send buffer than usual: go through a memfd
+            }
             throw_errno(errno, "corio: sendmsg");
         }
     }
@@ -200,10 +213,12 @@ void message_channel::send(std::string_view bytes) {
     prepare_memfd_message(msg, iov, header, control, sizeof control, fd, bytes.size());
     for (;;) {
         const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-        if (n >= 0)
+        if (n >= 0) {
             break;
-        if (errno == EINTR)
+        }
+        if (errno == EINTR) {
             continue;
+        }
         const int e = errno;
         ::close(fd);
         throw_errno(e, "corio: sendmsg");
@@ -213,20 +228,23 @@ void message_channel::send(std::string_view bytes) {
 
 std::string_view message_channel::decode(std::size_t n, int passed) {
     if (n == 0) {
-        if (passed >= 0)
+        if (passed >= 0) {
             ::close(passed);
+        }
         throw_closed_peer();
     }
     const auto kind = static_cast<std::uint8_t>(buf_[0]);
     if (kind == inline_message) {
-        if (passed >= 0)
+        if (passed >= 0) {
             ::close(passed);
+        }
         return std::string_view(buf_.data() + 1, n - 1);
     }
     std::uint64_t size = 0;
     if (kind != memfd_message || n != 9 || passed < 0) {
-        if (passed >= 0)
+        if (passed >= 0) {
             ::close(passed);
+        }
         throw serialize_error("corio: a malformed message on a connection");
     }
     std::memcpy(&size, buf_.data() + 1, sizeof size);
@@ -260,17 +278,20 @@ std::string_view message_channel::decode(std::size_t n, int passed) {
 
 std::optional<std::string_view> message_channel::recv(int timeout_ms) {
     check_recv();
-    if (buf_.size() != inline_limit_ + 1)
+    if (buf_.size() != inline_limit_ + 1) {
         buf_.resize(inline_limit_ + 1);
+    }
     const long long deadline = deadline_after(timeout_ms);
     for (;;) {
         if (timeout_ms >= 0) {
             pollfd p{fd_, POLLIN, 0};
             const int r = ::poll(&p, 1, remaining_ms(deadline));
-            if (r < 0 && errno == EINTR)
+            if (r < 0 && errno == EINTR) {
                 continue;
-            if (r == 0)
+            }
+            if (r == 0) {
                 return std::nullopt;
+            }
         }
         receive_header header(buf_.data(), buf_.size());
         msghdr& msg = header.msg;
@@ -278,14 +299,16 @@ std::optional<std::string_view> message_channel::recv(int timeout_ms) {
             ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC | (timeout_ms >= 0 ? MSG_DONTWAIT : 0));
         if (n < 0) {
             // EAGAIN: another process took the message between poll and recvmsg.
-            if (errno == EINTR || errno == EAGAIN)
+            if (errno == EINTR || errno == EAGAIN) {
                 continue;
+            }
             throw_errno(errno, "corio: recvmsg");
         }
         const int fd = n > 0 ? passed_fd(msg) : -1;
         if ((msg.msg_flags & MSG_TRUNC) != 0) {
-            if (fd >= 0)
+            if (fd >= 0) {
                 ::close(fd);
+            }
             throw serialize_error("corio: a message larger than the channel's limit");
         }
         return decode(static_cast<std::size_t>(n), fd);
@@ -298,10 +321,12 @@ bool message_channel::poll(int timeout_ms) {
     for (;;) {
         pollfd p{fd_, POLLIN, 0};
         const int r = ::poll(&p, 1, remaining_ms(deadline));
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && errno == EINTR) {
             continue;
-        if (r < 0)
+        }
+        if (r < 0) {
             throw std::system_error(errno, std::generic_category(), "corio: poll");
+        }
         return r > 0;
     }
 }
@@ -316,10 +341,12 @@ task<void> message_channel::async_send(std::string bytes) {
         msg.msg_iovlen = 2;
         const int r =
             co_await io_op(&prep_sendmsg, {.fd = fd_, .addr = &msg, .flags = MSG_NOSIGNAL});
-        if (r >= 0)
+        if (r >= 0) {
             co_return;
-        if (r != -EMSGSIZE)
+        }
+        if (r != -EMSGSIZE) {
             throw_errno(-r, "corio: sendmsg");
+        }
     }
     const int fd = memfd_with(bytes);
     char header[9];
@@ -335,24 +362,28 @@ task<void> message_channel::async_send(std::string bytes) {
         throw;
     }
     ::close(fd);
-    if (r < 0)
+    if (r < 0) {
         throw_errno(-r, "corio: sendmsg");
+    }
 }
 
 task<std::string_view> message_channel::async_recv() {
     check_recv();
-    if (buf_.size() != inline_limit_ + 1)
+    if (buf_.size() != inline_limit_ + 1) {
         buf_.resize(inline_limit_ + 1);
+    }
     receive_header header(buf_.data(), buf_.size());
     msghdr& msg = header.msg;
     const int n =
         co_await io_op(&prep_recvmsg, {.fd = fd_, .addr = &msg, .flags = MSG_CMSG_CLOEXEC});
-    if (n < 0)
+    if (n < 0) {
         throw_errno(-n, "corio: recvmsg");
+    }
     const int fd = n > 0 ? passed_fd(msg) : -1;
     if ((msg.msg_flags & MSG_TRUNC) != 0) {
-        if (fd >= 0)
+        if (fd >= 0) {
             ::close(fd);
+        }
         throw serialize_error("corio: a message larger than the channel's limit");
     }
     co_return decode(static_cast<std::size_t>(n), fd);
@@ -388,8 +419,9 @@ struct queue_state {
 queue_core::queue_core() noexcept = default;
 
 queue_core::queue_core(std::size_t maxsize) {
-    if (maxsize > 0x7fffffff)
+    if (maxsize > 0x7fffffff) {
         throw error("corio::process_queue: maxsize too large");
+    }
     auto [get_end, put_end] = message_channel::make_pair(false);
     auto memory = std::make_unique<shared_memory>(sizeof(queue_state));
     state_ = new (memory->data()) queue_state();
@@ -431,8 +463,9 @@ bool queue_core::closed() const noexcept {
 }
 
 void queue_core::check_open() const {
-    if (state_ == nullptr)
+    if (state_ == nullptr) {
         throw error("corio::process_queue: the queue is closed");
+    }
 }
 
 std::size_t queue_core::qsize() const noexcept {
@@ -453,13 +486,15 @@ bool queue_core::reserve(int timeout_ms) {
     for (;;) {
         std::uint32_t c = s.count.load(std::memory_order_acquire);
         if (c < s.maxsize) {
-            if (s.count.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel))
+            if (s.count.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) {
                 return true;
+            }
             continue;
         }
         const int left = remaining_ms(deadline);
-        if (left == 0)
+        if (left == 0) {
             return false;
+        }
         s.count_waiters.fetch_add(1, std::memory_order_acq_rel);
         futex_wait(&s.count, c, left);
         s.count_waiters.fetch_sub(1, std::memory_order_acq_rel);
@@ -471,14 +506,16 @@ void queue_core::unreserve() noexcept {
     s.count.fetch_sub(1, std::memory_order_acq_rel);
     // Wake them all: a waiter woken in vain (a cancelled awaiting task) must not
     // swallow the only wake-up.
-    if (s.maxsize != 0 && s.count_waiters.load(std::memory_order_acquire) != 0)
+    if (s.maxsize != 0 && s.count_waiters.load(std::memory_order_acquire) != 0) {
         futex_wake(&s.count, INT_MAX);
+    }
 }
 
 void queue_core::put(std::string_view bytes, int timeout_ms) {
     check_open();
-    if (!reserve(timeout_ms))
+    if (!reserve(timeout_ms)) {
         throw queue_full();
+    }
     state_->unfinished.fetch_add(1, std::memory_order_acq_rel);
     try {
         put_end_.send(bytes);
@@ -492,8 +529,9 @@ void queue_core::put(std::string_view bytes, int timeout_ms) {
 std::string_view queue_core::get(int timeout_ms) {
     check_open();
     auto v = get_end_.recv(timeout_ms);
-    if (!v)
+    if (!v) {
         throw queue_empty();
+    }
     unreserve();
     return *v;
 }
@@ -516,8 +554,9 @@ task<void> queue_core::async_put(std::string bytes) {
     while (!reserve(0)) {
         const std::uint32_t c = state_->count.load(std::memory_order_acquire);
         waiting_putter w(state_->count_waiters);
-        if (c >= state_->maxsize)
+        if (c >= state_->maxsize) {
             co_await futex_wait_async(&state_->count, c);
+        }
     }
     state_->unfinished.fetch_add(1, std::memory_order_acq_rel);
     bool sent = false;
@@ -544,14 +583,17 @@ void queue_core::task_done() {
     auto& u = state_->unfinished;
     std::uint32_t n = u.load(std::memory_order_acquire);
     for (;;) {
-        if (n == 0)
+        if (n == 0) {
             throw error("corio::joinable_process_queue: task_done() called more times than items "
                         "were put");
-        if (u.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel))
+        }
+        if (u.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) {
             break;
+        }
     }
-    if (n == 1)
+    if (n == 1) {
         futex_wake(&u, INT_MAX);
+    }
 }
 
 bool queue_core::join(int timeout_ms) {
@@ -559,11 +601,13 @@ bool queue_core::join(int timeout_ms) {
     const long long deadline = deadline_after(timeout_ms);
     for (;;) {
         const std::uint32_t n = state_->unfinished.load(std::memory_order_acquire);
-        if (n == 0)
+        if (n == 0) {
             return true;
+        }
         const int left = remaining_ms(deadline);
-        if (left == 0)
+        if (left == 0) {
             return false;
+        }
         futex_wait(&state_->unfinished, n, left);
     }
 }
@@ -572,8 +616,9 @@ task<void> queue_core::async_join() {
     check_open();
     for (;;) {
         const std::uint32_t n = state_->unfinished.load(std::memory_order_acquire);
-        if (n == 0)
+        if (n == 0) {
             co_return;
+        }
         co_await futex_wait_async(&state_->unfinished, n);
     }
 }
@@ -590,8 +635,9 @@ queue_core queue_core::read_from(byte_reader& r) {
     q.put_end_ = message_channel::read_from(r);
     q.get_end_ = message_channel::read_from(r);
     auto memory = std::make_unique<shared_memory>(shared_memory::read_from(r));
-    if (memory->size() < sizeof(queue_state))
+    if (memory->size() < sizeof(queue_state)) {
         throw serialize_error("corio::process_queue: the passed memory is too small");
+    }
     q.state_ = std::launder(reinterpret_cast<queue_state*>(memory->data()));
     q.memory_ = memory.release();
     return q;

@@ -18,8 +18,9 @@ thread_local incoming_fds* current_incoming = nullptr;
 
 void close_all(std::vector<int>& fds) noexcept {
     for (const int fd : fds) {
-        if (fd >= 0)
+        if (fd >= 0) {
             ::close(fd);
+        }
     }
     fds.clear();
 }
@@ -44,15 +45,18 @@ std::uint32_t pass_fd(int fd, const char* what) {
                                 "corio::process (a process pool or a pipe cannot carry it)",
                                 what));
     }
-    if (fd < 0)
+    if (fd < 0) {
         throw error(fmt::format("corio: {} is closed and cannot be passed to a process", what));
+    }
     // SCM_RIGHTS carries at most 253 descriptors in one message.
-    if (out->fds_.size() >= 250)
+    if (out->fds_.size() >= 250) {
         throw error("corio::process: more than 250 descriptors among the arguments");
+    }
     const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0)
+    if (copy < 0) {
         throw std::system_error(errno, std::generic_category(),
                                 "corio: dup of a passed descriptor");
+    }
     out->fds_.push_back(copy);
     return static_cast<std::uint32_t>(out->fds_.size() - 1);
 }
@@ -69,9 +73,10 @@ incoming_fds::~incoming_fds() {
 
 int receive_fd(std::uint32_t index) {
     incoming_fds* in = current_incoming;
-    if (in == nullptr || index >= in->fds_.size() || in->fds_[index] < 0)
+    if (in == nullptr || index >= in->fds_.size() || in->fds_[index] < 0) {
         throw serialize_error("corio: a passed descriptor is missing (decoded outside a process "
                               "start, or decoded twice)");
+    }
     const int fd = in->fds_[index];
     in->fds_[index] = -1;
     return fd;

@@ -89,8 +89,9 @@ private:
         for (;;) {
             {
                 std::lock_guard lock(mutex_);
-                if (stop_)
+                if (stop_) {
                     return;
+                }
                 // Fire every entry whose word moved on.
                 for (auto it = entries_.begin(); it != entries_.end();) {
                     watch_entry* e = *it;
@@ -183,24 +184,27 @@ void futex_wake(const std::atomic<std::uint32_t>* word, int n) noexcept {
 }
 
 task<void> futex_wait_async(const std::atomic<std::uint32_t>* word, std::uint32_t expected) {
-    if (word->load(std::memory_order_acquire) != expected)
+    if (word->load(std::memory_order_acquire) != expected) {
         co_return;
+    }
     future<void> done;
     watch_entry entry;
     entry.word = word;
     entry.expected = expected;
     entry.loop = &get_running_loop();
     entry.fire = [done]() mutable {
-        if (!done.done())
+        if (!done.done()) {
             done.set_result();
+        }
     };
     watch_registration registration(entry);
     co_await done;
 }
 
 long long deadline_after(int timeout_ms) noexcept {
-    if (timeout_ms < 0)
+    if (timeout_ms < 0) {
         return -1;
+    }
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now().time_since_epoch())
                          .count();
@@ -208,8 +212,9 @@ long long deadline_after(int timeout_ms) noexcept {
 }
 
 int remaining_ms(long long deadline_ms) noexcept {
-    if (deadline_ms < 0)
+    if (deadline_ms < 0) {
         return -1;
+    }
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now().time_since_epoch())
                          .count();

@@ -21,12 +21,14 @@ namespace {
 }
 
 std::string shm_path(std::string_view name) {
-    if (name.empty() || name.size() > 200)
+    if (name.empty() || name.size() > 200) {
         throw error("corio::shared_memory: a name must have 1 to 200 characters");
-    if (name.find('/') != std::string_view::npos)
+    }
+    if (name.find('/') != std::string_view::npos) {
         throw error(fmt::format("corio::shared_memory: the name \"{}\" contains '/' (names carry "
                                 "no leading slash)",
                                 name));
+    }
     return "/" + std::string(name);
 }
 
@@ -57,11 +59,13 @@ shared_memory::shared_memory(int fd, std::string name) : fd_(fd), name_(std::mov
 }
 
 shared_memory::shared_memory(std::size_t size) {
-    if (size == 0)
+    if (size == 0) {
         throw error("corio::shared_memory: size 0");
+    }
     const int fd = ::memfd_create("corio-shared-memory", MFD_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
         throw_errno("corio::shared_memory: memfd_create", errno);
+    }
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
         const int e = errno;
         ::close(fd);
@@ -71,13 +75,15 @@ shared_memory::shared_memory(std::size_t size) {
 }
 
 shared_memory shared_memory::create(std::string_view name, std::size_t size) {
-    if (size == 0)
+    if (size == 0) {
         throw error("corio::shared_memory::create: size 0");
+    }
     const std::string path = shm_path(name);
     const int fd = ::shm_open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (fd < 0) {
         throw std::system_error(errno, std::generic_category(),
                                 fmt::format("corio::shared_memory::create(\"{}\")", name));
+    }
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
         const int e = errno;
         ::close(fd);
@@ -90,9 +96,10 @@ shared_memory shared_memory::create(std::string_view name, std::size_t size) {
 shared_memory shared_memory::attach(std::string_view name) {
     const std::string path = shm_path(name);
     const int fd = ::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0)
+    if (fd < 0) {
         throw std::system_error(errno, std::generic_category(),
                                 fmt::format("corio::shared_memory::attach(\"{}\")", name));
+    }
     return shared_memory(fd, std::string(name));
 }
 
@@ -116,22 +123,26 @@ shared_memory::~shared_memory() {
 }
 
 void shared_memory::close() noexcept {
-    if (data_ != nullptr)
+    if (data_ != nullptr) {
         ::munmap(data_, size_);
-    if (fd_ >= 0)
+    }
+    if (fd_ >= 0) {
         ::close(fd_);
+    }
     data_ = nullptr;
     fd_ = -1;
     size_ = 0;
 }
 
 void shared_memory::unlink() {
-    if (name_.empty())
+    if (name_.empty()) {
         throw error("corio::shared_memory::unlink: anonymous memory has no name");
+    }
     const std::string path = shm_path(name_);
-    if (::shm_unlink(path.c_str()) != 0)
+    if (::shm_unlink(path.c_str()) != 0) {
         throw std::system_error(errno, std::generic_category(),
                                 fmt::format("corio::shared_memory::unlink(\"{}\")", name_));
+    }
 }
 
 void shared_memory::write_to(byte_writer& w) const {

@@ -47,8 +47,9 @@ S* state_of(const shared_memory& m) noexcept {
 
 template <class S>
 void check_size(const shared_memory& m, const char* who) {
-    if (m.size() < sizeof(S))
+    if (m.size() < sizeof(S)) {
         throw serialize_error(std::string(who) + ": the passed memory is too small");
+    }
 }
 
 // The futex word of a glibc mutex (owner tid | FUTEX_WAITERS | FUTEX_OWNER_DIED for
@@ -97,8 +98,9 @@ process_lock::process_lock(bool recursive) : memory_(sizeof(lock_state)) {
                               recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK);
     const int rc = pthread_mutex_init(&s->mutex, &attr);
     pthread_mutexattr_destroy(&attr);
-    if (rc != 0)
+    if (rc != 0) {
         throw std::system_error(rc, std::generic_category(), "corio::process_lock: init");
+    }
 }
 
 process_lock::process_lock(shared_memory m) noexcept : memory_(std::move(m)) {}
@@ -115,25 +117,30 @@ bool process_lock::take(int rc) {
         s->owner_died = 1;
         return true;
     }
-    if (rc == EBUSY || rc == ETIMEDOUT)
+    if (rc == EBUSY || rc == ETIMEDOUT) {
         return false;
-    if (rc == EDEADLK)
+    }
+    if (rc == EDEADLK) {
         throw error("corio::process_lock: this thread already holds the lock");
+    }
     throw std::system_error(rc, std::generic_category(), "corio::process_lock: acquire");
 }
 
 void process_lock::acquire() {
-    if (memory_.data() == nullptr)
+    if (memory_.data() == nullptr) {
         throw error("corio::process_lock: moved-from lock");
+    }
     (void)take(pthread_mutex_lock(&state_of<lock_state>(memory_)->mutex));
 }
 
 bool process_lock::acquire_ms(int timeout_ms) {
-    if (memory_.data() == nullptr)
+    if (memory_.data() == nullptr) {
         throw error("corio::process_lock: moved-from lock");
+    }
     auto* s = state_of<lock_state>(memory_);
-    if (timeout_ms <= 0)
+    if (timeout_ms <= 0) {
         return take(pthread_mutex_trylock(&s->mutex));
+    }
     const timespec deadline = monotonic_deadline(timeout_ms);
     return take(pthread_mutex_clocklock(&s->mutex, CLOCK_MONOTONIC, &deadline));
 }
@@ -143,24 +150,28 @@ bool process_lock::try_acquire() {
 }
 
 task<void> process_lock::async_acquire() {
-    if (memory_.data() == nullptr)
+    if (memory_.data() == nullptr) {
         throw error("corio::process_lock: moved-from lock");
+    }
     auto* s = state_of<lock_state>(memory_);
     std::atomic<std::uint32_t>* word = lock_word(s->mutex);
     bool waited = false;
     for (;;) {
         if (take(pthread_mutex_trylock(&s->mutex))) {
             // As glibc after a sleep: keep FUTEX_WAITERS set, others may still sleep.
-            if (waited)
+            if (waited) {
                 word->fetch_or(FUTEX_WAITERS, std::memory_order_acq_rel);
+            }
             co_return;
         }
         std::uint32_t w = word->load(std::memory_order_acquire);
-        if (w == 0)
+        if (w == 0) {
             continue;
+        }
         if ((w & FUTEX_WAITERS) == 0) {
-            if (!word->compare_exchange_strong(w, w | FUTEX_WAITERS, std::memory_order_acq_rel))
+            if (!word->compare_exchange_strong(w, w | FUTEX_WAITERS, std::memory_order_acq_rel)) {
                 continue;
+            }
             w |= FUTEX_WAITERS;
         }
         waited = true;
@@ -169,21 +180,25 @@ task<void> process_lock::async_acquire() {
 }
 
 void process_lock::release() {
-    if (memory_.data() == nullptr)
+    if (memory_.data() == nullptr) {
         throw error("corio::process_lock: moved-from lock");
+    }
     auto* s = state_of<lock_state>(memory_);
     // The robust mutex's word holds its owner's thread id: refuse here rather than
     // unlock a mutex this thread does not hold (pthread would say EPERM; sanitizers
     // report the attempt itself).
     const std::uint32_t owner =
         lock_word(s->mutex)->load(std::memory_order_acquire) & FUTEX_TID_MASK;
-    if (owner != static_cast<std::uint32_t>(::gettid()))
+    if (owner != static_cast<std::uint32_t>(::gettid())) {
         throw error("corio::process_lock: release() by a thread that does not hold the lock");
+    }
     const int rc = pthread_mutex_unlock(&s->mutex);
-    if (rc == EPERM)
+    if (rc == EPERM) {
         throw error("corio::process_lock: release() by a thread that does not hold the lock");
-    if (rc != 0)
+    }
+    if (rc != 0) {
         throw std::system_error(rc, std::generic_category(), "corio::process_lock: release");
+    }
 }
 
 bool process_lock::owner_died() const noexcept {
@@ -223,8 +238,9 @@ bool process_event::wait_ms(int timeout_ms) {
     const long long deadline = detail::deadline_after(timeout_ms);
     while (s->flag.load(std::memory_order_acquire) == 0) {
         const int left = detail::remaining_ms(deadline);
-        if (left == 0)
+        if (left == 0) {
             return false;
+        }
         detail::futex_wait(&s->flag, 0, left);
     }
     return true;
@@ -232,15 +248,17 @@ bool process_event::wait_ms(int timeout_ms) {
 
 task<void> process_event::async_wait() {
     auto* s = state_of<event_state>(memory_);
-    while (s->flag.load(std::memory_order_acquire) == 0)
+    while (s->flag.load(std::memory_order_acquire) == 0) {
         co_await detail::futex_wait_async(&s->flag, 0);
+    }
 }
 
 // ---------------------------------------------------------------------------- semaphore
 
 process_semaphore::process_semaphore(std::uint32_t value) : memory_(sizeof(semaphore_state)) {
-    if (value > 0x7fffffff)
+    if (value > 0x7fffffff) {
         throw error("corio::process_semaphore: initial value too large");
+    }
     auto* s = new (memory_.data()) semaphore_state();
     s->count.store(value, std::memory_order_release);
 }
@@ -251,8 +269,9 @@ bool process_semaphore::try_acquire() noexcept {
     auto* s = state_of<semaphore_state>(memory_);
     std::uint32_t c = s->count.load(std::memory_order_acquire);
     while (c > 0) {
-        if (s->count.compare_exchange_weak(c, c - 1, std::memory_order_acq_rel))
+        if (s->count.compare_exchange_weak(c, c - 1, std::memory_order_acq_rel)) {
             return true;
+        }
     }
     return false;
 }
@@ -266,8 +285,9 @@ bool process_semaphore::acquire_ms(int timeout_ms) {
     const long long deadline = detail::deadline_after(timeout_ms);
     while (!try_acquire()) {
         const int left = detail::remaining_ms(deadline);
-        if (left == 0)
+        if (left == 0) {
             return false;
+        }
         counted_waiter w(s->waiters);
         detail::futex_wait(&s->count, 0, left);
     }
@@ -286,13 +306,16 @@ void process_semaphore::release(std::uint32_t n) {
     auto* s = state_of<semaphore_state>(memory_);
     std::uint32_t c = s->count.load(std::memory_order_acquire);
     for (;;) {
-        if (n > 0x7fffffffU - c)
+        if (n > 0x7fffffffU - c) {
             throw error("corio::process_semaphore: release() overflows the counter");
-        if (s->count.compare_exchange_weak(c, c + n, std::memory_order_acq_rel))
+        }
+        if (s->count.compare_exchange_weak(c, c + n, std::memory_order_acq_rel)) {
             break;
+        }
     }
-    if (s->waiters.load(std::memory_order_acquire) != 0)
+    if (s->waiters.load(std::memory_order_acquire) != 0) {
         detail::futex_wake(&s->count, INT_MAX);
+    }
 }
 
 std::uint32_t process_semaphore::value() const noexcept {
@@ -320,8 +343,9 @@ bool process_condition::wait_ms(int timeout_ms) {
     bool notified = false;
     while (!notified) {
         const int left = detail::remaining_ms(deadline);
-        if (left == 0)
+        if (left == 0) {
             break;
+        }
         detail::futex_wait(&s->sequence, seen, left);
         notified = s->sequence.load(std::memory_order_acquire) != seen;
     }
@@ -333,8 +357,9 @@ task<void> process_condition::async_wait() {
     auto* s = state_of<condition_state>(memory_);
     const std::uint32_t seen = s->sequence.load(std::memory_order_acquire);
     lock_.release();
-    while (s->sequence.load(std::memory_order_acquire) == seen)
+    while (s->sequence.load(std::memory_order_acquire) == seen) {
         co_await detail::futex_wait_async(&s->sequence, seen);
+    }
     co_await lock_.async_acquire();
 }
 
@@ -351,8 +376,9 @@ void process_condition::notify_all() noexcept {
 // ---------------------------------------------------------------------------- barrier
 
 process_barrier::process_barrier(std::uint32_t parties) : memory_(sizeof(barrier_state)) {
-    if (parties == 0)
+    if (parties == 0) {
         throw error("corio::process_barrier: parties must be at least 1");
+    }
     auto* s = new (memory_.data()) barrier_state();
     s->parties = parties;
 }
@@ -382,8 +408,9 @@ std::uint32_t process_barrier::wait() {
     if (index + 1 == s->parties) {
         return index; // the last one released the others
     }
-    while (s->generation.load(std::memory_order_acquire) == generation)
+    while (s->generation.load(std::memory_order_acquire) == generation) {
         detail::futex_wait(&s->generation, generation, -1);
+    }
     return index;
 }
 
@@ -394,8 +421,9 @@ task<std::uint32_t> process_barrier::async_wait() {
     if (index + 1 == s->parties) {
         co_return index; // the last one released the others
     }
-    while (s->generation.load(std::memory_order_acquire) == generation)
+    while (s->generation.load(std::memory_order_acquire) == generation) {
         co_await detail::futex_wait_async(&s->generation, generation);
+    }
     co_return index;
 }
 

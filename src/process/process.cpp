@@ -47,8 +47,9 @@ int open_pidfd(pid_t pid) noexcept {
 // True if the unreaped child `pid` has exited (or cannot be looked at).
 bool has_exited(pid_t pid, int timeout_ms) noexcept {
     const int fd = open_pidfd(pid);
-    if (fd < 0)
+    if (fd < 0) {
         return true;
+    }
     const bool done = wait_pidfd(fd, timeout_ms);
     ::close(fd);
     return done;
@@ -110,8 +111,9 @@ child_registry& registry() {
 
 void wait_for_children() noexcept {
     child_registry* r = the_registry.load(std::memory_order_acquire);
-    if (r == nullptr)
+    if (r == nullptr) {
         return; // no child was ever started here
+    }
     std::vector<child_record> children;
     try {
         std::lock_guard lock(r->mutex);
@@ -121,12 +123,14 @@ void wait_for_children() noexcept {
         return;
     }
     for (const auto& c : children) {
-        if (c.daemon)
+        if (c.daemon) {
             ::kill(c.pid, SIGTERM); // unreaped: the pid is still this child's
+        }
     }
     for (const auto& c : children) {
-        if (!c.daemon)
+        if (!c.daemon) {
             has_exited(c.pid, -1);
+        }
     }
 }
 
@@ -181,8 +185,9 @@ process_info current_process() {
 
 std::optional<process_info> parent_process() {
     const auto& id = detail::self_identity();
-    if (id.parent_pid == 0)
+    if (id.parent_pid == 0) {
         return std::nullopt;
+    }
     return process_info{id.parent_pid, id.parent_name, false};
 }
 
@@ -192,8 +197,9 @@ std::vector<process_info> active_children() {
     r.cleanup_locked();
     std::vector<process_info> out;
     for (const auto& c : r.children) {
-        if (!detail::has_exited(c.pid, 0))
+        if (!detail::has_exited(c.pid, 0)) {
             out.push_back({c.pid, c.name, c.daemon});
+        }
     }
     return out;
 }
@@ -240,11 +246,13 @@ process& process::operator=(process&& other) noexcept {
 
 process::~process() {
     detail::close_all(start_fds_);
-    if (channel_fd_ >= 0)
+    if (channel_fd_ >= 0) {
         ::close(channel_fd_);
+    }
     if (pidfd_ >= 0) {
-        if (!exitcode_ && !(registered_ && detail::drop_child(pid_)))
+        if (!exitcode_ && !(registered_ && detail::drop_child(pid_))) {
             detail::fork_server_release(pid_);
+        }
         ::close(pidfd_);
     }
 }
@@ -254,14 +262,16 @@ void process::name(std::string n) {
 }
 
 void process::daemon(bool on) {
-    if (pid_ != 0)
+    if (pid_ != 0) {
         throw error("corio::process: daemon() set after start()");
+    }
     daemon_ = on;
 }
 
 void process::start() {
-    if (pid_ != 0)
+    if (pid_ != 0) {
         throw error("corio::process: start() called twice");
+    }
     detail::ensure_fork_server("corio::process");
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -326,8 +336,9 @@ void process::start() {
 
 // Reads what the child wrote on its channel; true once the channel is at its end.
 bool process::drain_channel(bool block) {
-    if (channel_fd_ < 0)
+    if (channel_fd_ < 0) {
         return true;
+    }
     char buf[65536];
     for (;;) {
         const ssize_t n = ::recv(channel_fd_, buf, sizeof buf, block ? 0 : MSG_DONTWAIT);
@@ -335,10 +346,12 @@ bool process::drain_channel(bool block) {
             answer_.append(buf, static_cast<std::size_t>(n));
             continue;
         }
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && errno == EINTR) {
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             return false;
+        }
         ::close(channel_fd_); // end of stream, or a broken channel
         channel_fd_ = -1;
         return true;
@@ -352,26 +365,31 @@ void process::reap() {
         ::close(channel_fd_);
         channel_fd_ = -1;
     }
-    if (registered_)
+    if (registered_) {
         detail::forget_child(pid_); // before the pid can be reused
+    }
     exitcode_ = detail::exitcode_of(detail::fork_server_wait(pid_));
     ::close(pidfd_);
     pidfd_ = -1;
 }
 
 void process::join() {
-    if (pid_ == 0)
+    if (pid_ == 0) {
         throw error("corio::process: join() before start()");
-    if (exitcode_)
+    }
+    if (exitcode_) {
         return;
+    }
     join_ms(-1);
 }
 
 bool process::join_ms(long long timeout_ms) {
-    if (pid_ == 0)
+    if (pid_ == 0) {
         throw error("corio::process: join() before start()");
-    if (exitcode_)
+    }
+    if (exitcode_) {
         return true;
+    }
     // Read the answer while waiting: a large result would otherwise fill the socket
     // and keep the child from exiting.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -385,8 +403,9 @@ bool process::join_ms(long long timeout_ms) {
             ms = left <= 0 ? 0 : (left > 0x7fffffff ? 0x7fffffff : static_cast<int>(left));
         }
         const int r = ::poll(p, channel_fd_ >= 0 ? 2 : 1, ms);
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && errno == EINTR) {
             continue;
+        }
         if (r < 0 || (p[0].revents != 0)) {
             reap();
             return true;
@@ -395,14 +414,16 @@ bool process::join_ms(long long timeout_ms) {
             drain_channel(false);
             continue;
         }
-        if (r == 0)
+        if (r == 0) {
             return false;
+        }
     }
 }
 
 task<void> process::async_join() {
-    if (pid_ == 0)
+    if (pid_ == 0) {
         throw error("corio::process: async_join() before start()");
+    }
     std::string buf(65536, '\0');
     while (channel_fd_ >= 0 && !exitcode_) {
         const int n = co_await detail::io_op(
@@ -422,26 +443,30 @@ task<void> process::async_join() {
 }
 
 process_result process::result() const {
-    if (pid_ == 0 || !exitcode_)
+    if (pid_ == 0 || !exitcode_) {
         throw error("corio::process::result(): the process has not been joined");
+    }
     if (answer_.size() < sizeof(detail::frame_header)) {
         throw broken_worker_error(
             fmt::format("corio::process {} ended without a result (exitcode {})", pid_, *exitcode_),
             pid_, *exitcode_);
     }
     byte_reader r(std::string_view(answer_).substr(sizeof(detail::frame_header)));
-    if (r.read_raw<std::uint8_t>() != 0)
+    if (r.read_raw<std::uint8_t>() != 0) {
         std::rethrow_exception(detail::read_exception(r));
-    if (result_type_ == nullptr)
+    }
+    if (result_type_ == nullptr) {
         throw error("corio::process::result(): the function's return type is not serializable");
+    }
     const std::string_view rest =
         std::string_view(answer_).substr(sizeof(detail::frame_header) + 1);
     return process_result(rest, result_type_);
 }
 
 std::optional<int> process::exitcode() {
-    if (pid_ != 0 && !exitcode_ && detail::wait_pidfd(pidfd_, 0))
+    if (pid_ != 0 && !exitcode_ && detail::wait_pidfd(pidfd_, 0)) {
         reap();
+    }
     return exitcode_;
 }
 
@@ -450,8 +475,9 @@ bool process::is_alive() {
 }
 
 void process::signal(int sig) {
-    if (pid_ == 0 || exitcode_)
+    if (pid_ == 0 || exitcode_) {
         return;
+    }
     if (::syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) != 0 && errno != ESRCH) {
         throw std::system_error(errno, std::generic_category(),
                                 "corio::process: pidfd_send_signal");

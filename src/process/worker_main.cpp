@@ -24,11 +24,13 @@ public:
 
     // Next frame, blocking; false at end of stream. `body` stays valid until the next call.
     bool next(frame_header& h, std::string_view& body) {
-        if (!fill_to(sizeof(frame_header)))
+        if (!fill_to(sizeof(frame_header))) {
             return false;
+        }
         std::memcpy(&h, buf_.data() + head_, sizeof h);
-        if (!fill_to(sizeof h + h.size))
+        if (!fill_to(sizeof h + h.size)) {
             return false;
+        }
         body = std::string_view(buf_.data() + head_ + sizeof h, h.size);
         head_ += sizeof h + h.size;
         return true;
@@ -44,26 +46,30 @@ public:
     // True if a whole frame is buffered, after taking what the socket holds now
     // (without blocking).
     bool frame_ready() {
-        if (buffered_frame())
+        if (buffered_frame()) {
             return true;
+        }
         std::memmove(buf_.data(), buf_.data() + head_, tail_ - head_);
         tail_ -= head_;
         head_ = 0;
-        if (tail_ == buf_.size())
+        if (tail_ == buf_.size()) {
             buf_.resize(buf_.size() * 2);
+        }
         ssize_t r;
         do {
             r = ::recv(fd_, buf_.data() + tail_, buf_.size() - tail_, MSG_DONTWAIT);
         } while (r < 0 && errno == EINTR);
-        if (r > 0)
+        if (r > 0) {
             tail_ += static_cast<std::size_t>(r);
+        }
         return buffered_frame();
     }
 
 private:
     bool buffered_frame() const noexcept {
-        if (tail_ - head_ < sizeof(frame_header))
+        if (tail_ - head_ < sizeof(frame_header)) {
             return false;
+        }
         frame_header h;
         std::memcpy(&h, buf_.data() + head_, sizeof h);
         return tail_ - head_ >= sizeof h + h.size;
@@ -78,8 +84,9 @@ private:
                 std::memmove(buf_.data(), buf_.data() + head_, tail_ - head_);
                 tail_ -= head_;
                 head_ = 0;
-                if (buf_.size() < n)
+                if (buf_.size() < n) {
                     buf_.resize(std::max(n, buf_.size() * 2));
+                }
             }
             const ssize_t r = receive(buf_.data() + tail_, buf_.size() - tail_);
             if (r > 0) {
@@ -97,8 +104,9 @@ private:
 
     // recv, collecting passed descriptors until the start frame is complete.
     ssize_t receive(char* at, std::size_t size) {
-        if (started_)
+        if (started_) {
             return ::recv(fd_, at, size, 0);
+        }
         iovec iov{at, size};
         alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
         msghdr msg{};
@@ -145,13 +153,15 @@ void write_all(int fd, byte_writer& out, bool clear = true) noexcept {
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
-            if (!clear)
+            if (!clear) {
                 return; // the parent dropped the process object: nobody wants the result
+            }
             ::_exit(0); // the pool is gone: nobody wants the answer
         }
     }
-    if (clear)
+    if (clear) {
         out.buffer().clear();
+    }
 }
 
 [[noreturn]] void run_worker(int fd, frame_reader& in, std::string_view start_body) noexcept {
@@ -161,8 +171,9 @@ void write_all(int fd, byte_writer& out, bool clear = true) noexcept {
         const auto init = r.read_raw<std::uintptr_t>();
         const std::size_t at = begin_frame(out, frame_kind::init_ok, 0, 0);
         try {
-            if (init != 0)
+            if (init != 0) {
                 reinterpret_cast<void (*)()>(init)();
+            }
         } catch (...) {
             out.buffer().clear();
             const std::size_t e = begin_frame(out, frame_kind::init_error, 0, 0);
@@ -178,8 +189,9 @@ void write_all(int fd, byte_writer& out, bool clear = true) noexcept {
         std::string_view body;
         std::size_t batch = 0; // tasks answered by the next write
         while (in.next(h, body)) {
-            if (h.kind != frame_kind::task)
+            if (h.kind != frame_kind::task) {
                 ::_exit(2);
+            }
             byte_reader task(body);
             const auto target = task.read_raw<call_target>();
             const bool stop_on_error = task.read_raw<std::uint8_t>() != 0;
@@ -249,21 +261,24 @@ void write_all(int fd, byte_writer& out, bool clear = true) noexcept {
 } // namespace
 
 void child_main(int fd) noexcept {
-    if (fd < 0)
+    if (fd < 0) {
         ::_exit(2);
+    }
     try {
         frame_reader in(fd);
         frame_header h;
         std::string_view body;
-        if (!in.next(h, body))
+        if (!in.next(h, body)) {
             ::_exit(0);
+        }
         in.started();
         if (h.kind == frame_kind::start_process) {
             std::string copy(body);
             run_process(fd, copy, in.take_fds());
         }
-        if (h.kind == frame_kind::start_worker)
+        if (h.kind == frame_kind::start_worker) {
             run_worker(fd, in, body);
+        }
     } catch (...) {
         ::_exit(70);
     }
