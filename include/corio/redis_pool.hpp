@@ -696,7 +696,9 @@ struct redis_worker_options {
     /// After SIGTERM / SIGINT / `stop()`: how long running jobs may take to finish
     /// before they are killed and handed back to the queue.
     std::chrono::milliseconds grace = std::chrono::seconds(10);
-    /// `run()` stops gracefully on SIGTERM and SIGINT.
+    /// `run()` stops gracefully on SIGTERM and SIGINT. The constructor already holds
+    /// them (blocks them on its thread, until the destructor), so a stop signal sent
+    /// before `run()` installed its handlers is not lost: `run()` reads it and stops.
     bool handle_signals = true;
 };
 

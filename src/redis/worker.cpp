@@ -102,6 +102,24 @@ public:
         if (options_.heartbeat.count() <= 0) {
             throw error("corio::redis_worker: the heartbeat must be positive");
         }
+        if (options_.handle_signals) {
+            // Held from now on: a SIGTERM that arrives before run() installed its
+            // handlers stays pending (instead of killing the process) and run()'s
+            // signalfd reads it.
+            sigset_t stop_signals;
+            sigemptyset(&stop_signals);
+            sigaddset(&stop_signals, SIGTERM);
+            sigaddset(&stop_signals, SIGINT);
+            pthread_sigmask(SIG_BLOCK, &stop_signals, &saved_mask_);
+            restore_mask_ = true;
+        }
+    }
+    redis_worker_core(const redis_worker_core&) = delete;
+    redis_worker_core& operator=(const redis_worker_core&) = delete;
+    ~redis_worker_core() {
+        if (restore_mask_) {
+            pthread_sigmask(SIG_SETMASK, &saved_mask_, nullptr);
+        }
     }
 
     const std::string& id() const noexcept { return id_; }
@@ -472,6 +490,8 @@ private:
     std::atomic<bool> stop_requested_{false};
     std::atomic<event_loop*> loop_{nullptr};
     std::atomic<std::size_t> done_{0};
+    sigset_t saved_mask_{};
+    bool restore_mask_ = false;
 };
 
 } // namespace corio::detail
