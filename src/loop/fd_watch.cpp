@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace corio::detail {
@@ -53,18 +54,26 @@ public:
     }
 
     /// Stops watching: the queued call is dropped, the poll cancelled; frees this
-    /// now or when the poll's final completion arrives (or with the ring).
-    void retire() noexcept {
+    /// now or when the poll's final completion arrives. Until then it stays in
+    /// `retiring` (which the registry's destructor frees if the loop closes first).
+    void retire(std::unordered_set<fd_watch*>& retiring) noexcept {
         dead_ = true;
         queued_.cancel();
-        if (running_) {
-            return; // run() frees it once the callback returned
-        }
-        if (!armed_) {
+        if (!running_ && !armed_) {
             delete this;
             return;
         }
-        cancel_op(*loop_, *this); // may complete (and delete this) at once
+        try {
+            retiring.insert(this);
+            retiring_ = &retiring;
+        } catch (...) {
+            // out of memory: it is freed at its completion, or leaks if the loop
+            // closes first
+        }
+        if (!running_) {
+            cancel_op(*loop_, *this); // may complete (and free this) at once
+        }
+        // else run() frees it once the callback returned
     }
 
     /// Called by the registry's destructor (the loop is closing): nothing runs or
@@ -74,6 +83,16 @@ public:
         delete this;
     }
 
+private:
+    /// Frees a retired watch whose poll ended.
+    void destroy() noexcept {
+        if (retiring_ != nullptr) {
+            retiring_->erase(this);
+        }
+        delete this;
+    }
+
+public:
 private:
     static void prep_fn(uring_op& op, ::io_uring_sqe& sqe) noexcept {
         auto& self = static_cast<fd_watch&>(op);
@@ -91,7 +110,7 @@ private:
         }
         if (self.dead_) {
             if (!self.armed_ && !self.running_) {
-                delete &self;
+                self.destroy();
             }
             return;
         }
@@ -154,7 +173,7 @@ private:
         }
         if (dead_) {
             if (!armed_) {
-                delete this;
+                destroy();
             } else {
                 cancel_op(*loop_, *this);
             }
@@ -178,6 +197,7 @@ private:
     bool queued_pending_ = false;
     timer_handle queued_;
     std::function<void()> next_;
+    std::unordered_set<fd_watch*>* retiring_ = nullptr;
 };
 
 class fd_watch_registry {
@@ -192,6 +212,12 @@ public:
             w->drop();
         }
         for (auto& [fd, w] : writers_) {
+            w->drop();
+        }
+        // Removed watches whose poll had not ended yet: nothing completes any more.
+        std::unordered_set<fd_watch*> retiring;
+        retiring.swap(retiring_);
+        for (fd_watch* w : retiring) {
             w->drop();
         }
     }
@@ -222,7 +248,7 @@ public:
         }
         fd_watch* w = it->second;
         map.erase(it);
-        w->retire();
+        w->retire(retiring_);
         return true;
     }
 
@@ -231,6 +257,7 @@ private:
     bool multishot_;
     std::unordered_map<int, fd_watch*> readers_;
     std::unordered_map<int, fd_watch*> writers_;
+    std::unordered_set<fd_watch*> retiring_;
 };
 
 } // namespace corio::detail
