@@ -197,6 +197,24 @@ std::size_t server::connection_count() const noexcept {
     return state_ ? state_->connections.size() : 0;
 }
 
+namespace {
+
+/// Starts the server's accept loop; its end counts towards the server's drain.
+template <class Stream>
+void start_accepting(event_loop& loop, const std::shared_ptr<detail::server_state>& st,
+                     const char* name) {
+    st->accept_task.emplace(loop.create_task(detail::accept_loop<Stream>(st), name));
+    std::weak_ptr<detail::server_state> weak = st;
+    st->accept_task->add_done_callback([weak](const future<>&) {
+        if (auto s = weak.lock()) {
+            s->accept_done = true;
+            s->check_drained();
+        }
+    });
+}
+
+} // namespace
+
 task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
                           server_options options) {
     std::optional<endpoint> local;
@@ -217,15 +235,7 @@ task<server> start_server(connection_handler handler, std::string host, std::uin
     st->listener = tcp_listener::bind(*local, options.backlog, options.listener);
     st->handler = std::move(handler);
     st->options = options;
-    st->accept_task.emplace(
-        loop.create_task(detail::accept_loop<tcp_stream>(st), "corio-server-accept"));
-    std::weak_ptr<detail::server_state> weak = st;
-    st->accept_task->add_done_callback([weak](const future<>&) {
-        if (auto s = weak.lock()) {
-            s->accept_done = true;
-            s->check_drained();
-        }
-    });
+    start_accepting<tcp_stream>(loop, st, "corio-server-accept");
     co_return server(std::move(st));
 }
 
@@ -236,15 +246,7 @@ task<server> start_unix_server(unix_connection_handler handler, std::string path
     st->local_listener = unix_listener::bind(std::move(path), options.backlog, options.listener);
     st->unix_handler = std::move(handler);
     st->options = options;
-    st->accept_task.emplace(
-        loop.create_task(detail::accept_loop<unix_stream>(st), "corio-unix-server-accept"));
-    std::weak_ptr<detail::server_state> weak = st;
-    st->accept_task->add_done_callback([weak](const future<>&) {
-        if (auto s = weak.lock()) {
-            s->accept_done = true;
-            s->check_drained();
-        }
-    });
+    start_accepting<unix_stream>(loop, st, "corio-unix-server-accept");
     co_return server(std::move(st));
 }
 
