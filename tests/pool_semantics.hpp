@@ -35,6 +35,7 @@
 #include <exception>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -874,6 +875,331 @@ void awaiting_a_result_of_a_terminated_pool_gets_pool_terminated() {
     CHECK_THROWS_AS(res.get(), corio::pool_terminated);
     gate.open(); // a thread pool's worker still runs the call: let it return
     pool.join();
+}
+
+// ---- imap results taken item by item from a task (co_await next()) -----------------
+
+inline std::vector<std::pair<std::string, int>> gated_items(const process_gate& gate, int n) {
+    std::vector<std::pair<std::string, int>> items;
+    for (int i = 0; i < n; ++i) {
+        items.emplace_back(gate.path(), i);
+    }
+    return items;
+}
+
+/// Takes every item with next(); notes the ticks seen when the first item came.
+inline corio::task<std::vector<int>> take_all_while_ticking(corio::imap_result<int>* r,
+                                                            process_gate* gate, int* ticks,
+                                                            int* ticks_at_first, int* off_loop) {
+    const auto loop_thread = std::this_thread::get_id();
+    auto ticker = corio::create_task(open_after_ticks(gate, 5, ticks));
+    std::vector<int> got;
+    while (std::optional<int> v = co_await r->next()) {
+        if (got.empty()) {
+            *ticks_at_first = *ticks;
+        }
+        *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1;
+        got.push_back(*v);
+    }
+    co_await ticker;
+    CHECK_FALSE((co_await r->next()).has_value()); // stays at the end
+    co_return got;
+}
+
+template <class Pool>
+void imap_next_yields_items_in_order_while_the_loop_ticks() {
+    watchdog dog("imap next() while the loop ticks");
+    Pool pool(2);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    auto r = pool.imap(square_holding_back_zero, gated_items(gate, 6));
+    int ticks = 0;
+    int ticks_at_first = -1;
+    int off_loop = 0;
+    CHECK(corio::run(take_all_while_ticking(&r, &gate, &ticks, &ticks_at_first, &off_loop)) ==
+          std::vector<int>{0, 1, 4, 9, 16, 25});
+    CHECK(ticks_at_first == 5); // item 0 came only after the loop ticked 5 times meanwhile
+    CHECK(off_loop == 0);       // resumed on the loop's thread every time
+}
+
+/// Takes the first item to finish (item 0 is held at the gate), then lets item 0 go
+/// after 3 ticks of the loop and takes the rest; notes the ticks when item 0 came.
+inline corio::task<std::vector<int>> take_unordered(corio::imap_result<int>* r, process_gate* gate,
+                                                    int* ticks, int* ticks_at_zero) {
+    std::vector<int> got;
+    std::optional<int> first = co_await r->next();
+    REQUIRE(first.has_value());
+    got.push_back(*first);
+    auto ticker = corio::create_task(open_after_ticks(gate, 3, ticks));
+    while (std::optional<int> v = co_await r->next()) {
+        if (*v == 0) {
+            *ticks_at_zero = *ticks;
+        }
+        got.push_back(*v);
+    }
+    CHECK_FALSE((co_await r->next()).has_value());
+    co_await ticker;
+    co_return got;
+}
+
+template <class Pool>
+void imap_unordered_next_yields_items_in_completion_order() {
+    watchdog dog("imap_unordered next()");
+    Pool pool(2);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    auto r = pool.imap_unordered(square_holding_back_zero, gated_items(gate, 8));
+    int ticks = 0;
+    int ticks_at_zero = -1;
+    const std::vector<int> got = corio::run(take_unordered(&r, &gate, &ticks, &ticks_at_zero));
+    REQUIRE(got.size() == 8);
+    CHECK(got.front() != 0);   // another worker's item finished first
+    CHECK(ticks_at_zero == 3); // item 0 came after the loop ticked while next() waited
+    std::vector<int> sorted = got;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(sorted == std::vector<int>{0, 1, 4, 9, 16, 25, 36, 49});
+}
+
+/// Values and the messages of the items that threw, in the order next() gave them.
+inline corio::task<std::vector<std::string>> take_with_errors(corio::imap_result<int>* r) {
+    std::vector<std::string> out;
+    for (;;) {
+        try {
+            std::optional<int> v = co_await r->next();
+            if (!v) {
+                break;
+            }
+            out.push_back(std::to_string(*v));
+        } catch (const std::invalid_argument& e) {
+            out.emplace_back(e.what());
+        }
+    }
+    co_return out;
+}
+
+template <class Pool>
+void imap_next_rethrows_a_failed_item_and_goes_on() {
+    watchdog dog("imap next() with failing items");
+    Pool pool(2);
+    auto ordered = pool.imap(fail_on_odd, iota_vector(6), 2);
+    CHECK(corio::run(take_with_errors(&ordered)) ==
+          std::vector<std::string>{"0", "odd: 1", "2", "odd: 3", "4", "odd: 5"});
+    auto unordered = pool.imap_unordered(fail_on_odd, iota_vector(6));
+    std::vector<std::string> got = corio::run(take_with_errors(&unordered));
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"0", "2", "4", "odd: 1", "odd: 3", "odd: 5"});
+}
+
+inline corio::task<std::optional<int>> next_of(corio::imap_result<int>* r) {
+    co_return co_await r->next();
+}
+
+template <class Pool>
+corio::task<std::string> next_when_terminated(Pool* pool, corio::imap_result<int>* r) {
+    auto waiter = corio::create_task(next_of(r));
+    co_await corio::yield_now(); // the waiter suspends in next()
+    co_await corio::yield_now();
+    pool->terminate();
+    std::string outcome;
+    try {
+        (void)co_await waiter;
+        outcome = "value";
+    } catch (const corio::pool_terminated&) {
+        outcome = "pool_terminated";
+    }
+    try {
+        (void)co_await r->next();
+        outcome += "/value";
+    } catch (const corio::pool_terminated&) {
+        outcome += "/pool_terminated"; // and again on a later call
+    }
+    co_return outcome;
+}
+
+template <class Pool>
+void imap_next_of_a_terminated_pool_throws_pool_terminated() {
+    watchdog dog("imap next() of a terminated pool");
+    Pool pool(1);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    auto r = pool.imap(square_holding_back_zero, gated_items(gate, 3));
+    REQUIRE(gate.wait_arrivals(1)); // item 0 runs when the pool is terminated
+    CHECK(corio::run(next_when_terminated(&pool, &r)) == "pool_terminated/pool_terminated");
+    gate.open(); // a thread pool's worker still runs the call: let it return
+    pool.join();
+}
+
+inline corio::task<std::string> cancel_next_then_go_on(process_gate* gate,
+                                                       corio::imap_result<int>* r) {
+    auto waiter = corio::create_task(next_of(r));
+    co_await corio::yield_now(); // the waiter suspends in next()
+    co_await corio::yield_now();
+    waiter.cancel();
+    std::string outcome;
+    try {
+        (void)co_await waiter;
+        outcome = "value";
+    } catch (const corio::cancelled_error&) {
+        outcome = "cancelled";
+    }
+    gate->open();
+    // Nothing was taken: the next call yields item 0, then the rest.
+    while (std::optional<int> v = co_await r->next()) {
+        outcome += "/" + std::to_string(*v);
+    }
+    co_return outcome;
+}
+
+/// A next() task that outlives its imap_result: it holds the shared state itself.
+inline corio::task<int>
+next_after_the_result_is_dropped(process_gate* gate,
+                                 std::optional<corio::imap_result<int>>* holder) {
+    auto waiter = corio::create_task((*holder)->next());
+    co_await corio::yield_now(); // the waiter suspends in next()
+    co_await corio::yield_now();
+    holder->reset(); // the result is dropped while its next() waits
+    gate->open();
+    std::optional<int> v = co_await waiter;
+    co_return v ? *v : -1;
+}
+
+template <class Pool>
+void cancelling_a_task_in_imap_next_takes_no_item() {
+    watchdog dog("cancel in imap next()");
+    Pool pool(1);
+    {
+        process_gate gate; // after the pool: destroyed (opened) before the pool joins
+        auto r = pool.imap(square_holding_back_zero, gated_items(gate, 3));
+        CHECK(corio::run(cancel_next_then_go_on(&gate, &r)) == "cancelled/0/1/4");
+    }
+    {
+        process_gate gate;
+        std::optional<corio::imap_result<int>> holder =
+            pool.imap_unordered(square_holding_back_zero, gated_items(gate, 1));
+        CHECK(corio::run(next_after_the_result_is_dropped(&gate, &holder)) == 0);
+    }
+}
+
+inline corio::task<int> count_items(corio::imap_result<int>* r) {
+    int n = 0;
+    while (co_await r->next()) {
+        ++n;
+    }
+    CHECK_FALSE((co_await r->next()).has_value());
+    co_return n;
+}
+
+template <class Pool>
+void imap_next_of_an_empty_input_ends_at_once() {
+    Pool pool(1);
+    auto ordered = pool.imap(square, std::vector<int>{});
+    CHECK(corio::run(count_items(&ordered)) == 0);
+    auto unordered = pool.imap_unordered(square, std::vector<int>{}, 3);
+    CHECK(corio::run(count_items(&unordered)) == 0);
+}
+
+template <class Pool>
+void imap_next_and_iteration_do_not_mix() {
+    Pool pool(1);
+    auto iterated = pool.imap(square, iota_vector(3));
+    auto it = iterated.begin();
+    CHECK(*it == 0);
+    CHECK_THROWS_AS(corio::run(next_of(&iterated)), corio::invalid_state_error);
+    auto awaited = pool.imap_unordered(square, iota_vector(3));
+    CHECK(corio::run(count_items(&awaited)) == 3);
+    CHECK_THROWS_AS(awaited.begin(), corio::invalid_state_error);
+}
+
+// ---- pool results in gather, wait_any and as_completed ------------------------------
+
+template <class Pool>
+corio::task<std::string> gather_results(Pool* pool) {
+    auto [a, b] = co_await corio::gather(pool->apply_async(square, 3),
+                                         pool->apply_async(repeat, std::string("ab"), 2));
+    std::string out = std::to_string(a) + "," + b;
+    std::vector<corio::async_result<int>> rs;
+    for (int i = 1; i <= 3; ++i) {
+        rs.push_back(pool->apply_async(square, i));
+    }
+    for (int v : co_await corio::gather(rs)) {
+        out += "," + std::to_string(v);
+    }
+    try {
+        (void)co_await corio::gather(pool->apply_async(square, 2),
+                                     pool->apply_async(fail_on_odd, 3));
+        out += ",no error";
+    } catch (const std::invalid_argument& e) {
+        out += std::string(",") + e.what();
+    }
+    co_return out;
+}
+
+template <class Pool>
+void gather_accepts_async_results() {
+    watchdog dog("gather of async_results");
+    Pool pool(2);
+    CHECK(corio::run(gather_results(&pool)) == "9,abab,1,4,9,odd: 3");
+}
+
+template <class Pool>
+corio::task<std::string> wait_any_results(Pool* pool, process_gate* gate) {
+    auto held = pool->apply_async(gated_square, gate->path(), 7);
+    auto [i, v] = co_await corio::wait_any(held, pool->apply_async(square, 5));
+    std::string out = std::to_string(i) + ":" + std::to_string(v);
+    std::vector<corio::async_result<int>> rs{held, pool->apply_async(add, 1, 2)};
+    auto [j, w] = co_await corio::wait_any(rs);
+    out += "," + std::to_string(j) + ":" + std::to_string(w);
+    try {
+        (void)co_await corio::wait_any(held, pool->apply_async(always_fail, 4));
+        out += ",no error";
+    } catch (const std::out_of_range& e) {
+        out += std::string(",") + e.what();
+    }
+    CHECK_FALSE(held.ready()); // the losers' waits were cancelled, not the call
+    gate->open();
+    out += "," + std::to_string(co_await held);
+    co_return out;
+}
+
+template <class Pool>
+void wait_any_accepts_async_results() {
+    watchdog dog("wait_any of async_results");
+    Pool pool(2);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    CHECK(corio::run(wait_any_results(&pool, &gate)) == "1:25,1:3,bad item 4,49");
+}
+
+template <class Pool>
+corio::task<std::vector<std::string>> as_completed_results(Pool* pool, process_gate* gate) {
+    std::vector<corio::async_result<int>> rs{pool->apply_async(gated_square, gate->path(), 6),
+                                             pool->apply_async(square, 3),
+                                             pool->apply_async(fail_on_odd, 1)};
+    std::vector<std::string> out;
+    auto gen = corio::as_completed(rs);
+    while (auto o = co_await gen.next()) {
+        if (o->has_value()) {
+            out.push_back(std::to_string(o->value()));
+        } else {
+            try {
+                (void)o->value();
+            } catch (const std::invalid_argument& e) {
+                out.emplace_back(e.what());
+            }
+        }
+        if (out.size() == 2) {
+            gate->open(); // the held call can finish only now: it comes last
+        }
+    }
+    co_return out;
+}
+
+template <class Pool>
+void as_completed_accepts_async_results() {
+    watchdog dog("as_completed of async_results");
+    Pool pool(2);
+    process_gate gate; // after the pool: destroyed (opened) before the pool joins
+    std::vector<std::string> got = corio::run(as_completed_results(&pool, &gate));
+    REQUIRE(got.size() == 3);
+    CHECK(got[2] == "36");
+    std::sort(got.begin(), got.end() - 1);
+    CHECK(got == std::vector<std::string>{"9", "odd: 1", "36"});
 }
 
 // ---- lifecycle rules of basic_pool, the same for every backend ----------------------

@@ -386,6 +386,53 @@ TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated",
     ps::awaiting_a_result_of_a_terminated_pool_gets_pool_terminated<corio::process_pool>();
 }
 
+TEST_CASE("imap next() yields items in input order while the loop ticks",
+          "[process_pool][imap][loop]") {
+    ps::imap_next_yields_items_in_order_while_the_loop_ticks<corio::process_pool>();
+}
+
+TEST_CASE("imap_unordered next() yields items in completion order", "[process_pool][imap][loop]") {
+    ps::imap_unordered_next_yields_items_in_completion_order<corio::process_pool>();
+}
+
+TEST_CASE("imap next() rethrows a failed item and the iteration goes on",
+          "[process_pool][imap][loop][error]") {
+    ps::imap_next_rethrows_a_failed_item_and_goes_on<corio::process_pool>();
+}
+
+TEST_CASE("imap next() of a terminated pool throws pool_terminated",
+          "[process_pool][imap][loop][terminate]") {
+    ps::imap_next_of_a_terminated_pool_throws_pool_terminated<corio::process_pool>();
+}
+
+TEST_CASE("cancelling a task in imap next() takes no item; a next() outlives its result",
+          "[process_pool][imap][loop][cancel]") {
+    ps::cancelling_a_task_in_imap_next_takes_no_item<corio::process_pool>();
+}
+
+TEST_CASE("imap next() of an empty input ends at once", "[process_pool][imap][loop]") {
+    ps::imap_next_of_an_empty_input_ends_at_once<corio::process_pool>();
+}
+
+TEST_CASE("imap next() and blocking iteration do not mix", "[process_pool][imap][loop][error]") {
+    ps::imap_next_and_iteration_do_not_mix<corio::process_pool>();
+}
+
+TEST_CASE("gather accepts async_results (values and an exception)",
+          "[process_pool][loop][gather]") {
+    ps::gather_accepts_async_results<corio::process_pool>();
+}
+
+TEST_CASE("wait_any accepts async_results (values and an exception)",
+          "[process_pool][loop][wait_any]") {
+    ps::wait_any_accepts_async_results<corio::process_pool>();
+}
+
+TEST_CASE("as_completed accepts async_results (values and an exception)",
+          "[process_pool][loop][as_completed]") {
+    ps::as_completed_accepts_async_results<corio::process_pool>();
+}
+
 // ---- the crash matrix ------------------------------------------------------------
 
 namespace {

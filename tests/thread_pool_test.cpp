@@ -644,6 +644,52 @@ TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated",
     ps::awaiting_a_result_of_a_terminated_pool_gets_pool_terminated<corio::thread_pool>();
 }
 
+TEST_CASE("imap next() yields items in input order while the loop ticks",
+          "[thread_pool][imap][loop]") {
+    ps::imap_next_yields_items_in_order_while_the_loop_ticks<corio::thread_pool>();
+}
+
+TEST_CASE("imap_unordered next() yields items in completion order", "[thread_pool][imap][loop]") {
+    ps::imap_unordered_next_yields_items_in_completion_order<corio::thread_pool>();
+}
+
+TEST_CASE("imap next() rethrows a failed item and the iteration goes on",
+          "[thread_pool][imap][loop][error]") {
+    ps::imap_next_rethrows_a_failed_item_and_goes_on<corio::thread_pool>();
+}
+
+TEST_CASE("imap next() of a terminated pool throws pool_terminated",
+          "[thread_pool][imap][loop][terminate]") {
+    ps::imap_next_of_a_terminated_pool_throws_pool_terminated<corio::thread_pool>();
+}
+
+TEST_CASE("cancelling a task in imap next() takes no item; a next() outlives its result",
+          "[thread_pool][imap][loop][cancel]") {
+    ps::cancelling_a_task_in_imap_next_takes_no_item<corio::thread_pool>();
+}
+
+TEST_CASE("imap next() of an empty input ends at once", "[thread_pool][imap][loop]") {
+    ps::imap_next_of_an_empty_input_ends_at_once<corio::thread_pool>();
+}
+
+TEST_CASE("imap next() and blocking iteration do not mix", "[thread_pool][imap][loop][error]") {
+    ps::imap_next_and_iteration_do_not_mix<corio::thread_pool>();
+}
+
+TEST_CASE("gather accepts async_results (values and an exception)", "[thread_pool][loop][gather]") {
+    ps::gather_accepts_async_results<corio::thread_pool>();
+}
+
+TEST_CASE("wait_any accepts async_results (values and an exception)",
+          "[thread_pool][loop][wait_any]") {
+    ps::wait_any_accepts_async_results<corio::thread_pool>();
+}
+
+TEST_CASE("as_completed accepts async_results (values and an exception)",
+          "[thread_pool][loop][as_completed]") {
+    ps::as_completed_accepts_async_results<corio::thread_pool>();
+}
+
 TEST_CASE("to_thread and run_in_executor are awaited without blocking the loop",
           "[thread_pool][loop][to_thread]") {
     tick_counter ticks;

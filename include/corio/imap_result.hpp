@@ -1,10 +1,22 @@
 #pragma once
 /// \file imap_result.hpp
 /// `imap_result<T>`: the lazy, single-pass range returned by `imap` and
-/// `imap_unordered` of the pools (multiprocessing's IMapIterator).
+/// `imap_unordered` of the pools (multiprocessing's IMapIterator). Threads iterate it
+/// (blocking); tasks take it item by item with `co_await res.next()`, which never
+/// blocks their loop.
+///
+/// ```
+/// auto squares = pool.imap(square, inputs);
+/// while (std::optional<int> v = co_await squares.next()) { // in a task
+///     use(*v);
+/// }
+/// ```
 
 #include <corio/async_result.hpp>
+#include <corio/detail/cross_wait.hpp>
+#include <corio/error.hpp>
 #include <corio/pool.hpp>
+#include <corio/task.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -23,7 +35,9 @@ namespace detail {
 
 /// Per-item outcomes of an imap plus the order in which chunks finished. Producers
 /// fill the items of a chunk, then call `chunk_done`; the one consumer walks the
-/// items with `next_slot` (blocking) in input order or in completion order.
+/// items in input order or in completion order, either with `next_slot` (blocking a
+/// thread) or with `try_take_slot` and `wait_async` (a task; woken through
+/// `awaiters_`, which producers signal under the mutex).
 template <class T>
 class imap_state : public ref_counted {
 public:
@@ -61,6 +75,7 @@ public:
                 order_.push_back(k); // capacity reserved: no allocation
             }
             wake = waiting_;
+            awaiters_.signal_all();
         }
         if (wake) {
             cv_.notify_one();
@@ -73,6 +88,7 @@ public:
         {
             std::lock_guard lock(mutex_);
             terminated_ = true;
+            awaiters_.signal_all();
         }
         cv_.notify_all();
     }
@@ -80,6 +96,7 @@ public:
     /// Consumer: the slot of the next item to yield, waiting until its chunk is done.
     /// Precondition: fewer than size() items were taken.
     std::size_t next_slot() {
+        use(consumer::blocking);
         if (ordered_) {
             const std::size_t k = cursor_ / chunksize_;
             wait_for([&] { return done_[k]; });
@@ -95,6 +112,59 @@ public:
             offset_ = 0;
         }
         return chunk_ * chunksize_ + offset_++;
+    }
+
+    /// What `try_take_slot` found.
+    enum class take : unsigned char { item, wait, end };
+
+    /// Task consumer: `item` and its slot in `slot` if the next item is there; `wait`
+    /// if it must wait (`wait_async`); `end` once every item was taken. Throws
+    /// `pool_terminated` if the next item will never come.
+    take try_take_slot(std::size_t& slot) {
+        std::lock_guard lock(mutex_);
+        if (async_taken_ >= n_) {
+            return take::end;
+        }
+        if (!available_locked()) {
+            if (terminated_) {
+                throw pool_terminated();
+            }
+            return take::wait;
+        }
+        ++async_taken_;
+        if (ordered_) {
+            slot = cursor_++;
+            return take::item;
+        }
+        if (chunk_ == no_chunk || offset_ == chunk_length(chunk_)) {
+            chunk_ = order_[taken_++];
+            offset_ = 0;
+        }
+        slot = chunk_ * chunksize_ + offset_++;
+        return take::item;
+    }
+
+    /// Task consumer: suspends until `try_take_slot` has an answer other than `wait`;
+    /// throws `cancelled_error` if the task is cancelled meanwhile (nothing is taken).
+    /// The caller holds a reference to the state.
+    auto wait_async() noexcept {
+        return cross_wait(mutex_, awaiters_, [this] {
+            return async_taken_ >= n_ || available_locked() || terminated_;
+        });
+    }
+
+    /// Which consumer the imap has: the blocking iterator or `next()`. Mixing them
+    /// throws `invalid_state_error`.
+    enum class consumer : unsigned char { none, blocking, async };
+    void use(consumer c) {
+        if (consumer_ == consumer::none) {
+            consumer_ = c;
+        } else if (consumer_ != c) {
+            throw invalid_state_error(
+                c == consumer::async
+                    ? "corio: imap_result::next() after iterating the result (use one or the other)"
+                    : "corio: iterating an imap_result after next() (use one or the other)");
+        }
     }
 
     /// Consumer: the item in `slot`, or its exception rethrown.
@@ -115,6 +185,14 @@ private:
 
     std::size_t chunk_length(std::size_t k) const noexcept {
         return std::min(chunksize_, n_ - k * chunksize_);
+    }
+
+    /// The next item's chunk is done (mutex held). Precondition: items are left.
+    bool available_locked() const noexcept {
+        if (ordered_) {
+            return done_[cursor_ / chunksize_];
+        }
+        return (chunk_ != no_chunk && offset_ < chunk_length(chunk_)) || order_.size() > taken_;
     }
 
     template <class Pred>
@@ -143,12 +221,15 @@ private:
     std::vector<std::size_t> order_; // unordered: finished chunks in order (guarded)
     bool waiting_ = false;           // guarded
     bool terminated_ = false;        // guarded
+    cross_waiter_list awaiters_;     // tasks in wait_async (guarded)
 
     // Consumer-only cursor.
     std::size_t cursor_ = 0;       // ordered: next item
     std::size_t taken_ = 0;        // unordered: chunks of order_ consumed
     std::size_t chunk_ = no_chunk; // unordered: chunk being yielded
     std::size_t offset_ = 0;       // unordered: next item in it
+    std::size_t async_taken_ = 0;  // items taken by next() (guarded)
+    consumer consumer_ = consumer::none;
 };
 
 } // namespace detail
@@ -159,7 +240,13 @@ private:
 /// go on past it); advancing to an item that will never come because the pool was
 /// terminated throws `pool_terminated`. Every item was submitted at creation; the
 /// range can be dropped at any time.
-/// **Thread safety:** iterate from one thread at a time.
+///
+/// A task takes the items one by one with `co_await res.next()` instead, without
+/// blocking its loop: the task is resumed on its loop's thread when the next item is
+/// there (a result thread of the pool wakes it). Use either the iterator or `next()`
+/// for one result, not both: mixing them throws `invalid_state_error`.
+/// **Thread safety:** iterate from one thread at a time; `next()` from tasks of one
+/// loop (one awaiting at a time is the usual shape; several get distinct items).
 template <class T>
 class imap_result {
 public:
@@ -210,15 +297,50 @@ public:
         : state_(std::move(state)) {}
 
     /// Starts the iteration (once: the range is single-pass), waiting for the first item.
-    [[nodiscard]] iterator begin() { return iterator(state_.get()); }
+    /// Throws `invalid_state_error` if `next()` was used on this result.
+    [[nodiscard]] iterator begin() {
+        state_->use(detail::imap_state<T>::consumer::blocking);
+        return iterator(state_.get());
+    }
     /// The end sentinel.
     /// **Thread safety:** any thread.
     [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
+
+    /// From a task: the next item (input order for `imap`, completion order for
+    /// `imap_unordered`), or `std::nullopt` once every item was taken. The task waits
+    /// without blocking its loop and is resumed on its loop's thread.
+    /// - An item whose call threw: that exception is rethrown here, and the item
+    ///   counts as taken (the next `next()` goes on with the following item).
+    /// - The pool was terminated before the item came: throws `pool_terminated` (again
+    ///   on every later call).
+    /// - The awaiting task is cancelled: throws `cancelled_error`; no item is taken,
+    ///   so a later `next()` yields the item the cancelled one waited for.
+    /// - Throws `invalid_state_error` if this result was iterated with `begin()`.
+    /// The awaiting task keeps the shared state alive: dropping the `imap_result`
+    /// while a `next()` waits is safe.
+    /// **Thread safety:** from tasks of one event loop.
+    [[nodiscard]] task<std::optional<T>> next() { return next_item(state_); }
+
     /// Number of items.
     /// **Thread safety:** any thread.
     [[nodiscard]] std::size_t size() const noexcept { return state_->size(); }
 
 private:
+    // A static coroutine taking the state by value: the frame holds its own reference
+    // from the call on, so the task may outlive this imap_result.
+    static task<std::optional<T>> next_item(detail::ref_ptr<detail::imap_state<T>> s) {
+        s->use(detail::imap_state<T>::consumer::async);
+        using take = typename detail::imap_state<T>::take;
+        std::size_t slot = 0;
+        for (take t = s->try_take_slot(slot); t != take::item; t = s->try_take_slot(slot)) {
+            if (t == take::end) {
+                co_return std::nullopt;
+            }
+            co_await s->wait_async();
+        }
+        co_return std::optional<T>(std::move(s->item(slot)));
+    }
+
     detail::ref_ptr<detail::imap_state<T>> state_;
 };
 
