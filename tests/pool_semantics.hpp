@@ -41,6 +41,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -1201,6 +1202,56 @@ void as_completed_accepts_async_results() {
     std::sort(got.begin(), got.end() - 1);
     CHECK(got == std::vector<std::string>{"9", "odd: 1", "36"});
 }
+
+// ---- initializers with arguments (Python's initargs) ---------------------------------
+
+/// What a worker's initializer was given: per thread in a thread pool, per process in
+/// a process pool (a worker process has one thread running calls).
+inline thread_local std::string init_label;
+inline thread_local int init_number = 0;
+
+/// An initializer with arguments: announces itself at `gate`, then remembers the rest.
+inline void remember_init_args(std::string gate, std::string label, int number) {
+    process_gate::arrive(gate);
+    init_label = std::move(label);
+    init_number = number;
+}
+inline std::string initialized_as(int) {
+    return init_label + ":" + std::to_string(init_number);
+}
+inline void throw_from_init(std::string what, int code) {
+    throw std::runtime_error(what + " " + std::to_string(code));
+}
+
+template <class Pool>
+void an_initializer_with_arguments_runs_in_every_worker() {
+    watchdog dog("initializer with arguments");
+    process_gate gate;
+    gate.open(); // nothing waits here: the gate only counts arrivals
+    Pool pool(3, corio::pool_options{.initializer = {remember_init_args, gate.path(), "db", 7}});
+    CHECK(gate.wait_arrivals(3)); // each of the 3 workers ran it
+    const auto seen = pool.map(initialized_as, iota_vector(30), 1);
+    CHECK(seen == std::vector<std::string>(30, "db:7")); // every call saw the arguments
+}
+
+template <class Pool>
+void a_throwing_initializer_with_arguments_fails_the_constructor() {
+    watchdog dog("throwing initializer with arguments");
+    CHECK_THROWS_AS(Pool(2, corio::pool_options{.initializer = {throw_from_init, "bad init", 3}}),
+                    std::runtime_error);
+    CHECK_THROWS_WITH(
+        Pool(1, corio::pool_options{.initializer = {throw_from_init, std::string("bad init"), 4}}),
+        "bad init 4");
+}
+
+// Arguments the function cannot take are rejected at compile time.
+static_assert(
+    std::is_constructible_v<corio::pool_initializer, void (*)(std::string, int), const char*, int>);
+static_assert(
+    !std::is_constructible_v<corio::pool_initializer, void (*)(std::string, int), int, int>);
+static_assert(
+    !std::is_constructible_v<corio::pool_initializer, void (*)(std::string, int), std::string>);
+static_assert(!std::is_constructible_v<corio::pool_initializer, int, int>);
 
 // ---- lifecycle rules of basic_pool, the same for every backend ----------------------
 

@@ -386,6 +386,16 @@ TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated",
     ps::awaiting_a_result_of_a_terminated_pool_gets_pool_terminated<corio::process_pool>();
 }
 
+TEST_CASE("an initializer with arguments runs in every worker and calls see them",
+          "[process_pool][initializer]") {
+    ps::an_initializer_with_arguments_runs_in_every_worker<corio::process_pool>();
+}
+
+TEST_CASE("a throwing initializer with arguments makes the constructor throw it",
+          "[process_pool][initializer]") {
+    ps::a_throwing_initializer_with_arguments_fails_the_constructor<corio::process_pool>();
+}
+
 TEST_CASE("imap next() yields items in input order while the loop ticks",
           "[process_pool][imap][loop]") {
     ps::imap_next_yields_items_in_order_while_the_loop_ticks<corio::process_pool>();
@@ -646,6 +656,38 @@ TEST_CASE("a throwing initializer makes the constructor throw its exception",
                     std::invalid_argument);
     CHECK_THROWS_WITH(corio::process_pool(1, corio::pool_options{.initializer = throwing_init}),
                       "no configuration file");
+}
+
+TEST_CASE("an initializer with arguments needs a plain function and serializable arguments",
+          "[process_pool][initializer]") {
+    watchdog dog("initializer with arguments refused");
+    int captured = 0;
+    CHECK_THROWS_AS(corio::process_pool(
+                        1, corio::pool_options{.initializer = {[&](int n) { captured = n; }, 1}}),
+                    corio::error);
+    class opaque { // not an aggregate, no serializer: cannot travel
+    public:
+        explicit opaque(int v) : v_(v) {}
+        int get() const { return v_; }
+
+    private:
+        int v_;
+    };
+    static_assert(!corio::serializable<opaque>);
+    CHECK_THROWS_WITH(
+        corio::process_pool(
+            1, corio::pool_options{.initializer = {[](const opaque& o) { (void)o.get(); },
+                                                   opaque(1)}}),
+        Catch::Contains("serializable"));
+    // A capture-less lambda with serializable arguments runs in every worker.
+    corio::process_pool pool(2, corio::pool_options{.initializer = {[](std::string label, int n) {
+                                                                        ps::init_label =
+                                                                            label + "!";
+                                                                        ps::init_number = n;
+                                                                    },
+                                                                    "lambda", 5}});
+    CHECK(pool.map(ps::initialized_as, ps::iota_vector(8), 1) ==
+          std::vector<std::string>(8, "lambda!:5"));
 }
 
 TEST_CASE("an initializer that is not a plain function is refused", "[process_pool][initializer]") {

@@ -639,9 +639,34 @@ TEST_CASE("several tasks of one loop await the same result", "[thread_pool][loop
     ps::several_tasks_of_one_loop_await_the_same_result<corio::thread_pool>();
 }
 
+TEST_CASE("a thread pool initializer with arguments may capture and take any argument",
+          "[thread_pool][initializer]") {
+    std::atomic<int> calls{0};
+    auto shared = std::make_shared<int>(11); // not serializable: fine in threads
+    {
+        corio::thread_pool pool(
+            3, corio::pool_options{.initializer = {[&calls](const std::shared_ptr<int>& p, int k) {
+                                                       calls.fetch_add(*p + k);
+                                                   },
+                                                   shared, 1}});
+        CHECK(calls.load() == 3 * 12); // the constructor waited for every worker
+    }
+    CHECK(shared.use_count() == 1); // the pool's copy went with its options
+}
+
 TEST_CASE("a task awaiting a result of a terminated pool gets pool_terminated",
           "[thread_pool][loop][terminate]") {
     ps::awaiting_a_result_of_a_terminated_pool_gets_pool_terminated<corio::thread_pool>();
+}
+
+TEST_CASE("an initializer with arguments runs in every worker and calls see them",
+          "[thread_pool][initializer]") {
+    ps::an_initializer_with_arguments_runs_in_every_worker<corio::thread_pool>();
+}
+
+TEST_CASE("a throwing initializer with arguments makes the constructor throw it",
+          "[thread_pool][initializer]") {
+    ps::a_throwing_initializer_with_arguments_fails_the_constructor<corio::thread_pool>();
 }
 
 TEST_CASE("imap next() yields items in input order while the loop ticks",

@@ -4,6 +4,7 @@
 /// `error_callback` tags, the pool errors, `cpu_count()` and the `pool_like` concept
 /// that both pools satisfy, so that switching between them is a one-word change.
 
+#include <corio/detail/process_wire.hpp>
 #include <corio/error.hpp>
 
 #include <concepts>
@@ -12,6 +13,7 @@
 #include <functional>
 #include <iterator>
 #include <ranges>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -22,9 +24,18 @@ namespace corio {
 template <class R>
 class async_result;
 
-/// A pool's per-worker initializer: any `void()` callable. A plain function or a
-/// capture-less lambda also keeps its function pointer, which is what a process
+namespace detail {
+class process_pool_core;
+} // namespace detail
+
+/// A pool's per-worker initializer: any `void()` callable, or a callable with
+/// arguments bound to it (Python's `initializer` and `initargs`). A plain function or
+/// a capture-less lambda also keeps its function pointer, which is what a process
 /// pool sends to its workers (a capturing callable works with thread pools only).
+///
+/// ```
+/// corio::thread_pool pool(4, {.initializer = {open_db, path, 8}});  // open_db(path, 8)
+/// ```
 /// **Thread safety:** a plain value.
 class pool_initializer {
 public:
@@ -41,6 +52,33 @@ public:
             plain_ = static_cast<void (*)()>(f);
         }
     }
+    /// Holds `f` and decay-copies of `args...`; each worker calls `f(args...)` on the
+    /// stored copies (as const lvalues in a thread pool; a process pool sends the
+    /// arguments to each worker, which calls `f` on its decoded copies). Rejected at
+    /// compile time unless `f` can be called so. A process pool also needs `f` to be a
+    /// plain function or a capture-less lambda and every argument serializable
+    /// (`corio::serializable`; C strings travel as `std::string`), or its constructor
+    /// throws `corio::error`. Throws what copying `f` or the arguments throws.
+    template <class F, class... A>
+    requires(sizeof...(A) > 0 &&
+             std::is_invocable_r_v<void, const std::decay_t<F>&, const std::decay_t<A>&...>)
+        pool_initializer(F&& f, A&&... args)
+        : bound_(true) {
+        using fn_type = std::decay_t<F>;
+        if constexpr (detail::process_function<fn_type> &&
+                      (serializable<detail::wire_type_t<A>> && ...)) {
+            if constexpr (std::is_invocable_v<fn_type&, detail::wire_type_t<A>&...>) {
+                remote_ = detail::make_call_target<fn_type, false, detail::wire_type_t<A>...>(f);
+                byte_writer w;
+                serialize(w, detail::to_wire(args)...);
+                remote_args_ = w.take();
+            }
+        }
+        fn_ = [f = fn_type(std::forward<F>(f)),
+               bound = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)] {
+            std::apply([&f](const auto&... a) { std::invoke(f, a...); }, bound);
+        };
+    }
     /// True if an initializer is set.
     explicit operator bool() const noexcept { return static_cast<bool>(fn_); }
     /// Runs the initializer.
@@ -49,8 +87,13 @@ public:
     void (*plain() const noexcept)() { return plain_; }
 
 private:
+    friend class detail::process_pool_core;
+
     std::function<void()> fn_;
     void (*plain_)() = nullptr;
+    bool bound_ = false;           // built with arguments
+    detail::call_target remote_{}; // with arguments: what a process worker runs (runner 0: none)
+    std::string remote_args_;      // the encoded arguments for remote_
 };
 
 /// Options of a pool, an aggregate: `pool_options{.initializer = fn, .on_progress = p}`.

@@ -31,7 +31,13 @@ process_pool_core::process_pool_core(std::size_t workers, pool_options options)
     if (workers == 0) {
         throw error("corio::process_pool: the number of workers must be at least 1");
     }
-    if (options_.initializer) {
+    if (options_.initializer && options_.initializer.bound_) {
+        if (options_.initializer.remote_.runner == 0) {
+            throw error("corio::process_pool: options.initializer runs in the worker processes, so "
+                        "with arguments its function must be a plain function or a capture-less "
+                        "lambda and every argument serializable");
+        }
+    } else if (options_.initializer) {
         void (*plain)() = options_.initializer.plain();
         if (plain == nullptr) {
             throw error("corio::process_pool: options.initializer runs in the worker processes, so "

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -169,18 +170,33 @@ void write_all(int fd, byte_writer& out, bool clear = true) noexcept {
     try {
         byte_reader r(start_body);
         const auto init = r.read_raw<std::uintptr_t>();
+        const auto bound = r.read_raw<call_target>(); // an initializer with arguments
+        const auto fail = [&](std::string_view exception) {
+            out.buffer().clear();
+            const std::size_t e = begin_frame(out, frame_kind::init_error, 0, 0);
+            out.write(exception.data(), exception.size());
+            finish_frame(out, e);
+            write_all(fd, out);
+            ::_exit(0);
+        };
         const std::size_t at = begin_frame(out, frame_kind::init_ok, 0, 0);
         try {
             if (init != 0) {
                 reinterpret_cast<void (*)()>(init)();
             }
         } catch (...) {
-            out.buffer().clear();
-            const std::size_t e = begin_frame(out, frame_kind::init_error, 0, 0);
-            write_current_exception(out);
-            finish_frame(out, e);
-            write_all(fd, out);
-            ::_exit(0);
+            byte_writer e;
+            write_current_exception(e);
+            fail(e.buffer());
+        }
+        if (bound.runner != 0) {
+            // One item: its arguments follow; the outcome is a u8 (1: an exception follows).
+            byte_writer outcome;
+            reinterpret_cast<item_runner>(bound.runner)(bound.fn, 1, true, r, outcome);
+            const std::string_view o = outcome.buffer();
+            if (!o.empty() && o.front() != 0) {
+                fail(o.substr(1));
+            }
         }
         finish_frame(out, at);
         write_all(fd, out);

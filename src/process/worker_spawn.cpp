@@ -55,6 +55,8 @@ void process_pool_core::spawn_worker() {
     byte_writer out;
     const std::size_t at = begin_frame(out, frame_kind::start_worker, 0, 0);
     out.write_raw(initializer_);
+    out.write_raw(options_.initializer.remote_); // runner 0: no initializer with arguments
+    out.write(options_.initializer.remote_args_.data(), options_.initializer.remote_args_.size());
     finish_frame(out, at);
     w->iov.reserve(max_frames_per_send); // start_send never allocates
     w->start_frame = out.take();
