@@ -1,7 +1,9 @@
 // The multiprocessing tutorial, ported: count how many numbers of each row of a
 // 200,000 x 5 matrix of random ints in [0, 10) lie in [4, 8]; serially, then with
 // pool.apply, map, starmap, apply_async with a callback, and starmap_async, each over
-// every row. Every result is checked against the serial one; timings are printed
+// every row; then, from a task on an event loop, imap results taken with
+// `co_await next()` on a pool whose initializer got the bounds as arguments (Python's
+// initargs). Every result is checked against the serial one; timings are printed
 // side by side (apply and apply_async cost one round trip to a worker per row, which
 // is what the tutorial shows: map and starmap send rows in chunks).
 #include <corio/corio.hpp>
@@ -11,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <utility>
@@ -31,6 +34,40 @@ int howmany_within_range_rowonly(row_type row) {
 
 std::pair<int, int> howmany_within_range2(int i, row_type row, int minimum, int maximum) {
     return {i, howmany_within_range(std::move(row), minimum, maximum)};
+}
+
+// The bounds a worker process counts within, set by the pool's initializer from its
+// arguments (Python's initializer + initargs). Left as they are in this process.
+int worker_minimum = 0;
+int worker_maximum = -1;
+
+void set_bounds(int minimum, int maximum) {
+    worker_minimum = minimum;
+    worker_maximum = maximum;
+}
+
+int howmany_within_worker_bounds(row_type row) {
+    return howmany_within_range(std::move(row), worker_minimum, worker_maximum);
+}
+
+// Takes the imap results one by one from a task: each `co_await next()` waits without
+// blocking the loop (a heartbeat task keeps beating meanwhile).
+corio::task<std::vector<int>> collect(corio::imap_result<int> results, int* beats) {
+    bool done = false;
+    auto heartbeat = corio::create_task([](bool* stop, int* n) -> corio::task<> {
+        while (!*stop) {
+            ++*n;
+            co_await corio::sleep(std::chrono::milliseconds(1));
+        }
+    }(&done, beats));
+    std::vector<int> counts;
+    counts.reserve(results.size());
+    while (std::optional<int> n = co_await results.next()) {
+        counts.push_back(*n);
+    }
+    done = true;
+    co_await heartbeat;
+    co_return counts;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -154,5 +191,17 @@ int main() {
 
     pool.close();
     pool.join();
+
+    // imap from a task, item by item, on a pool whose workers got their bounds from
+    // the initializer's arguments.
+    t0 = std::chrono::steady_clock::now();
+    corio::process_pool bounded(corio::cpu_count(),
+                                corio::pool_options{.initializer = {set_bounds, 4, 8}});
+    int beats = 0;
+    const auto imapped =
+        corio::run(collect(bounded.imap(howmany_within_worker_bounds, data, 1000), &beats));
+    report("pool.imap + co_await next() + initargs", seconds_since(t0), data.size(),
+           imapped == serial);
+    std::printf("(the loop's 1 ms heartbeat ran %d times while the task awaited next())\n", beats);
     return failures == 0 ? 0 : 1;
 }
