@@ -1048,11 +1048,15 @@ inline corio::task<std::string> cancel_next_then_go_on(process_gate* gate,
     co_return outcome;
 }
 
-/// A next() task that outlives its imap_result: it holds the shared state itself.
+inline corio::task<std::optional<int>> await_next(corio::imap_result<int>::next_awaiter next) {
+    co_return co_await next;
+}
+
+/// A next() that outlives its imap_result: the awaiter holds the shared state itself.
 inline corio::task<int>
 next_after_the_result_is_dropped(process_gate* gate,
                                  std::optional<corio::imap_result<int>>* holder) {
-    auto waiter = corio::create_task((*holder)->next());
+    auto waiter = corio::create_task(await_next((*holder)->next()));
     co_await corio::yield_now(); // the waiter suspends in next()
     co_await corio::yield_now();
     holder->reset(); // the result is dropped while its next() waits
@@ -1075,6 +1079,43 @@ void cancelling_a_task_in_imap_next_takes_no_item() {
         std::optional<corio::imap_result<int>> holder =
             pool.imap_unordered(square_holding_back_zero, gated_items(gate, 1));
         CHECK(corio::run(next_after_the_result_is_dropped(&gate, &holder)) == 0);
+    }
+}
+
+inline corio::task<int> take_into(corio::imap_result<int>* r, std::vector<int>* out) {
+    int n = 0;
+    while (std::optional<int> v = co_await r->next()) {
+        out->push_back(*v);
+        ++n;
+        co_await corio::yield_now(); // let the other task in
+    }
+    co_return n;
+}
+
+inline corio::task<std::vector<int>> two_takers(corio::imap_result<int>* r) {
+    std::vector<int> got;
+    auto [a, b] = co_await corio::gather(take_into(r, &got), take_into(r, &got));
+    CHECK(a + b == static_cast<int>(got.size()));
+    co_return got;
+}
+
+template <class Pool>
+void imap_next_from_two_tasks_gives_each_item_once() {
+    watchdog dog("imap next() from two tasks");
+    Pool pool(2);
+    for (bool ordered : {true, false}) {
+        auto r = ordered ? pool.imap(square, iota_vector(40), 3)
+                         : pool.imap_unordered(square, iota_vector(40), 3);
+        std::vector<int> got = corio::run(two_takers(&r));
+        if (ordered) {
+            CHECK(std::is_sorted(got.begin(), got.end())); // taken in input order
+        }
+        std::sort(got.begin(), got.end());
+        std::vector<int> want;
+        for (int i = 0; i < 40; ++i) {
+            want.push_back(i * i);
+        }
+        CHECK(got == want);
     }
 }
 

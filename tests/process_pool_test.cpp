@@ -424,6 +424,11 @@ TEST_CASE("imap next() of an empty input ends at once", "[process_pool][imap][lo
     ps::imap_next_of_an_empty_input_ends_at_once<corio::process_pool>();
 }
 
+TEST_CASE("imap next() from two tasks of one loop gives each item once",
+          "[process_pool][imap][loop]") {
+    ps::imap_next_from_two_tasks_gives_each_item_once<corio::process_pool>();
+}
+
 TEST_CASE("imap next() and blocking iteration do not mix", "[process_pool][imap][loop][error]") {
     ps::imap_next_and_iteration_do_not_mix<corio::process_pool>();
 }

@@ -697,6 +697,11 @@ TEST_CASE("imap next() of an empty input ends at once", "[thread_pool][imap][loo
     ps::imap_next_of_an_empty_input_ends_at_once<corio::thread_pool>();
 }
 
+TEST_CASE("imap next() from two tasks of one loop gives each item once",
+          "[thread_pool][imap][loop]") {
+    ps::imap_next_from_two_tasks_gives_each_item_once<corio::thread_pool>();
+}
+
 TEST_CASE("imap next() and blocking iteration do not mix", "[thread_pool][imap][loop][error]") {
     ps::imap_next_and_iteration_do_not_mix<corio::thread_pool>();
 }

@@ -75,7 +75,9 @@ public:
                 order_.push_back(k); // capacity reserved: no allocation
             }
             wake = waiting_;
-            awaiters_.signal_all();
+            if (!awaiters_.empty() && async_ready_locked()) {
+                awaiters_.signal_all(); // a task in next() can take its item now
+            }
         }
         if (wake) {
             cv_.notify_one();
@@ -96,7 +98,6 @@ public:
     /// Consumer: the slot of the next item to yield, waiting until its chunk is done.
     /// Precondition: fewer than size() items were taken.
     std::size_t next_slot() {
-        use(consumer::blocking);
         if (ordered_) {
             const std::size_t k = cursor_ / chunksize_;
             wait_for([&] { return done_[k]; });
@@ -131,7 +132,9 @@ public:
             }
             return take::wait;
         }
-        ++async_taken_;
+        if (++async_taken_ == n_) {
+            awaiters_.signal_all(); // other tasks in next() end now
+        }
         if (ordered_) {
             slot = cursor_++;
             return take::item;
@@ -148,9 +151,7 @@ public:
     /// throws `cancelled_error` if the task is cancelled meanwhile (nothing is taken).
     /// The caller holds a reference to the state.
     auto wait_async() noexcept {
-        return cross_wait(mutex_, awaiters_, [this] {
-            return async_taken_ >= n_ || available_locked() || terminated_;
-        });
+        return cross_wait(mutex_, awaiters_, [this] { return async_ready_locked(); });
     }
 
     /// Which consumer the imap has: the blocking iterator or `next()`. Mixing them
@@ -185,6 +186,13 @@ private:
 
     std::size_t chunk_length(std::size_t k) const noexcept {
         return std::min(chunksize_, n_ - k * chunksize_);
+    }
+
+    /// A task consumer has an answer (mutex held): the end, the next item, or
+    /// `pool_terminated`. (Only tasks wait in `awaiters_`, and they move the cursor
+    /// under the mutex, so a producer may read it here.)
+    bool async_ready_locked() const noexcept {
+        return async_taken_ >= n_ || available_locked() || terminated_;
     }
 
     /// The next item's chunk is done (mutex held). Precondition: items are left.
@@ -306,9 +314,70 @@ public:
     /// **Thread safety:** any thread.
     [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
 
-    /// From a task: the next item (input order for `imap`, completion order for
-    /// `imap_unordered`), or `std::nullopt` once every item was taken. The task waits
-    /// without blocking its loop and is resumed on its loop's thread.
+    /// What `next()` returns: `co_await` it from a task for `std::optional<T>`.
+    /// It holds its own reference to the shared state. Movable until awaited; await
+    /// it once.
+    /// **Thread safety:** used by the awaiting task only.
+    class next_awaiter {
+    public:
+        /// Adopts a reference to `state` (imap_result::next only).
+        explicit next_awaiter(detail::ref_ptr<detail::imap_state<T>> state) noexcept
+            : state_(std::move(state)) {}
+
+        /// Takes the next item at once if it is there (the task does not suspend).
+        bool await_ready() {
+            state_->use(detail::imap_state<T>::consumer::async);
+            found_ = state_->try_take_slot(slot_);
+            return found_ != take::wait;
+        }
+        /// Waits in a child coroutine, resumed by the pool's result thread.
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> awaiting) {
+            waiting_ = wait_and_take(state_);
+            inner_ = std::move(waiting_).operator co_await();
+            return inner_->await_suspend(awaiting);
+        }
+        /// The item, `std::nullopt` at the end, or the item's exception rethrown.
+        std::optional<T> await_resume() {
+            if (inner_) {
+                return inner_->await_resume();
+            }
+            if (found_ == take::end) {
+                return std::nullopt;
+            }
+            return std::optional<T>(std::move(state_->item(slot_)));
+        }
+
+    private:
+        using take = typename detail::imap_state<T>::take;
+
+        // The slow path: waits until the next item's chunk is done, then takes it.
+        // Takes the state by value: the frame keeps its own reference.
+        static task<std::optional<T>> wait_and_take(detail::ref_ptr<detail::imap_state<T>> s) {
+            std::size_t slot = 0;
+            for (;;) {
+                co_await s->wait_async();
+                const take t = s->try_take_slot(slot);
+                if (t == take::end) {
+                    co_return std::nullopt;
+                }
+                if (t == take::item) {
+                    co_return std::optional<T>(std::move(s->item(slot)));
+                }
+            }
+        }
+
+        detail::ref_ptr<detail::imap_state<T>> state_;
+        task<std::optional<T>> waiting_; // owns the child's frame
+        std::optional<typename task<std::optional<T>>::awaiter> inner_;
+        std::size_t slot_ = 0;
+        take found_ = take::wait;
+    };
+
+    /// From a task, `co_await res.next()`: the next item (input order for `imap`,
+    /// completion order for `imap_unordered`), or `std::nullopt` once every item was
+    /// taken. An item already there is taken without suspending; otherwise the task
+    /// waits without blocking its loop and is resumed on its loop's thread.
     /// - An item whose call threw: that exception is rethrown here, and the item
     ///   counts as taken (the next `next()` goes on with the following item).
     /// - The pool was terminated before the item came: throws `pool_terminated` (again
@@ -316,31 +385,16 @@ public:
     /// - The awaiting task is cancelled: throws `cancelled_error`; no item is taken,
     ///   so a later `next()` yields the item the cancelled one waited for.
     /// - Throws `invalid_state_error` if this result was iterated with `begin()`.
-    /// The awaiting task keeps the shared state alive: dropping the `imap_result`
-    /// while a `next()` waits is safe.
+    /// The awaiter keeps the shared state alive: dropping the `imap_result` while a
+    /// `next()` waits is safe.
     /// **Thread safety:** from tasks of one event loop.
-    [[nodiscard]] task<std::optional<T>> next() { return next_item(state_); }
+    [[nodiscard]] next_awaiter next() { return next_awaiter(state_); }
 
     /// Number of items.
     /// **Thread safety:** any thread.
     [[nodiscard]] std::size_t size() const noexcept { return state_->size(); }
 
 private:
-    // A static coroutine taking the state by value: the frame holds its own reference
-    // from the call on, so the task may outlive this imap_result.
-    static task<std::optional<T>> next_item(detail::ref_ptr<detail::imap_state<T>> s) {
-        s->use(detail::imap_state<T>::consumer::async);
-        using take = typename detail::imap_state<T>::take;
-        std::size_t slot = 0;
-        for (take t = s->try_take_slot(slot); t != take::item; t = s->try_take_slot(slot)) {
-            if (t == take::end) {
-                co_return std::nullopt;
-            }
-            co_await s->wait_async();
-        }
-        co_return std::optional<T>(std::move(s->item(slot)));
-    }
-
     detail::ref_ptr<detail::imap_state<T>> state_;
 };
 
