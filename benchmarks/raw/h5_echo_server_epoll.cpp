@@ -53,6 +53,7 @@ flushed flush(connection* c) {
 
 int main(int argc, char** argv) {
     bench::options opt(argc, argv);
+    bench::raise_fd_limit(); // 1,000 connections
     const int listen_fd = bench::listen_on_loopback(
         static_cast<std::uint16_t>(opt.get_int("port", 0)), SOCK_NONBLOCK);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
                     if (fd < 0) {
                         break;
                     }
+                    bench::no_delay(fd);
                     auto* fresh = new connection{};
                     fresh->fd = fd;
                     watch(fresh, EPOLLIN, EPOLL_CTL_ADD);
