@@ -42,7 +42,8 @@ void arm_recv(connection* c) {
     io_uring_prep_recv(sqe_for(c, op_recv), c->fd, c->buffer, sizeof c->buffer, 0);
 }
 void arm_send(connection* c) {
-    io_uring_prep_send(sqe_for(c, op_send), c->fd, c->buffer + c->sent, c->len - c->sent, 0);
+    io_uring_prep_send(sqe_for(c, op_send), c->fd, c->buffer + c->sent, c->len - c->sent,
+                       MSG_NOSIGNAL);
 }
 void drop(connection* c) {
     close(c->fd);
