@@ -226,6 +226,37 @@ TEST_CASE("a server that accepts but never answers fails connect within the time
     }());
 }
 
+TEST_CASE("a command cancelled while its write is in flight ends with cancelled_error",
+          "[redis][cancel]") {
+    // A server that answers PING, then never reads: a 32 MiB command cannot be written
+    // out, so the task is cancelled in the middle of its write. The cancellation must
+    // reach the task as cancelled_error (not as a redis::error, which loops that retry
+    // on redis::error would swallow: a worker once hung in its shutdown that way).
+    corio::run([]() -> task<> {
+        auto listener = corio::tcp_listener::bind("127.0.0.1", 0);
+        const std::string url = "redis://127.0.0.1:" + std::to_string(listener.local_port());
+        corio::event done;
+        auto server = corio::create_task([](corio::tcp_listener* l, corio::event* d) -> task<> {
+            corio::tcp_stream s = co_await l->accept();
+            (void)co_await s.read_exactly(std::string_view("*1\r\n$4\r\nPING\r\n").size());
+            co_await s.write_all(std::string_view("+PONG\r\n"));
+            co_await d->wait(); // open, never read again
+        }(&listener, &done));
+        auto c = co_await redis::connection::connect(url);
+        auto set = corio::create_task(c.command("SET", "k", std::string(32 << 20, 'x')));
+        for (int i = 0; i < 10; ++i) {
+            co_await corio::yield_now(); // the write runs and fills the socket buffers
+        }
+        REQUIRE_FALSE(set.done());
+        set.cancel();
+        CHECK_THROWS_AS(co_await set, corio::cancelled_error);
+        CHECK_FALSE(c.is_open()); // part of a command may be on the wire: done for
+        CHECK_THROWS_AS(co_await c.command("PING"), redis::error);
+        done.set();
+        co_await server;
+    }());
+}
+
 TEST_CASE("a server that goes away fails pending and later commands", "[redis][error]") {
     redis_server server;
     corio::run([](redis_server* s) -> task<> {

@@ -393,6 +393,14 @@ std::string format(const std::vector<std::string>& argv, const std::string& disp
 
 // Queues formatted bytes and a reply slot; writes unless another task is writing (it
 // then sends these bytes too).
+void retrieve_failed(std::vector<future<reply>>& slots) noexcept {
+    for (auto& f : slots) {
+        if (f.done() && !f.cancelled()) {
+            (void)f.exception(); // failed by fail_all: reported once, by the caller
+        }
+    }
+}
+
 task<> send(std::shared_ptr<connection_state> s, std::string bytes,
             std::vector<future<reply>>* slots, std::size_t count) {
     if (s->broken || !s->stream.is_open()) {
@@ -416,9 +424,18 @@ task<> send(std::shared_ptr<connection_state> s, std::string bytes,
             std::swap(out, s->outbuf);
             co_await s->stream.write_all(std::string_view(out));
         }
+    } catch (const cancelled_error&) {
+        // The task was cancelled mid-write: part of a command may be on the wire, so the
+        // connection is done for, but the cancellation must reach the task as itself (a
+        // redis::error here let loops that retry on redis::error swallow it).
+        s->writing = false;
+        s->fail_all("a write was cancelled");
+        retrieve_failed(*slots);
+        throw;
     } catch (const std::exception& e) {
         s->writing = false;
         s->fail_all(e.what());
+        retrieve_failed(*slots); // the caller gets this exception instead
         throw s->failure(s->broken_why);
     }
     s->writing = false;
@@ -486,8 +503,21 @@ task<std::vector<reply>> connection::pipeline(std::vector<std::vector<std::strin
     co_await detail::send(s, std::move(bytes), &slots, commands.size());
     std::vector<reply> out;
     out.reserve(commands.size());
+    std::exception_ptr failed; // a broken connection fails every slot: throw the first
     for (auto& f : slots) {
-        out.push_back(co_await f);
+        try {
+            reply r = co_await f;
+            if (!failed) {
+                out.push_back(std::move(r));
+            }
+        } catch (const error&) { // (a cancellation propagates at once)
+            if (!failed) {
+                failed = std::current_exception();
+            }
+        }
+    }
+    if (failed) {
+        std::rethrow_exception(failed);
     }
     co_return out;
 }
