@@ -64,11 +64,13 @@ TEST_CASE("after a burst of 100,000 tasks their frame memory goes back to the sy
         INFO("round " << round << ": baseline " << baseline << " KiB, peak " << peak
                       << " KiB, after " << after << " KiB, live slabs " << fa::live_slabs());
         if (!fa::unpooled) {
-            // The burst really used slabs (80 MB); what remains is the thread's cache
-            // (1 MiB of blocks, pinning the few slabs they lie in) and the slab being
-            // carved: 9 slabs here. The resident set is back near the baseline.
+            // The burst really used slabs (80 MB, over 200 slabs); what remains is the
+            // thread's cache (1 MiB of blocks, pinning the slabs they lie in: reused
+            // blocks scatter over more slabs round after round) and the slab being
+            // carved: 9 slabs with g++, 19 with clang (other frame sizes). A leak of
+            // emptied slabs keeps hundreds. The resident set is back near the baseline.
             CHECK(peak - baseline > 32 * 1024);
-            CHECK(fa::live_slabs() <= slabs_before + 16);
+            CHECK(fa::live_slabs() <= slabs_before + 32);
             CHECK(after - baseline < 16 * 1024);
         }
     }
