@@ -40,9 +40,10 @@ struct redis_setup {
 class redis_test_pool : private redis_setup, public corio::redis_pool {
 public:
     explicit redis_test_pool(std::size_t workers = 2, corio::pool_options options = {})
-        : redis_setup(workers),
-          corio::redis_pool(server.url(), {.queue = "semantics",
-                                           .on_progress = std::move(options.on_progress)}) {}
+        : redis_setup(workers), corio::redis_pool(server.url(),
+                                                  {.queue = "semantics",
+                                                   .on_progress = std::move(options.on_progress)}) {
+    }
 };
 
 using pool = redis_test_pool;
@@ -66,8 +67,7 @@ TEST_CASE("a callback runs before its result becomes ready", "[redis_pool][callb
 TEST_CASE("callbacks run on one result thread, one at a time", "[redis_pool][callback]") {
     ps::callbacks_run_on_one_thread_one_at_a_time<pool>();
 }
-TEST_CASE("the error callback receives the exception of a failed call",
-          "[redis_pool][callback]") {
+TEST_CASE("the error callback receives the exception of a failed call", "[redis_pool][callback]") {
     ps::the_error_callback_receives_the_exception<pool>();
 }
 TEST_CASE("a throwing callback fails its result and the pool keeps serving",
@@ -208,12 +208,11 @@ TEST_CASE("a redis_pool's map uses its chunksize option, else ceil(n / 64)",
         corio_example::redis_server server;
         redis_test::worker_process worker(server.url(), "chunks", 2, false);
         std::vector<std::size_t> reports; // the pool's thread, read after get()
-        corio::redis_pool p(server.url(),
-                            {.queue = "chunks",
-                             .chunksize = option,
-                             .on_progress = [&](std::size_t done, std::size_t) {
-                                 reports.push_back(done);
-                             }});
+        corio::redis_pool p(server.url(), {.queue = "chunks",
+                                           .chunksize = option,
+                                           .on_progress = [&](std::size_t done, std::size_t) {
+                                               reports.push_back(done);
+                                           }});
         const auto out = p.map(ps::square, ps::iota_vector(200));
         REQUIRE(out.size() == 200);
         CHECK(out[199] == 199 * 199);

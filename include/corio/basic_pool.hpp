@@ -47,6 +47,16 @@
 /// `broken_worker_error`; a broken pool: `broken_pool_error`). The job then runs the
 /// callbacks and completes its `async_result` (`detail::complete_with_callbacks`), and
 /// the backend drops the chunk's reference. See docs/design.md, "One pool front-end".
+///
+/// ## Extensions (optional; `redis_pool` uses them, thread and process pools do not)
+/// - `basic_pool(std::in_place, args...)` (protected): the backend is built from `args`
+///   instead of `(workers, pool_options)` (redis_pool: a URL and its own options).
+/// - `std::size_t default_chunksize(std::size_t n) const noexcept` on the backend: the
+///   chunksize of a map without one; without it, ceil(n / (4 * size())). A backend
+///   that has it need not have `size()` (then its pool must not offer `size()`).
+/// - `apply_async_inspect(inspect, f, args...)` (protected): `apply_async` that also
+///   calls `inspect(job)` with the backend's job once it was submitted (redis_pool's
+///   `submit` reads the job's Redis id there).
 
 #include <corio/async_result.hpp>
 #include <corio/detail/assert.hpp>

@@ -56,7 +56,6 @@ public:
     using error::error;
 };
 
-
 /// Registers `fn` under `name` in this program's function registry, so that a
 /// `redis_pool` can send calls of it and a `redis_worker` can run them. Register every
 /// function in the client and in the worker programs under the same name (at static
@@ -170,9 +169,9 @@ public:
     template <class F, class... Args>
     [[nodiscard]] auto submit(F&& f, Args&&... args_then_callbacks) {
         std::string id;
-        auto result = apply_async_inspect([&](const detail::redis_job& job) { id = job.id(0); },
-                                          std::forward<F>(f),
-                                          std::forward<Args>(args_then_callbacks)...);
+        auto result =
+            apply_async_inspect([&](const detail::redis_job& job) { id = job.id(0); },
+                                std::forward<F>(f), std::forward<Args>(args_then_callbacks)...);
         return std::pair<std::string, decltype(result)>(std::move(id), std::move(result));
     }
 

@@ -272,8 +272,7 @@ private:
                     const redis_job& job = *it->second.job;
                     cmds.push_back({"EVALSHA", scripts_.enqueue.sha(), "0", id, options_.queue,
                                     job.function(), std::string(job.payload(it->second.chunk)),
-                                    stream_,
-                                    std::to_string(options_.result_ttl.count()),
+                                    stream_, std::to_string(options_.result_ttl.count()),
                                     std::to_string(options_.max_retries),
                                     std::to_string(options_.job_timeout.count()),
                                     std::to_string(options_.lease.count())});
@@ -309,7 +308,7 @@ private:
             if (it == pending_.end()) {
                 return; // a second result of a rerun, or of a terminated job: dropped
             }
-            job = std::move(it->second);
+            job = it->second;
             pending_.erase(it);
         }
         std::exception_ptr whole;

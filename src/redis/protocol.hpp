@@ -159,7 +159,11 @@ finish(id, state, status, ARGV[4], ARGV[5], ARGV[6])
 return 1
 )lua";
 
-// ARGV: worker, ids... : a stopping worker hands jobs back (the attempt is not counted)
+// ARGV: worker, ids... : a stopping worker hands jobs back (the attempt is not counted).
+// The ids are jobs this worker started. One that is 'queued' again was requeued by the
+// reaper (this worker's alive key expired under load, or a lease did) into the delayed
+// set: it is not pushed a second time (that would queue it twice); being handed back by
+// a live worker, it goes to the ready list at once and that attempt is not counted.
 inline const char* const lua_release = R"lua(
 local w = ARGV[1]
 for i = 2, #ARGV do
@@ -174,7 +178,11 @@ for i = 2, #ARGV do
     redis.call('HSET', h, 'state', 'queued', 'worker', '')
     redis.call('RPUSH', P(q) .. 'ready', id)
   elseif st == 'queued' then
-    redis.call('RPUSH', P(redis.call('HGET', h, 'queue')) .. 'ready', id)
+    local q = redis.call('HGET', h, 'queue')
+    if redis.call('ZREM', P(q) .. 'delayed', id) == 1 then
+      redis.call('HINCRBY', h, 'attempts', -1)
+      redis.call('RPUSH', P(q) .. 'ready', id)
+    end
   end
 end
 -- Whatever else is in its in-flight list (taken but not started) goes back too.

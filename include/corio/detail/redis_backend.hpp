@@ -111,8 +111,8 @@ protected:
         offsets_.reserve((n + chunksize - 1) / chunksize + 1);
         for (std::size_t b = 0; b < n; b += chunksize) {
             const auto first = inputs.begin() + static_cast<std::ptrdiff_t>(b);
-            add_chunk<Args, Star>(first, first + static_cast<std::ptrdiff_t>(
-                                                      std::min(chunksize, n - b)));
+            add_chunk<Args, Star>(first,
+                                  first + static_cast<std::ptrdiff_t>(std::min(chunksize, n - b)));
         }
     }
 
@@ -152,16 +152,14 @@ std::exception_ptr read_outcome(byte_reader& r, Store&& store) {
 
 /// One apply_async.
 template <class R, class CB, class ECB>
-class redis_apply_job final : public result_state<R>, public redis_job {
+class redis_apply_job final : public sent_apply_job<R, CB, ECB, redis_job> {
 public:
     template <class Args, class Tuple>
     redis_apply_job(const remote_function& fn, redis_encoding<Args, false>, Tuple&& args, CB cb,
                     ECB ecb)
-        : redis_job(fn), callbacks_{std::move(cb), std::move(ecb)} {
-        add_call<Args>(std::forward<Tuple>(args));
+        : sent_apply_job<R, CB, ECB, redis_job>(std::move(cb), std::move(ecb), fn) {
+        this->template add_call<Args>(std::forward<Tuple>(args));
     }
-
-    using redis_job::chunk_count;
 
     void on_chunk(std::size_t, std::string_view outcomes) noexcept override {
         std::exception_ptr err;
@@ -175,87 +173,49 @@ public:
         } catch (...) {
             err = std::current_exception();
         }
-        callbacks_.complete(*this, std::move(err));
+        this->complete(std::move(err));
     }
-    void on_chunk_failed(std::size_t, std::exception_ptr e) noexcept override {
-        callbacks_.complete(*this, std::move(e));
-    }
-    void on_terminated() noexcept override { this->set_terminated(); }
-    void drop() noexcept override { this->release(); }
-
-private:
-    result_callbacks<CB, ECB> callbacks_;
 };
 
-/// One map / starmap: results in input order; the first exception to arrive fails the
-/// map once every chunk finished (Python's MapResult).
+/// One map / starmap (the worker runs every item of a chunk).
 template <class V, class CB, class ECB>
-class redis_map_job final : public result_state<std::vector<V>>, public redis_job {
+class redis_map_job final : public sent_map_job<V, CB, ECB, redis_job> {
 public:
     template <class Args, bool Star, class In>
     redis_map_job(const remote_function& fn, redis_encoding<Args, Star>,
                   const std::vector<In>& inputs, std::size_t chunksize,
                   const map_progress::progress_fn* progress, CB cb, ECB ecb)
-        : redis_job(fn), results_(inputs.size()), chunksize_(chunksize),
-          remaining_((inputs.size() + chunksize - 1) / chunksize),
-          progress_(progress, inputs.size()), callbacks_{std::move(cb), std::move(ecb)} {
-        add_chunks<Args, Star>(inputs, chunksize);
+        : sent_map_job<V, CB, ECB, redis_job>(inputs.size(), chunksize, progress, std::move(cb),
+                                              std::move(ecb), fn) {
+        this->template add_chunks<Args, Star>(inputs, chunksize);
     }
 
-    using redis_job::chunk_count;
-
     void on_chunk(std::size_t k, std::string_view outcomes) noexcept override {
+        auto& map = this->map_;
         try {
             byte_reader r(outcomes);
-            for (std::size_t i = k * chunksize_, e = end_of(k); i < e; ++i) {
-                if (auto err = read_outcome<V>(r, [&](V&& v) { results_.set(i, std::move(v)); })) {
-                    results_.fail(std::move(err));
+            for (std::size_t i = map.begin_of(k), e = map.end_of(k); i < e; ++i) {
+                if (auto err =
+                        read_outcome<V>(r, [&](V&& v) { map.results().set(i, std::move(v)); })) {
+                    map.results().fail(std::move(err));
                 }
             }
         } catch (...) {
-            results_.fail(std::current_exception());
+            map.results().fail(std::current_exception());
         }
-        chunk_finished(k);
+        map.chunk_finished(*this, k);
     }
-    void on_chunk_failed(std::size_t k, std::exception_ptr e) noexcept override {
-        results_.fail(std::move(e));
-        chunk_finished(k);
-    }
-    void on_terminated() noexcept override { this->set_terminated(); }
-    void drop() noexcept override { this->release(); }
-
-private:
-    std::size_t end_of(std::size_t k) const noexcept {
-        return std::min(results_.size(), (k + 1) * chunksize_);
-    }
-
-    void chunk_finished(std::size_t k) noexcept {
-        if (progress_) {
-            if (std::exception_ptr e = progress_.report(end_of(k) - k * chunksize_, this->done())) {
-                results_.fail(std::move(e));
-            }
-        }
-        if (--remaining_ == 0) {
-            results_.finish(*this, callbacks_);
-        }
-    }
-
-    map_results<V> results_;
-    const std::size_t chunksize_;
-    std::size_t remaining_; // loop thread
-    map_progress progress_; // loop thread
-    result_callbacks<CB, ECB> callbacks_;
 };
 
-/// One imap / imap_unordered: per-item outcomes, chunk by chunk.
+/// One imap / imap_unordered.
 template <class V>
-class redis_imap_job final : public imap_state<V>, public redis_job {
+class redis_imap_job final : public sent_imap_job<V, redis_job> {
 public:
     template <class Args, class In>
     redis_imap_job(const remote_function& fn, redis_encoding<Args, false>,
                    const std::vector<In>& inputs, std::size_t chunksize, bool ordered)
-        : imap_state<V>(inputs.size(), chunksize, ordered), redis_job(fn) {
-        add_chunks<Args, false>(inputs, chunksize);
+        : sent_imap_job<V, redis_job>(inputs.size(), chunksize, ordered, fn) {
+        this->template add_chunks<Args, false>(inputs, chunksize);
     }
 
     using redis_job::chunk_count;
@@ -278,15 +238,6 @@ public:
         }
         this->chunk_done(k);
     }
-    void on_chunk_failed(std::size_t k, std::exception_ptr e) noexcept override {
-        const std::size_t b = k * this->chunksize();
-        for (std::size_t i = b, end = std::min(this->size(), b + this->chunksize()); i < end; ++i) {
-            this->set_item_error(i, e);
-        }
-        this->chunk_done(k);
-    }
-    void on_terminated() noexcept override { this->set_terminated(); }
-    void drop() noexcept override { this->release(); }
 };
 
 /// The Redis backend of `basic_pool` (the contract and the extensions it uses are in
@@ -334,24 +285,27 @@ public:
         const remote_function& rf = lookup(fn_type(f));
         check_running();
         using job = redis_apply_job<R, CB, ECB>;
-        return ref_ptr<job>(new job(rf, redis_encoding<typename remote_signature<fn_type>::args, false>{},
-                                    std::forward<Tuple>(args), std::move(cb), std::move(ecb)));
+        return ref_ptr<job>(
+            new job(rf, redis_encoding<typename remote_signature<fn_type>::args, false>{},
+                    std::forward<Tuple>(args), std::move(cb), std::move(ecb)));
     }
     template <class V, bool Star, class F, class In, class CB, class ECB>
     auto make_map_job(F&& f, std::vector<In> inputs, std::size_t chunksize, CB cb, ECB ecb) {
         using fn_type = std::decay_t<F>;
         const remote_function& rf = lookup(fn_type(f));
         using job = redis_map_job<V, CB, ECB>;
-        return ref_ptr<job>(new job(rf, redis_encoding<typename remote_signature<fn_type>::args, Star>{},
-                                    inputs, chunksize, progress_, std::move(cb), std::move(ecb)));
+        return ref_ptr<job>(
+            new job(rf, redis_encoding<typename remote_signature<fn_type>::args, Star>{}, inputs,
+                    chunksize, progress_, std::move(cb), std::move(ecb)));
     }
     template <class V, class F, class In>
     auto make_imap_job(F&& f, std::vector<In> inputs, std::size_t chunksize, bool ordered) {
         using fn_type = std::decay_t<F>;
         const remote_function& rf = lookup(fn_type(f));
         using job = redis_imap_job<V>;
-        return ref_ptr<job>(new job(rf, redis_encoding<typename remote_signature<fn_type>::args, false>{},
-                                    inputs, chunksize, ordered));
+        return ref_ptr<job>(
+            new job(rf, redis_encoding<typename remote_signature<fn_type>::args, false>{}, inputs,
+                    chunksize, ordered));
     }
 
     // What redis_pool adds to the Pool interface (see redis_pool.hpp).
