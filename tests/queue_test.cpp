@@ -1,12 +1,15 @@
 #include "counting.hpp"
 
+#include <corio/combinators.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/queue.hpp>
 #include <corio/sleep.hpp>
 #include <corio/sync.hpp>
+#include <corio/task.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <functional>
@@ -568,4 +571,87 @@ TEST_CASE("random cancellations of getters and putters never lose or duplicate a
         CHECK(put_sum == got_sum + left);
     }
     CHECK(corio_test::counted::live == 0);
+}
+
+// Regression (issue 12, the stress suite's lost items): a consumer awaiting
+// wait_for(q.get(), t) is cancelled after wait_for started its child but before that
+// child ran; the item put meanwhile must stay in the queue or reach the consumer.
+TEST_CASE("a get under wait_for cancelled before the get ran loses no item",
+          "[queue][cancel][combinators]") {
+    corio::event_loop loop;
+    corio::queue<item> q;
+    auto body = [](corio::queue<item>& qq) -> corio::task<int> {
+        auto consumer = corio::create_task([](corio::queue<item>& q2) -> corio::task<int> {
+            item it = co_await corio::wait_for(q2.get(), std::chrono::hours(1));
+            co_return it.value;
+        }(qq));
+        co_await corio::yield_now(); // the consumer is in wait_for; its child has not run
+        CHECK_FALSE(consumer.done());
+        qq.put_nowait(item(7)); // in the store: a get would take it without suspending
+        consumer.cancel();
+        try {
+            co_return co_await consumer;
+        } catch (const corio::cancelled_error&) {
+            co_return -1;
+        }
+    };
+    const int got = loop.run_until_complete(body(q));
+    if (got == 7) {
+        CHECK(q.empty()); // delivered to the consumer: once
+    } else {
+        CHECK(got == -1);
+        REQUIRE(q.size() == 1); // still in the queue
+        CHECK(q.get_nowait().value == 7);
+    }
+    CHECK(corio_test::counted::live == 0);
+}
+
+// An outer cancel that arrives after a put under wait_for went in (completion wins
+// for a put): wait_for returns normally, as a put awaited inline would, and the
+// cancel lands at the next suspension point. A cancelled_error would tell the caller
+// that nothing was inserted.
+TEST_CASE("a put under wait_for that went in before the outer cancel returns normally",
+          "[queue][cancel][combinators]") {
+    corio::event_loop loop;
+    corio::queue<int> q(1);
+    q.put_nowait(1);
+    std::vector<std::string> log;
+    auto body = [](corio::queue<int>& qq, std::vector<std::string>& l) -> corio::task<> {
+        auto producer = corio::create_task(
+            [](corio::queue<int>& q2, std::vector<std::string>& l2) -> corio::task<> {
+                co_await corio::wait_for(q2.put(2), std::chrono::hours(1));
+                l2.push_back("put returned");
+                co_await corio::yield_now();
+                l2.push_back("never");
+            }(qq, l));
+        co_await corio::yield_now(); // the producer is in wait_for; its child has not run
+        co_await corio::yield_now(); // the child waits in put() (the queue is full)
+        CHECK(qq.get_nowait() == 1); // admits the put: 2 is in, the child is woken
+        producer.cancel();           // before the child resumed
+        try {
+            co_await producer;
+        } catch (const corio::cancelled_error&) {
+            l.push_back("cancelled");
+        }
+    };
+    loop.run_until_complete(body(q, log));
+    CHECK(log == std::vector<std::string>{"put returned", "cancelled"});
+    REQUIRE(q.size() == 1);
+    CHECK(q.get_nowait() == 2);
+}
+
+TEST_CASE("a get losing a wait_any before it ran takes no item", "[queue][cancel][combinators]") {
+    corio::event_loop loop;
+    corio::queue<int> q;
+    corio::event ev;
+    ev.set();
+    q.put_nowait(3);
+    auto body = [](corio::queue<int>& qq, corio::event& e) -> corio::task<std::size_t> {
+        auto [index, value] = co_await corio::wait_any(e.wait(), qq.get());
+        (void)value;
+        co_return index;
+    };
+    CHECK(loop.run_until_complete(body(q, ev)) == 0); // the event, which ran first
+    REQUIRE(q.size() == 1);
+    CHECK(q.get_nowait() == 3);
 }

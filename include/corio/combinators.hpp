@@ -7,7 +7,11 @@
 /// Every combinator accepts `task<T>` prvalues, `future<T>`s (copied; the value is
 /// copied out, the caller's future is untouched) and any other movable awaitable.
 /// Each argument runs as a child task on the running loop, named after the awaiting
-/// task ("Task-3/gather[0]"). The combinators are themselves lazy `task`s (and
+/// task ("Task-3/gather[0]"). A child cancelled before its first step (a sibling won
+/// or failed, or the awaiting task was cancelled; not wait_for's inner work) never
+/// starts its awaitable, so a `q.get()` among the losers of `wait_any` takes nothing
+/// from the queue. The
+/// combinators are themselves lazy `task`s (and
 /// `as_completed` an `async_generator`): nothing starts before they are awaited.
 /// Results of `void` awaitables are `std::monostate`; results of `T&` awaitables are
 /// `std::reference_wrapper<T>`.
@@ -296,6 +300,10 @@ gather_settled(Range aws, corio::source_location where = corio::source_location:
 /// already there (a done future, or a task that finishes without suspending).
 /// Cancelling the awaiting task cancels the inner work, waits for it, and throws
 /// cancelled_error: nested wait_fors tell their own deadline from an outer cancel.
+/// If the inner work completes in spite of that cancel (it had already finished, or
+/// swallowed the cancellation), its value is returned, never dropped, and the cancel
+/// is delivered at the awaiting task's next suspension point: `wait_for(q.get(), t)`
+/// loses no item.
 /// **Thread safety:** loop thread only.
 template <class A, class Rep, class Period>
 requires detail::combinator_awaitable<A>
@@ -317,6 +325,7 @@ wait_for(A aw, std::chrono::duration<Rep, Period> timeout,
     }
     const auto deadline = detail::deadline_after(loop, timeout);
     detail::scope_ref scope = detail::combinator_scope::make(loop, detail::scope_policy::settle);
+    scope->start_cancelled_children();
     future<R> inner =
         scope->template spawn<R>(std::move(aw), detail::child_name("wait_for", 0), where);
     co_await detail::scope_wait(*scope, deadline);
@@ -330,7 +339,15 @@ wait_for(A aw, std::chrono::duration<Rep, Period> timeout,
         inner.result(); // cancelled from elsewhere: its own cancelled_error
     }
     if (scope->parent_cancelled() && !inner.exception()) {
-        throw cancelled_error();
+        // The inner work completed although its cancel was requested (it had already
+        // finished, or its last step could not be undone, as a put that went in): its
+        // value is returned, not dropped, and the cancel lands at the next suspension
+        // point of the awaiting task, as if the work had been awaited inline.
+        if (detail::task_root* root = co_await detail::current_root_awaiter{}; root != nullptr) {
+            root->repost_cancel();
+        } else {
+            throw cancelled_error();
+        }
     }
     if constexpr (std::is_void_v<R>) {
         inner.result();

@@ -206,6 +206,13 @@ public:
     bool cancelling() const noexcept { return cancelling_; }
     bool timed_out() const noexcept { return timed_out_; }
     const std::optional<std::size_t>& winner() const noexcept { return winner_; }
+    /// wait_for: its child stands for an inline await and runs to its first suspension
+    /// even when cancelled before it started (so do task_group children); the other
+    /// combinators' children cancelled before their first step never start.
+    void start_cancelled_children() noexcept { start_cancelled_ = true; }
+    bool starts_cancelled_children() const noexcept {
+        return start_cancelled_ || policy_ == scope_policy::group;
+    }
     void reserve(std::size_t n) { entries_.reserve(n); }
 
     /// Rethrows the exception the scope took responsibility for (fail_fast: the
@@ -415,6 +422,7 @@ private:
     bool group_aborted_ = false;
     bool owner_joining_ = false;
     bool owner_cancel_requested_ = false;
+    bool start_cancelled_ = false;
 };
 
 inline scope_ref::scope_ref(combinator_scope* s) noexcept : s_(s) {}
@@ -468,6 +476,16 @@ task<R> combinator_child(A aw, scope_ref scope, std::size_t index) {
     child_guard guard(*scope, index,
                       root != nullptr ? &static_cast<task_record*>(root)->state() : nullptr);
     try {
+        // Cancelled before it ran (a sibling won or failed, the parent was cancelled):
+        // the awaitable is never started. Started, an awaitable that completes without
+        // suspending would finish with the cancel still pending, and the combinator
+        // would then drop what it did (an item taken from a queue). Two kinds of child
+        // keep running to their first suspension: a task_group child (a task's rule),
+        // and wait_for's inner work, which stands for an inline await (wait_for
+        // returns what it completes, see there).
+        if (!scope->starts_cancelled_children() && root != nullptr && root->take_pending_cancel()) {
+            throw cancelled_error();
+        }
         if constexpr (std::is_void_v<R>) {
             if constexpr (is_future_v<A>) {
                 co_await aw;
