@@ -10,8 +10,12 @@ callgrind at two sizes n1 < n2; instructions per operation are
 (Ir(n2) - Ir(n1)) / (n2 - n1), so start-up and teardown cancel out. Instructions of
 functions whose name contains "spin" are left out: how long a thread spins waiting for
 another depends on timing, not on the code (keep such loops in out-of-line functions
-named *spin*). A path costing more than its budget plus the tolerance (10%) fails the
-check (exit 1). `--update` writes the measured figures as the new budgets: do that
+named *spin*). Valgrind runs one thread at a time; `--fair-sched=yes` hands the
+turn over in a fixed order, which keeps the counts of the threaded path (pool_apply)
+within a few percent from run to run (with the default scheduler they varied from 765
+to 1228 instructions per operation on the same build, by whether the worker parked).
+A path costing more than its budget plus the tolerance (10%, or the path's own
+"tolerance") fails the check (exit 1). `--update` writes the measured figures as the new budgets: do that
 deliberately, in a commit whose message gives the old and new figures.
 """
 import argparse
@@ -35,7 +39,7 @@ ANNOTATE_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([\d.]+%\)\s+)?(.*)$")
 def callgrind(program, path, n, workdir):
     """Runs one path under callgrind; returns (total Ir, Ir in spin functions)."""
     out = os.path.join(workdir, f"callgrind.{path}.{n}")
-    cmd = ["valgrind", "--tool=callgrind", "--dump-instr=no", "--callgrind-out-file=" + out,
+    cmd = ["valgrind", "--tool=callgrind", "--fair-sched=yes", "--dump-instr=no", "--callgrind-out-file=" + out,
            program, "--path", path, "--n", str(n)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if p.returncode != 0 or f"CHECK {path} ok" not in p.stdout:
@@ -121,18 +125,18 @@ def main():
                 continue
             samples.sort()
             per_op, spin_per_op = samples[len(samples) // 2]
-            limit = spec["budget"] * (1 + tolerance)
+            path_tolerance = spec.get("tolerance", tolerance)
+            limit = spec["budget"] * (1 + path_tolerance)
             verdict = "ok" if per_op <= limit else "**OVER BUDGET**"
             if per_op > limit:
                 failed = True
-            elif per_op < spec["budget"] * (1 - 2 * tolerance):
+            elif per_op < spec["budget"] * (1 - 2 * path_tolerance):
                 verdict = "ok (well under: lower the budget with --update)"
             rows.append((path, per_op, spin_per_op, spec["budget"], limit, verdict))
             if args.update:
                 spec["budget"] = int(per_op + 0.999)
 
-    print("| path | instructions/op | spin left out/op | budget | limit (+"
-          f"{tolerance:.0%}) | verdict |")
+    print("| path | instructions/op | spin left out/op | budget | limit | verdict |")
     print("|---|---|---|---|---|---|")
     for path, per_op, spin, b, limit, verdict in rows:
         print(f"| {path} | {per_op:.1f} | {spin:.1f} | {b} | {limit:.0f} | {verdict} |")

@@ -75,8 +75,9 @@ inline double peak_rss_mib() noexcept {
             }
         }
         std::fclose(f);
-        if (kib >= 0)
+        if (kib >= 0) {
             return static_cast<double>(kib) / 1024.0;
+        }
     }
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);

@@ -40,7 +40,7 @@ BETTER = {
     "peak_rss_mib": "lower", "msgs_per_s": "higher", "req_per_s": "higher",
     "cpu_us_per_req": "lower", "ops_per_s": "higher", "speedup": "higher",
     "items_per_s": "higher", "rtt_median_us": "lower", "rtt_p99_us": "lower",
-    "jobs_per_s": "higher",
+    "jobs_per_s": "higher", "mb_per_s": "higher", "spawns_per_s": "higher",
 }
 
 # Debian packages each system's programs need, beyond what corio itself needs
@@ -110,11 +110,13 @@ def sizes(quick):
         return dict(h1=100_000, h2=1_000_000, h3=10_000, h4=100_000, h5_seconds=1.0,
                     h5_warmup=0.2, h6=1_000_000, h7_tiny=100_000, h7_tiny_py=10_000,
                     h7_items=100, h7_items_py=40, h8=5_000, h8_calls=200,
-                    h9=1_000, h9_rq=50, h9_calls=50, h9_calls_rq=10)
+                    h9=1_000, h9_rq=50, h9_calls=50, h9_calls_rq=10, h10=200, h10_mib=64,
+                    h11_small=20_000, h11_large=2_000)
     return dict(h1=1_000_000, h2=10_000_000, h3=100_000, h4=1_000_000, h5_seconds=5.0,
                 h5_warmup=0.5, h6=10_000_000, h7_tiny=1_000_000, h7_tiny_py=100_000,
                 h7_items=1000, h7_items_py=200, h8=100_000, h8_calls=2000,
-                h9=10_000, h9_rq=1_000, h9_calls=1000, h9_calls_rq=100)
+                h9=10_000, h9_rq=1_000, h9_calls=1000, h9_calls_rq=100, h10=2000, h10_mib=64,
+                h11_small=200_000, h11_large=20_000)
 
 
 def b(name, *args):
@@ -215,7 +217,43 @@ def workloads(s):
         ("process_pool", b("h9_redis_pool", "--system", "process_pool", "--variant", "round_trip",
                            "--calls", s["h9_calls"]))],
         bars=[("rtt_median_us", None, "<=", 1000.0)]))
+    spawn = ["--variant", "spawn_wait", "--n", s["h10"], "--parallel", 8]
+    rows.append(dict(id="H10", variant="spawn_wait", systems=[
+        ("corio", b("h10_corio", *spawn)),
+        ("asyncio", py("h10_subprocess.py", *spawn)),
+        ("raw_spawn", b("h10_raw_spawn", *spawn))],
+        bars=[("spawns_per_s", "asyncio", ">=", 5.0), ("spawns_per_s", "raw_spawn", ">=", 0.9)]))
+    pipe = ["--variant", "pipe", "--mib", s["h10_mib"], "--file", h10_file(s["h10_mib"])]
+    rows.append(dict(id="H10", variant="pipe_64MiB", systems=[
+        ("corio", b("h10_corio", *pipe)),
+        ("asyncio", py("h10_subprocess.py", *pipe)),
+        ("raw_spawn", b("h10_raw_spawn", *pipe))],
+        bars=[("mb_per_s", "raw_spawn", ">=", 0.9)]))
+    for kind, peer in (("pipe", "mp_pipe"), ("queue", "mp_queue")):
+        for label, size in (("64B", 64), ("64KiB", 65536)):
+            n = s["h11_small"] if size == 64 else s["h11_large"]
+            args = ["--size", size, "--n", n]
+            bars = [("msgs_per_s", "raw_socketpair", ">=", 0.8)]
+            if size == 64:
+                bars.insert(0, ("msgs_per_s", peer, ">=", 20.0))
+            rows.append(dict(id="H11", variant=f"{kind}_{label}", systems=[
+                ("corio", b("h11_corio", "--variant", kind, *args)),
+                (peer, py("h11_ipc.py", "--variant", kind, *args)),
+                ("raw_socketpair", b("h11_raw_socketpair", *args))],
+                bars=bars))
     return rows
+
+
+def h10_file(mib):
+    """The file `cat` reads in H10's pipe rows (made once, in the page cache)."""
+    path = os.path.join(HERE, "results", f"h10_{mib}MiB.bin")
+    if not os.path.exists(path) or os.path.getsize(path) != mib << 20:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            block = bytes(range(256)) * 4096
+            for _ in range(mib):
+                f.write(block)
+    return path
 
 
 class Runner:

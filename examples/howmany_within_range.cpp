@@ -50,8 +50,9 @@ constexpr std::size_t matrix_rows = 40000;
 void report(const char* method, double secs, std::size_t rows, bool ok) {
     std::printf("%-40s %8.3f s  %7zu rows  %s\n", method, secs, rows,
                 ok ? "matches serial" : "MISMATCH");
-    if (!ok)
+    if (!ok) {
         ++failures;
+    }
 }
 
 } // namespace
@@ -64,8 +65,9 @@ int main() {
     std::uniform_int_distribution<int> digit(0, 9);
     std::vector<row_type> data(matrix_rows, row_type(5));
     for (auto& row : data) {
-        for (auto& x : row)
+        for (auto& x : row) {
             x = digit(gen);
+        }
     }
     std::printf("matrix %zu x 5%s, %zu worker processes\n", data.size(),
                 matrix_rows == 200000 ? ""
@@ -76,8 +78,9 @@ int main() {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<int> serial;
     serial.reserve(data.size());
-    for (const auto& row : data)
+    for (const auto& row : data) {
         serial.push_back(howmany_within_range(row, 4, 8));
+    }
     report("serial", seconds_since(t0), data.size(), true);
 
     corio::process_pool pool(corio::cpu_count());
@@ -86,8 +89,9 @@ int main() {
     t0 = std::chrono::steady_clock::now();
     std::vector<int> applied;
     applied.reserve(data.size());
-    for (const auto& row : data)
+    for (const auto& row : data) {
         applied.push_back(pool.apply(howmany_within_range, row, 4, 8));
+    }
     report("pool.apply", seconds_since(t0), data.size(), applied == serial);
 
     // pool.map: one iterable argument.
@@ -98,8 +102,9 @@ int main() {
     // pool.starmap: each element is unpacked into the call.
     std::vector<std::tuple<row_type, int, int>> star_args;
     star_args.reserve(data.size());
-    for (const auto& row : data)
+    for (const auto& row : data) {
         star_args.emplace_back(row, 4, 8);
+    }
     t0 = std::chrono::steady_clock::now();
     const auto starred = pool.starmap(howmany_within_range, star_args);
     report("pool.starmap", seconds_since(t0), data.size(), starred == serial);
@@ -120,27 +125,31 @@ int main() {
                                                collected.push_back(r);
                                            })));
     }
-    for (auto& r : pending)
+    for (auto& r : pending) {
         r.wait();
+    }
     std::vector<int> async_counts;
     {
         std::lock_guard lock(collected_mutex);
         std::sort(collected.begin(), collected.end());
-        for (const auto& [i, count] : collected)
+        for (const auto& [i, count] : collected) {
             async_counts.push_back(count);
+        }
     }
     report("pool.apply_async + callback", seconds_since(t0), data.size(), async_counts == serial);
 
     // starmap_async: the same arguments with the index, results fetched with get().
     std::vector<std::tuple<int, row_type, int, int>> indexed;
     indexed.reserve(data.size());
-    for (std::size_t i = 0; i < data.size(); ++i)
+    for (std::size_t i = 0; i < data.size(); ++i) {
         indexed.emplace_back(static_cast<int>(i), data[i], 4, 8);
+    }
     t0 = std::chrono::steady_clock::now();
     auto star_async = pool.starmap_async(howmany_within_range2, indexed);
     std::vector<int> star_async_counts;
-    for (const auto& [i, count] : star_async.get())
+    for (const auto& [i, count] : star_async.get()) {
         star_async_counts.push_back(count);
+    }
     report("pool.starmap_async", seconds_since(t0), data.size(), star_async_counts == serial);
 
     pool.close();

@@ -41,8 +41,9 @@ column_stats describe(std::vector<double> column) {
     const double n = static_cast<double>(column.size());
     s.mean = std::accumulate(column.begin(), column.end(), 0.0) / n;
     double sq = 0;
-    for (double x : column)
+    for (double x : column) {
         sq += (x - s.mean) * (x - s.mean);
+    }
     s.stddev = std::sqrt(sq / n);
     const auto [lo, hi] = std::minmax_element(column.begin(), column.end());
     s.minimum = *lo;
@@ -55,8 +56,9 @@ table normalize_chunk(table t) {
     t.columns.push_back("total");
     for (auto& row : t.rows) {
         const double total = std::accumulate(row.begin(), row.end(), 0.0);
-        for (auto& x : row)
+        for (auto& x : row) {
             x /= 100.0;
+        }
         row.push_back(total);
     }
     return t;
@@ -66,8 +68,9 @@ int failures = 0;
 
 void check(const char* what, bool ok) {
     std::printf("%-44s %s\n", what, ok ? "matches serial" : "MISMATCH");
-    if (!ok)
+    if (!ok) {
         ++failures;
+    }
 }
 
 } // namespace
@@ -81,13 +84,15 @@ int main() {
     df.rows.resize(20000);
     for (auto& row : df.rows) {
         row.resize(df.columns.size());
-        for (auto& x : row)
+        for (auto& x : row) {
             x = value(gen);
+        }
     }
     std::vector<std::vector<double>> columns(df.columns.size());
     for (std::size_t c = 0; c < columns.size(); ++c) {
-        for (const auto& row : df.rows)
+        for (const auto& row : df.rows) {
             columns[c].push_back(row[c]);
+        }
     }
     std::printf("table of %zu rows x %zu columns\n", df.rows.size(), df.columns.size());
 
@@ -95,14 +100,16 @@ int main() {
 
     // 1. By row.
     std::vector<double> serial_norms;
-    for (const auto& row : df.rows)
+    for (const auto& row : df.rows) {
         serial_norms.push_back(row_norm(row));
+    }
     check("by row: pool.map(row_norm, rows)", pool.map(row_norm, df.rows) == serial_norms);
 
     // 2. By column.
     std::vector<column_stats> serial_stats;
-    for (const auto& col : columns)
+    for (const auto& col : columns) {
         serial_stats.push_back(describe(col));
+    }
     const auto stats = pool.map(describe, columns, 1);
     check("by column: pool.map(describe, columns)", stats == serial_stats);
     for (std::size_t c = 0; c < stats.size(); ++c) {
@@ -123,8 +130,9 @@ int main() {
     }
     const auto processed = pool.map(normalize_chunk, chunks, 1);
     table joined{processed.front().columns, {}};
-    for (const auto& part : processed)
+    for (const auto& part : processed) {
         joined.rows.insert(joined.rows.end(), part.rows.begin(), part.rows.end());
+    }
     check("whole table in chunks: pool.map(normalize_chunk)", joined == normalize_chunk(df));
 
     pool.close();

@@ -32,8 +32,9 @@ std::atomic<std::size_t> bytes_allocated{0};
 // (-Wmismatched-new-delete) once it inlines them.
 [[gnu::noinline]] void* operator new(std::size_t n) {
     bytes_allocated.fetch_add(n, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n))
+    if (void* p = std::malloc(n == 0 ? 1 : n)) {
         return p;
+    }
     throw std::bad_alloc();
 }
 [[gnu::noinline]] void* operator new[](std::size_t n) {

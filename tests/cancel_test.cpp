@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -123,4 +124,53 @@ TEST_CASE("cancelling a task awaiting a plain future cancels the future", "[canc
     loop.call_later(1ms, [&] { f.cancel(); });
     CHECK_THROWS_AS(loop.run_until_complete(f), corio::cancelled_error);
     CHECK(gate.cancelled());
+}
+
+TEST_CASE("a cancel that arrives after the awaited future completed lands at the next suspension",
+          "[cancel][future]") {
+    // The future gets its result, then the task is cancelled in the same iteration,
+    // before it resumed: the task sees the value, and the cancel is not lost (a
+    // Redis worker's heartbeat kept running forever after its cancel came this way).
+    corio::event_loop loop;
+    corio::future<int> gate(loop);
+    std::vector<std::string> log;
+    auto waiter = [](corio::future<int> g, std::vector<std::string>& l) -> corio::task<> {
+        l.push_back("got " + std::to_string(co_await g));
+        try {
+            co_await corio::yield_now();
+            l.push_back("carried on");
+        } catch (const corio::cancelled_error&) {
+            l.push_back("cancelled at the next await");
+            throw;
+        }
+    };
+    auto f = loop.create_task(waiter(gate, log));
+    loop.call_soon([&] {
+        gate.set_result(7);
+        CHECK(f.cancel());
+    });
+    CHECK_THROWS_AS(loop.run_until_complete(f), corio::cancelled_error);
+    CHECK(log == std::vector<std::string>{"got 7", "cancelled at the next await"});
+}
+
+TEST_CASE("a cancel that arrives after an awaited task finished lands at the next suspension",
+          "[cancel][future]") {
+    corio::event_loop loop;
+    std::vector<std::string> log;
+    std::optional<corio::future<>> outer_handle;
+    // The inner task queues the outer one's cancel, then finishes: the cancel runs
+    // before the outer task resumes with the inner one's value.
+    auto inner = [](corio::event_loop& l, std::optional<corio::future<>>& o) -> corio::task<int> {
+        l.call_soon([&o] { CHECK(o->cancel()); });
+        co_return 5;
+    };
+    auto outer = [&inner, &loop](std::optional<corio::future<>>& o,
+                                 std::vector<std::string>& l) -> corio::task<> {
+        l.push_back("got " + std::to_string(co_await corio::create_task(inner(loop, o))));
+        co_await corio::yield_now();
+        l.push_back("not cancelled");
+    };
+    outer_handle = loop.create_task(outer(outer_handle, log));
+    CHECK_THROWS_AS(loop.run_until_complete(*outer_handle), corio::cancelled_error);
+    CHECK(log == std::vector<std::string>{"got 5"});
 }

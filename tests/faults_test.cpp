@@ -107,23 +107,25 @@ namespace {
 // A scenario with sockets, a queue, timers, a combinator and a child task: many
 // loop steps, each a point where teardown may strike.
 corio::task<int> scenario() {
+    // The child tasks own what they use: torn down at any step, the scenario's frame
+    // may end before they do (a child must never point into its parent's frame).
     auto [a, b] = corio::unix_stream::pair();
-    corio::queue<int> q(2);
-    auto echo = corio::create_task([](corio::unix_stream& s) -> corio::task<> {
+    auto q = std::make_shared<corio::queue<int>>(2);
+    auto echo = corio::create_task([](corio::unix_stream s) -> corio::task<> {
         for (;;) {
             std::string line = co_await s.read_until("\n");
             co_await s.write_all(line);
         }
-    }(b));
-    auto producer = corio::create_task([](corio::queue<int>& qq) -> corio::task<> {
+    }(std::move(b)));
+    auto producer = corio::create_task([](std::shared_ptr<corio::queue<int>> qq) -> corio::task<> {
         for (int i = 0; i < 5; ++i) {
-            co_await qq.put(i);
+            co_await qq->put(i);
             co_await corio::sleep(0ms);
         }
     }(q));
     int total = 0;
     for (int i = 0; i < 5; ++i) {
-        const int v = co_await corio::wait_for(q.get(), 10s);
+        const int v = co_await corio::wait_for(q->get(), 10s);
         co_await a.write_all(std::to_string(v) + "\n");
         std::string back = co_await a.read_until("\n");
         total += std::stoi(back);

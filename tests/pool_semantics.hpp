@@ -128,15 +128,18 @@ public:
         while (arrived_ < n) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0)
+            if (left.count() <= 0) {
                 return false;
+            }
             pollfd p{fifo_fd_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
                 continue; // timeout or EINTR: recheck
+            }
             char buf[256];
             const ssize_t got = ::read(fifo_fd_, buf, sizeof buf);
-            if (got > 0)
+            if (got > 0) {
                 arrived_ += static_cast<int>(got);
+            }
         }
         return true;
     }
@@ -144,8 +147,9 @@ public:
     /// In a call: announces that it got here.
     static void arrive(const std::string& dir) {
         const int fd = ::open((dir + "/arrivals").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
             return;
+        }
         const char one = 1;
         [[maybe_unused]] const ssize_t n = ::write(fd, &one, 1);
         ::close(fd);
@@ -154,8 +158,9 @@ public:
     /// In a call: waits until the gate is open; false if the gate is gone.
     static bool pass(const std::string& dir) {
         const int fd = ::open((dir + "/lock").c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
             return false;
+        }
         int r;
         do {
             r = ::flock(fd, LOCK_SH);

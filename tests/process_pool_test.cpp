@@ -103,8 +103,9 @@ pid_t read_pid(const std::string& path) {
 // Item 0 publishes its worker's pid in `<gate>/pid`, announces itself at the gate
 // and waits there to be killed; the others return at once.
 int publish_pid_then_wait(int x, std::string gate) {
-    if (x != 0)
+    if (x != 0) {
         return x;
+    }
     publish_pid(gate + "/pid", ::getpid());
     process_gate::arrive(gate);
     (void)process_gate::pass(gate); // killed before the gate opens
@@ -114,8 +115,9 @@ int publish_pid_then_wait(int x, std::string gate) {
 // A gate directory (starts with '/'): publishes the worker's pid, arrives, and waits
 // to be killed. Anything else: returns its size.
 std::size_t size_or_wait_at_gate(std::string s) {
-    if (s.empty() || s[0] != '/')
+    if (s.empty() || s[0] != '/') {
         return s.size();
+    }
     publish_pid(s + "/pid", ::getpid());
     process_gate::arrive(s);
     (void)process_gate::pass(s); // killed before the gate opens
@@ -129,8 +131,9 @@ int die_while_a_child_holds_the_socket(int, std::string path) {
     const pid_t holder = ::fork();
     if (holder == 0) {
         ::alarm(60);
-        for (;;)
+        for (;;) {
             ::pause();
+        }
     }
     publish_pid(path, holder);
     ::kill(::getpid(), SIGKILL);
@@ -439,8 +442,9 @@ TEST_CASE("a worker killed from outside during a map fails only the chunk it ran
     corio::process_pool pool(2);
     process_gate gate;
     std::vector<std::tuple<int, std::string>> items;
-    for (int i = 0; i < 40; ++i)
+    for (int i = 0; i < 40; ++i) {
         items.emplace_back(i, gate.path());
+    }
     auto mapped = pool.starmap_async(publish_pid_then_wait, items, 1);
     auto per_item = pool.imap(ps::square, ps::iota_vector(40));
     // Item 0 published the pid of the worker running it, then arrived.
@@ -480,8 +484,9 @@ TEST_CASE("a worker killed while a large frame is being sent to it: the frame's 
     corio::process_pool pool(1);
     process_gate gate;
     std::vector<std::string> items{gate.path()};
-    for (int i = 1; i < 8; ++i)
+    for (int i = 1; i < 8; ++i) {
         items.emplace_back((std::size_t{4} << 20) + static_cast<std::size_t>(i), 'x');
+    }
     auto sizes = pool.imap(size_or_wait_at_gate, items, 1);
     REQUIRE(gate.wait_arrivals(1));
     const pid_t victim = read_pid(gate.path() + "/pid");
@@ -496,8 +501,9 @@ TEST_CASE("a worker killed while a large frame is being sent to it: the frame's 
         CHECK(e.exitcode() == -SIGKILL);
     }
     std::size_t i = 1;
-    for (++it; it != sizes.end(); ++it, ++i)
+    for (++it; it != sizes.end(); ++it, ++i) {
         CHECK(*it == items[i].size());
+    }
     CHECK(i == items.size());
     CHECK(pool.worker_pids() != std::vector<pid_t>{victim});
     CHECK(pool.apply(ps::add, 2, 3) == 5);
@@ -580,8 +586,9 @@ TEST_CASE("a crashing initializer breaks the pool with a clear error",
     } catch (const corio::broken_pool_error& e) {
         INFO(e.what());
         CHECK(std::string(e.what()).find("initializer") != std::string::npos);
-        if (!sanitized)
+        if (!sanitized) {
             CHECK(std::string(e.what()).find("SIGABRT") != std::string::npos);
+        }
     }
 }
 
@@ -636,8 +643,9 @@ TEST_CASE("max_tasks_per_child=1 gives every chunk a new worker process",
     std::set<int> map_pids;
     for (std::size_t i = 0; i < out.size(); ++i) {
         map_pids.insert(std::get<0>(out[i]));
-        if (i % 2 == 1)
+        if (i % 2 == 1) {
             CHECK(std::get<0>(out[i]) == std::get<0>(out[i - 1]));
+        }
     }
     CHECK(map_pids.size() == 3);
 }
@@ -646,17 +654,20 @@ TEST_CASE("imap's default chunksize is 1: with max_tasks_per_child=1 every item 
           "[process_pool][imap][max_tasks]") {
     corio::process_pool pool(1, corio::pool_options{.max_tasks_per_child = 1});
     std::set<int> pids;
-    for (int pid : pool.imap(worker_pid, ps::iota_vector(3)))
+    for (int pid : pool.imap(worker_pid, ps::iota_vector(3))) {
         pids.insert(pid);
+    }
     CHECK(pids.size() == 3);
     std::set<int> unordered_pids;
-    for (int pid : pool.imap_unordered(worker_pid, ps::iota_vector(3)))
+    for (int pid : pool.imap_unordered(worker_pid, ps::iota_vector(3))) {
         unordered_pids.insert(pid);
+    }
     CHECK(unordered_pids.size() == 3);
     // An explicit chunksize of 3 keeps the items together in one worker.
     std::set<int> chunked_pids;
-    for (int pid : pool.imap(worker_pid, ps::iota_vector(3), 3))
+    for (int pid : pool.imap(worker_pid, ps::iota_vector(3), 3)) {
         chunked_pids.insert(pid);
+    }
     CHECK(chunked_pids.size() == 1);
 }
 
@@ -666,8 +677,9 @@ TEST_CASE("a 10 MiB argument and a 10 MiB result round-trip intact", "[process_p
     watchdog dog("10 MiB round trip");
     corio::process_pool pool(2);
     std::vector<std::uint8_t> bytes(10u << 20);
-    for (std::size_t i = 0; i < bytes.size(); ++i)
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
         bytes[i] = static_cast<std::uint8_t>(i * 7 + i / 4096);
+    }
     const auto back = pool.apply(reverse_bytes, bytes);
     const auto text = pool.apply(make_text, std::size_t{10u << 20}, 'q');
     REQUIRE(back.size() == bytes.size());
@@ -675,10 +687,12 @@ TEST_CASE("a 10 MiB argument and a 10 MiB result round-trip intact", "[process_p
     CHECK(text == std::string(10u << 20, 'q'));
     // Several at once, pipelined on the same sockets.
     std::vector<corio::async_result<std::vector<std::uint8_t>>> many;
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 4; ++i) {
         many.push_back(pool.apply_async(reverse_bytes, bytes));
-    for (auto& r : many)
+    }
+    for (auto& r : many) {
         CHECK(r.get().size() == bytes.size());
+    }
 }
 
 TEST_CASE("a large payload costs allocations linear in its size, in the caller and in the worker",
@@ -722,19 +736,22 @@ TEST_CASE("map returns results of a type without a default constructor, in input
     for (const int chunksize : {1, 7, 1000}) {
         const std::vector<labelled> out = pool.map(make_labelled, inputs, chunksize);
         REQUIRE(out.size() == inputs.size());
-        for (std::size_t i = 0; i < out.size(); ++i)
+        for (std::size_t i = 0; i < out.size(); ++i) {
             CHECK(out[i].label() == make_labelled(inputs[i]).label());
+        }
     }
     // Default-constructible results are decoded in place. Arguments of varied sizes,
     // short first: the frame buffer is sized from the first chunk, then grows.
     std::vector<std::string> words;
-    for (const int v : inputs)
+    for (const int v : inputs) {
         words.emplace_back(static_cast<std::size_t>(v % 50) * 10, 'w');
+    }
     const std::vector<std::size_t> sizes = pool.map(
         +[](std::string w) { return w.size(); }, words, 3);
     REQUIRE(sizes.size() == words.size());
-    for (std::size_t i = 0; i < sizes.size(); ++i)
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
         CHECK(sizes[i] == words[i].size());
+    }
 }
 
 TEST_CASE("a C string argument travels as a std::string", "[process_pool][apply]") {
@@ -821,8 +838,9 @@ TEST_CASE("a pool created after threads started works (corio::init ran first)",
         stop = true;
     }
     cv.notify_all();
-    for (auto& t : threads)
+    for (auto& t : threads) {
         t.join();
+    }
 }
 
 namespace {
@@ -831,8 +849,9 @@ namespace {
 void pool_without_init_in_threaded_child() {
     std::atomic<bool> stop{false};
     std::thread t([&] {
-        while (!stop.load())
+        while (!stop.load()) {
             ::usleep(1000);
+        }
     });
     int code = 1;
     try {

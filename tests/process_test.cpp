@@ -39,23 +39,26 @@ void throw_runtime_error() {
     throw std::runtime_error("child failed");
 }
 void wait_forever() {
-    for (;;)
+    for (;;) {
         ::pause();
+    }
 }
 // A barrier across processes: announces itself, then waits until the parent opens
 // the gate, which it does once every child arrived.
 void wait_for_the_others(std::string gate) {
     pool_semantics::process_gate::arrive(gate);
-    if (!pool_semantics::process_gate::pass(gate))
+    if (!pool_semantics::process_gate::pass(gate)) {
         std::exit(2);
+    }
 }
 
 // Writes a summary of its arguments to `path`, so the parent can check they arrived.
 void write_summary(std::string path, std::vector<int> numbers,
                    std::map<std::string, double> table) {
     long sum = 0;
-    for (int n : numbers)
+    for (int n : numbers) {
         sum += n;
+    }
     std::ofstream(path) << sum << ' ' << table.size() << ' ' << table.at("pi");
 }
 
@@ -137,20 +140,25 @@ TEST_CASE("several processes run concurrently and are all joined", "[process][jo
     pool_semantics::watchdog dog("processes meeting at a barrier");
     pool_semantics::process_gate gate;
     std::vector<corio::process> procs;
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 4; ++i) {
         procs.emplace_back(wait_for_the_others, gate.path());
-    for (auto& p : procs)
+    }
+    for (auto& p : procs) {
         p.start();
+    }
     // Every child waits at the gate until all four started: they run at the same time.
     CHECK(gate.wait_arrivals(4));
-    for (auto& p : procs)
+    for (auto& p : procs) {
         CHECK(p.is_alive());
+    }
     gate.open();
-    for (auto& p : procs)
+    for (auto& p : procs) {
         p.join();
+    }
     // Moved-into-vector processes keep their child.
-    for (auto& p : procs)
+    for (auto& p : procs) {
         CHECK(p.exitcode() == 0);
+    }
 }
 
 TEST_CASE("move assignment hands the child over; assigning over a started process releases it",
@@ -208,8 +216,9 @@ TEST_CASE("destroying a started process leaves the child running", "[process][li
     {
         corio::process p(
             [](std::string gate_dir, std::string file) {
-                if (!pool_semantics::process_gate::pass(gate_dir))
+                if (!pool_semantics::process_gate::pass(gate_dir)) {
                     std::exit(2);
+                }
                 std::ofstream(file) << "done";
                 pool_semantics::process_gate::arrive(gate_dir);
             },

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <pthread.h>
 #include <set>
 #include <spawn.h>
 #include <string>
@@ -465,4 +466,19 @@ TEST_CASE("terminate fails what the pool waits for with pool_terminated and canc
     CHECK_THROWS_AS(pool.apply_async(square, 1), corio::pool_not_running);
     pool.join();
     CHECK(query(server.url(), {"LLEN", "corio:{q}:ready"}).integer() == 0);
+}
+
+TEST_CASE("a SIGTERM that arrives before run() is held and stops the worker gracefully",
+          "[redis_pool][signal]") {
+    // The constructor holds SIGTERM: one sent between construction and run() (a
+    // supervisor stopping a worker that is still starting) must not kill the process
+    // with the default action; run() reads it and returns normally.
+    redis_server server;
+    corio::redis_worker worker(server.url(), {.queues = {"q"}, .use_processes = false});
+    REQUIRE(::pthread_kill(::pthread_self(), SIGTERM) == 0);
+    worker.run(); // returns: the held SIGTERM stopped it
+    CHECK(worker.jobs_done() == 0);
+    sigset_t pending;
+    sigpending(&pending);
+    CHECK(sigismember(&pending, SIGTERM) == 0); // consumed, not left for later
 }

@@ -62,8 +62,9 @@ public:
     money(money&& o) noexcept : currency_(std::move(o.currency_)), cents_(o.cents_) { ++live; }
     money& operator=(const money&) = default;
     ~money() {
-        if (!currency_.empty() || cents_ != 0)
+        if (!currency_.empty() || cents_ != 0) {
             --live;
+        }
     }
     const std::string& currency() const { return currency_; }
     std::int64_t cents() const { return cents_; }
@@ -339,8 +340,9 @@ TEST_CASE("several values written in a row are read back in order", "[serialize]
 TEST_CASE("an 80 MiB payload round-trips with allocations linear in its size",
           "[serialize][large]") {
     std::vector<std::uint64_t> big(8u << 20);
-    for (std::size_t i = 0; i < big.size(); ++i)
+    for (std::size_t i = 0; i < big.size(); ++i) {
         big[i] = i * 2654435761u;
+    }
     std::string text(16u << 20, 'z');
     const std::size_t payload = big.size() * 8 + text.size();
     if (!CORIO_TEST_COUNTS_ALLOCATIONS) {
@@ -395,8 +397,9 @@ TEST_CASE("hostile input: lengths of zero-size elements are bounded, invalid boo
                     serialize_error);
     // Nested: the budget is per reader, so many inner lengths cannot multiply it.
     std::string nested = length_word(4096);
-    for (int i = 0; i < 4096; ++i)
+    for (int i = 0; i < 4096; ++i) {
         nested += length_word(1ULL << 19);
+    }
     CHECK_THROWS_WITH(corio::from_bytes<std::vector<std::vector<std::monostate>>>(nested),
                       Catch::Contains("zero-size elements"));
     // Within the documented budget, zero-size elements round-trip.

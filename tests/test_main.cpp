@@ -226,11 +226,17 @@ private:
 CATCH_REGISTER_LISTENER(leak_gate)
 
 int main(int argc, char* argv[]) {
-    const int result = Catch::Session().run(argc, argv);
+    int result = Catch::Session().run(argc, argv);
     if (!failures().empty()) {
         std::fprintf(stderr, "LEAK GATE: %zu test case(s) leaked (reported above)\n",
                      failures().size());
-        return result != 0 ? result : 1;
+        result = result != 0 ? result : 1;
+    }
+    if (result != 0) {
+        // A failed test may have left a corio::process child running: exit now rather
+        // than wait for it at exit (the rule for non-daemon children).
+        std::fflush(nullptr);
+        std::_Exit(result);
     }
     return result;
 }

@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
+#include <optional>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -327,4 +329,32 @@ TEST_CASE("threadsafe_queue: timeouts and shutdown", "[threadsafe][queue][error]
     dropped.shutdown(true);
     CHECK(dropped.empty());
     CHECK_THROWS_AS(dropped.get_nowait(), corio::queue_shut_down);
+}
+
+TEST_CASE("a cancel that arrives after the awaited concurrent_future completed is not lost",
+          "[threadsafe][concurrent_future][cancel]") {
+    // The awaiting task is cancelled once the concurrent future is done but before the
+    // task resumed: it gets the value, and the cancel at its next suspension.
+    corio::event_loop here;
+    std::optional<corio::future<>> outer;
+    std::optional<corio::concurrent_future<int>> cf;
+    std::vector<std::string> log;
+    std::function<void()> cancel_when_done = [&] {
+        if (!cf || !cf->done()) {
+            here.call_soon(cancel_when_done);
+            return;
+        }
+        CHECK(outer->cancel());
+    };
+    auto body = [](corio::event_loop& l, std::optional<corio::concurrent_future<int>>& g,
+                   std::vector<std::string>& lg) -> corio::task<> {
+        g = corio::run_coroutine_threadsafe(add_on_loop(1, 1), l);
+        lg.push_back("got " + std::to_string(co_await *g));
+        co_await corio::yield_now();
+        lg.push_back("not cancelled");
+    };
+    outer = here.create_task(body(here, cf, log));
+    here.call_soon(cancel_when_done);
+    CHECK_THROWS_AS(here.run_until_complete(*outer), corio::cancelled_error);
+    CHECK(log == std::vector<std::string>{"got 2"});
 }

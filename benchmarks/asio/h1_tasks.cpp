@@ -55,19 +55,22 @@ asio::awaitable<std::int64_t> spawn_all_handlers(std::int64_t n) {
     std::int64_t remaining = n;
     for (std::int64_t i = 0; i < n; ++i) {
         asio::co_spawn(ex, trivial(i), [&, i](std::exception_ptr e, std::int64_t v) {
-            if (e)
+            if (e) {
                 std::rethrow_exception(e);
+            }
             results[static_cast<std::size_t>(i)] = v;
-            if (--remaining == 0)
+            if (--remaining == 0) {
                 all_done.cancel();
+            }
         });
     }
     if (remaining != 0) {
         co_await all_done.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }
     std::int64_t sum = 0;
-    for (std::int64_t v : results)
+    for (std::int64_t v : results) {
         sum += v;
+    }
     co_return sum;
 }
 
@@ -87,8 +90,9 @@ int main(int argc, char** argv) {
                        ? (style == "handler" ? spawn_all_handlers(n) : spawn_all_promises(n))
                        : one_at_a_time(n),
                    [&](std::exception_ptr e, std::int64_t v) {
-                       if (e)
+                       if (e) {
                            std::rethrow_exception(e);
+                       }
                        sum = v;
                    });
     ctx.run();

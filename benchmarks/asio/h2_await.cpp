@@ -31,8 +31,9 @@ int main(int argc, char** argv) {
     std::int64_t sum = -1;
     const std::int64_t t0 = bench::now_ns();
     asio::co_spawn(ctx, await_many(n), [&](std::exception_ptr e, std::int64_t v) {
-        if (e)
+        if (e) {
             std::rethrow_exception(e);
+        }
         sum = v;
     });
     ctx.run();

@@ -29,8 +29,9 @@ int main(int argc, char** argv) {
     const std::int64_t t0 = bench::now_ns();
     for (std::int64_t i = 0; i < n; ++i) {
         asio::co_spawn(ctx, sleeper(durations.next_micros(), done), [](std::exception_ptr e) {
-            if (e)
+            if (e) {
                 std::rethrow_exception(e);
+            }
         });
     }
     ctx.run();

@@ -38,8 +38,9 @@ int main(int argc, char** argv) {
     channel ch(ctx, 1024);
     std::int64_t sum = 0;
     auto rethrow = [](std::exception_ptr e) {
-        if (e)
+        if (e) {
             std::rethrow_exception(e);
+        }
     };
     const std::int64_t t0 = bench::now_ns();
     for (int c = 0; c < consumers; ++c) {

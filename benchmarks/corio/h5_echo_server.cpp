@@ -21,8 +21,9 @@ corio::task<> echo(corio::tcp_stream stream) {
     try {
         for (;;) {
             const std::size_t n = co_await stream.read_some(std::span<std::byte>(buffer));
-            if (n == 0)
+            if (n == 0) {
                 break;
+            }
             co_await stream.write_all(std::span<const std::byte>(buffer.data(), n));
         }
     } catch (const std::system_error&) {

@@ -48,12 +48,14 @@ int main(int argc, char** argv) {
 
     const std::size_t items = static_cast<std::size_t>(opt.get_int("items", 1000));
     std::vector<std::uint64_t> inputs(items);
-    for (std::size_t i = 0; i < items; ++i)
+    for (std::size_t i = 0; i < items; ++i) {
         inputs[i] = i;
+    }
     std::vector<std::uint64_t> serial(items);
     const std::int64_t t0 = bench::now_ns();
-    for (std::size_t i = 0; i < items; ++i)
+    for (std::size_t i = 0; i < items; ++i) {
         serial[i] = work(inputs[i]);
+    }
     const std::int64_t t1 = bench::now_ns();
     const std::vector<std::uint64_t> parallel = pool.map(work, inputs);
     const std::int64_t t2 = bench::now_ns();

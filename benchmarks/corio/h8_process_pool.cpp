@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
 
     const std::int64_t n = opt.get_int("n", 100'000);
     std::vector<std::int64_t> inputs(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t i = 0; i < n; ++i) {
         inputs[static_cast<std::size_t>(i)] = i;
+    }
     const std::int64_t t0 = bench::now_ns();
     const std::vector<std::int64_t> out =
         variant == "map_default" ? pool.map(tiny, inputs) : pool.map(tiny, inputs, 1);

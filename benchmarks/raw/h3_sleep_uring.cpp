@@ -50,8 +50,9 @@ int main(int argc, char** argv) {
             ++done;
             heap.pop();
         }
-        if (heap.empty())
+        if (heap.empty()) {
             break;
+        }
         __kernel_timespec ts{};
         ts.tv_sec = heap.top().first / 1'000'000'000;
         ts.tv_nsec = heap.top().first % 1'000'000'000;

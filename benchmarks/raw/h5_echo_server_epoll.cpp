@@ -69,8 +69,9 @@ int main(int argc, char** argv) {
             if (c == nullptr) {
                 for (;;) {
                     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                    if (fd < 0)
+                    if (fd < 0) {
                         break;
+                    }
                     auto* fresh = new connection{};
                     fresh->fd = fd;
                     watch(fresh, EPOLLIN, EPOLL_CTL_ADD);
@@ -79,10 +80,12 @@ int main(int argc, char** argv) {
             }
             if (c->sent < c->len) {
                 const flushed f = flush(c);
-                if (f == flushed::failed)
+                if (f == flushed::failed) {
                     drop(c);
-                if (f == flushed::all)
+                }
+                if (f == flushed::all) {
                     watch(c, EPOLLIN, EPOLL_CTL_MOD);
+                }
                 continue;
             }
             ssize_t r = read(c->fd, c->buffer, sizeof c->buffer);
@@ -90,15 +93,18 @@ int main(int argc, char** argv) {
                 drop(c);
                 continue;
             }
-            if (r < 0)
+            if (r < 0) {
                 continue;
+            }
             c->len = static_cast<unsigned>(r);
             c->sent = 0;
             const flushed f = flush(c);
-            if (f == flushed::failed)
+            if (f == flushed::failed) {
                 drop(c);
-            if (f == flushed::pending)
+            }
+            if (f == flushed::pending) {
                 watch(c, EPOLLOUT, EPOLL_CTL_MOD);
+            }
         }
     }
 }

@@ -50,8 +50,9 @@ std::int64_t server_cpu_ns(long pid) {
     const std::string dir = "/proc/" + std::to_string(pid) + "/task";
     if (DIR* d = opendir(dir.c_str())) {
         while (dirent* e = readdir(d)) {
-            if (e->d_name[0] == '.')
+            if (e->d_name[0] == '.') {
                 continue;
+            }
             if (FILE* f = std::fopen((dir + "/" + e->d_name + "/schedstat").c_str(), "r")) {
                 long long run = 0;
                 if (std::fscanf(f, "%lld", &run) == 1) {
@@ -63,19 +64,22 @@ std::int64_t server_cpu_ns(long pid) {
         }
         closedir(d);
     }
-    if (any)
+    if (any) {
         return total;
+    }
     // /proc/<pid>/stat: fields 14 and 15 are utime and stime in clock ticks.
     FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-    if (f == nullptr)
+    if (f == nullptr) {
         return 0;
+    }
     char buf[1024] = {};
     const std::size_t got = std::fread(buf, 1, sizeof buf - 1, f);
     std::fclose(f);
     buf[got] = '\0';
     const char* p = std::strrchr(buf, ')');
-    if (p == nullptr)
+    if (p == nullptr) {
         return 0;
+    }
     unsigned long utime = 0;
     unsigned long stime = 0;
     std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
@@ -86,8 +90,9 @@ bool send_pending(connection& c) {
     while (c.sent < c.out.size()) {
         ssize_t w = write(c.fd, c.out.data() + c.sent, c.out.size() - c.sent);
         if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return true;
+            }
             std::perror("write");
             return false;
         }
@@ -132,8 +137,9 @@ int main(int argc, char** argv) {
     }
     for (std::size_t i = 0; i < conns; ++i) {
         fill(cs[i], i);
-        if (!send_pending(cs[i]))
+        if (!send_pending(cs[i])) {
             return 2;
+        }
     }
 
     const std::int64_t start = bench::now_ns();
@@ -154,40 +160,46 @@ int main(int argc, char** argv) {
             cpu_at_start = server_pid ? server_cpu_ns(server_pid) : 0;
             measured_start = now;
         }
-        if (now >= window_end)
+        if (now >= window_end) {
             break;
+        }
         const int n = epoll_wait(ep, events, 256, 100);
         for (int k = 0; k < n; ++k) {
             const std::size_t i = events[k].data.u64;
             connection& c = cs[i];
             if (c.sent < c.out.size()) {
-                if (!send_pending(c))
+                if (!send_pending(c)) {
                     return 2;
+                }
                 continue;
             }
             ssize_t r = read(c.fd, c.in.data() + c.received, size - c.received);
             if (r <= 0) {
-                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                     continue;
+                }
                 std::fprintf(stderr, "connection %zu closed by the server\n", i);
                 return 2;
             }
             c.received += static_cast<unsigned>(r);
-            if (c.received < size)
+            if (c.received < size) {
                 continue;
+            }
             mismatches += std::memcmp(c.in.data(), c.out.data(), size) != 0;
             ++round_trips;
             ++c.seq;
             fill(c, i);
-            if (!send_pending(c))
+            if (!send_pending(c)) {
                 return 2;
+            }
         }
     }
     const std::int64_t measured_end = bench::now_ns();
     const std::int64_t cpu_at_end = server_pid ? server_cpu_ns(server_pid) : 0;
     const std::int64_t trips = round_trips - trips_at_start;
-    for (connection& c : cs)
+    for (connection& c : cs) {
         close(c.fd);
+    }
 
     bench::check(mismatches == 0, "echoed bytes equal the bytes sent (mismatches)", mismatches, 0);
     bench::check(trips > 0, "round trips in the window > 0", trips, 1);

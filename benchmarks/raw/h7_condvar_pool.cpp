@@ -29,8 +29,9 @@ public:
                     {
                         std::unique_lock lock(mutex_);
                         ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-                        if (stopping_ && jobs_.empty())
+                        if (stopping_ && jobs_.empty()) {
                             return;
+                        }
                         job = std::move(jobs_.front());
                         jobs_.pop();
                     }
@@ -45,8 +46,9 @@ public:
             stopping_ = true;
         }
         ready_.notify_all();
-        for (auto& t : threads_)
+        for (auto& t : threads_) {
             t.join();
+        }
     }
 
     template <class F, class... Args>
@@ -86,8 +88,9 @@ int main(int argc, char** argv) {
             results.push_back(pool.submit(bench::plus_one, i));
         }
         std::int64_t sum = 0;
-        for (auto& r : results)
+        for (auto& r : results) {
             sum += r.get();
+        }
         const std::int64_t t1 = bench::now_ns();
         bench::check(sum == n * (n + 1) / 2, "sum of results", sum, n * (n + 1) / 2);
         bench::report("tasks_per_s", static_cast<double>(n) * 1e9 / static_cast<double>(t1 - t0));
@@ -96,20 +99,24 @@ int main(int argc, char** argv) {
 
     const std::size_t items = static_cast<std::size_t>(opt.get_int("items", 1000));
     std::vector<std::uint64_t> inputs(items);
-    for (std::size_t i = 0; i < items; ++i)
+    for (std::size_t i = 0; i < items; ++i) {
         inputs[i] = i;
+    }
     std::vector<std::uint64_t> serial(items);
     const std::int64_t t0 = bench::now_ns();
-    for (std::size_t i = 0; i < items; ++i)
+    for (std::size_t i = 0; i < items; ++i) {
         serial[i] = bench::burn(inputs[i]);
+    }
     const std::int64_t t1 = bench::now_ns();
     std::vector<std::future<std::uint64_t>> futures;
     futures.reserve(items);
-    for (std::size_t i = 0; i < items; ++i)
+    for (std::size_t i = 0; i < items; ++i) {
         futures.push_back(pool.submit(bench::burn, inputs[i]));
+    }
     std::vector<std::uint64_t> parallel(items);
-    for (std::size_t i = 0; i < items; ++i)
+    for (std::size_t i = 0; i < items; ++i) {
         parallel[i] = futures[i].get();
+    }
     const std::int64_t t2 = bench::now_ns();
     bench::check(parallel == serial, "map results equal serial results", parallel == serial, 1);
     bench::report("speedup", static_cast<double>(t1 - t0) / static_cast<double>(t2 - t1));

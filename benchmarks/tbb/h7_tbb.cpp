@@ -27,8 +27,9 @@ int main(int argc, char** argv) {
         }
         group.wait();
         std::int64_t sum = 0;
-        for (std::int64_t r : results)
+        for (std::int64_t r : results) {
             sum += r;
+        }
         const std::int64_t t1 = bench::now_ns();
         bench::check(sum == n * (n + 1) / 2, "sum of results", sum, n * (n + 1) / 2);
         bench::report("tasks_per_s", static_cast<double>(n) * 1e9 / static_cast<double>(t1 - t0));
@@ -37,18 +38,21 @@ int main(int argc, char** argv) {
 
     const std::size_t items = static_cast<std::size_t>(opt.get_int("items", 1000));
     std::vector<std::uint64_t> inputs(items);
-    for (std::size_t i = 0; i < items; ++i)
+    for (std::size_t i = 0; i < items; ++i) {
         inputs[i] = i;
+    }
     std::vector<std::uint64_t> serial(items);
     std::vector<std::uint64_t> parallel(items);
     const std::int64_t t0 = bench::now_ns();
-    for (std::size_t i = 0; i < items; ++i)
+    for (std::size_t i = 0; i < items; ++i) {
         serial[i] = bench::burn(inputs[i]);
+    }
     const std::int64_t t1 = bench::now_ns();
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, items),
                       [&](const tbb::blocked_range<std::size_t>& r) {
-                          for (std::size_t i = r.begin(); i != r.end(); ++i)
+                          for (std::size_t i = r.begin(); i != r.end(); ++i) {
                               parallel[i] = bench::burn(inputs[i]);
+                          }
                       });
     const std::int64_t t2 = bench::now_ns();
     bench::check(parallel == serial, "map results equal serial results", parallel == serial, 1);

@@ -280,7 +280,6 @@ public:
     [[nodiscard]] aclose_awaiter aclose() noexcept { return aclose_awaiter(this); }
 
     /// True once the body returned, threw or was closed (or the generator is empty).
-    /// **Thread safety:** loop thread.
     bool finished() const noexcept { return !handle_ || handle_.done(); }
 
 private:

@@ -28,9 +28,10 @@ namespace corio {
 /// `pool_terminated`, `wait()` returns, `wait(timeout)` returns false.
 ///
 /// **Thread safety:** every member may be called from any thread, concurrently
-/// (`co_await` from a task on an event loop). A result may be awaited by several
-/// tasks of one loop at a time; awaiting it concurrently from a second loop throws
-/// `invalid_state_error`.
+/// (`co_await` from a task on an event loop, on that loop's thread). A result may be
+/// awaited by several tasks of one loop at a time; awaiting it concurrently from a
+/// second loop throws `invalid_state_error`. Never call the blocking members (`wait`,
+/// `get`) on a loop's thread from a task (they block the loop): `co_await` instead.
 template <class R>
 class async_result {
 public:
@@ -38,25 +39,21 @@ public:
     using value_type = R;
 
     /// An empty handle (`valid()` is false); only assignment and destruction are allowed.
-    /// **Thread safety:** a fresh object.
     async_result() = default;
 
     /// Adopts `state` (producers only).
-    /// **Thread safety:** a fresh object.
     explicit async_result(detail::ref_ptr<detail::result_state<R>> state) noexcept
         : state_(std::move(state)) {}
 
     /// True unless default-constructed or moved from.
-    /// **Thread safety:** any thread.
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(state_); }
 
     /// True once the call finished, successfully or not (false after terminate()).
-    /// **Thread safety:** any thread.
     [[nodiscard]] bool ready() const noexcept { return state().is_ready(); }
 
     /// Whether the finished call returned normally (true) or threw (false).
     /// Throws `invalid_state_error` (a `corio::error`) when not `ready()`, as Python's
-    /// ValueError. **Thread safety:** any thread.
+    /// ValueError.
     [[nodiscard]] bool successful() const {
         if (!state().is_ready()) {
             throw invalid_state_error(
@@ -66,12 +63,9 @@ public:
     }
 
     /// Blocks until the result is ready (or the pool was terminated).
-    /// **Thread safety:** any thread; never call it on a loop's thread from a task
-    /// (it blocks the loop): `co_await` the result instead.
     void wait() const noexcept { state().wait_until(nullptr); }
 
     /// Blocks at most `timeout`; returns `ready()`.
-    /// **Thread safety:** any thread (see `wait()`).
     template <class Rep, class Period>
     bool wait(std::chrono::duration<Rep, Period> timeout) const noexcept {
         const auto deadline = detail::deadline_after(timeout);
@@ -82,7 +76,6 @@ public:
     /// Blocks until ready and returns the value (a reference into the shared state,
     /// valid while any copy of this result lives), or rethrows the call's exception
     /// with its type; throws `pool_terminated` if the pool was terminated first.
-    /// **Thread safety:** any thread (see `wait()`).
     decltype(auto) get() const& {
         state().wait_until(nullptr);
         return std::as_const(state()).value();
@@ -102,7 +95,6 @@ public:
 
     /// As `get()`, but throws `timeout_error` if the result is not ready within
     /// `timeout` (the call keeps running).
-    /// **Thread safety:** any thread (see `wait()`).
     template <class Rep, class Period>
     decltype(auto) get(std::chrono::duration<Rep, Period> timeout) const {
         const auto deadline = detail::deadline_after(timeout);
@@ -118,14 +110,12 @@ public:
     /// pool was terminated. Cancelling the awaiting task stops the wait (the call
     /// keeps running) with `cancelled_error`. Throws `corio::error` if the result is
     /// not ready and no loop runs on this thread.
-    /// **Thread safety:** loop thread of the awaiting task.
     [[nodiscard]] auto operator co_await() const& {
         return detail::result_awaiter<R, false>(state());
     }
 
     /// `co_await std::move(res)` / `co_await to_thread(...)`: as above, but returns
     /// `R` by value, moved out of the shared state.
-    /// **Thread safety:** loop thread of the awaiting task.
     [[nodiscard]] auto operator co_await() && { return detail::result_awaiter<R, true>(state()); }
 
 private:

@@ -95,7 +95,7 @@ namespace corio {
 ///
 /// **Thread safety:** every member may be called from any thread, concurrently, except
 /// that the destructor must not race with other calls; blocking members (`apply`,
-/// `map`, `starmap`, `join`) not from the pool's own threads.
+/// `map`, `starmap`, `join`, the destructor) not from the pool's own threads.
 template <class Backend>
 class basic_pool {
 public:
@@ -110,7 +110,6 @@ public:
 
     /// Closes the pool (unless terminated) and joins it: every submitted call runs and
     /// every callback is called before it returns.
-    /// **Thread safety:** must not race with other calls, nor run on the pool's threads.
     ~basic_pool() {
         CORIO_ASSERT(!backend_.on_pool_thread(),
                      "a pool destroyed from one of its own callbacks or workers cannot wait "

@@ -128,7 +128,6 @@ public:
     /// Closes the descriptor at once and drops the read-ahead; no effect if closed.
     /// A read or write waiting on it is cancelled in the kernel and fails with
     /// std::system_error EBADF, unless it completed first.
-    /// **Thread safety:** loop thread.
     void close() noexcept;
 
     /// The descriptor, or -1 when closed.

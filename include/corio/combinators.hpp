@@ -15,6 +15,7 @@
 /// `as_completed` an `async_generator`): nothing starts before they are awaited.
 /// Results of `void` awaitables are `std::monostate`; results of `T&` awaitables are
 /// `std::reference_wrapper<T>`.
+/// **Thread safety:** every combinator here is for the loop thread only.
 
 #include <corio/async_generator.hpp>
 #include <corio/detail/combinator_scope.hpp>
@@ -166,7 +167,6 @@ struct cancel_on_exit {
 /// every child and, once they all finished, throws cancelled_error (a child's
 /// non-cancellation exception takes precedence). The children are created when the
 /// returned task starts; debug reports show the awaiting task's creation site.
-/// **Thread safety:** loop thread only.
 template <class... A>
 requires(detail::combinator_awaitable<A>&&...)
     [[nodiscard]] task<std::tuple<detail::stored_value_t<detail::child_result_t<A>>...>> gather(
@@ -203,7 +203,6 @@ requires(detail::combinator_awaitable<A>&&...)
 /// order as a `std::vector`; same failure and cancellation rules as the variadic
 /// gather. An empty range gives an empty vector. Pass ranges of tasks as rvalues
 /// (`gather(std::move(tasks))`); futures are copied.
-/// **Thread safety:** loop thread only.
 template <std::ranges::input_range Range>
 requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
 [[nodiscard]] task<std::vector<detail::stored_value_t<detail::range_result_t<Range>>>>
@@ -234,7 +233,6 @@ gather(Range aws, corio::source_location where = corio::source_location::current
 /// is cancelled because another failed. Cancelling the awaiting task cancels every
 /// child and, once they all finished, throws cancelled_error (their exceptions then
 /// go to the loop's exception handler).
-/// **Thread safety:** loop thread only.
 template <class... A>
 requires(detail::combinator_awaitable<A>&&...) [[nodiscard]] task<std::tuple<
     outcome<detail::stored_value_t<detail::child_result_t<A>>>...>> gather_settled(A... aws) {
@@ -266,7 +264,6 @@ requires(detail::combinator_awaitable<A>&&...) [[nodiscard]] task<std::tuple<
 }
 
 /// gather_settled over a range: every outcome in range order, as a `std::vector`.
-/// **Thread safety:** loop thread only.
 template <std::ranges::input_range Range>
 requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
 [[nodiscard]] task<std::vector<outcome<detail::stored_value_t<detail::range_result_t<Range>>>>>
@@ -304,7 +301,6 @@ gather_settled(Range aws, corio::source_location where = corio::source_location:
 /// swallowed the cancellation), its value is returned, never dropped, and the cancel
 /// is delivered at the awaiting task's next suspension point: `wait_for(q.get(), t)`
 /// loses no item.
-/// **Thread safety:** loop thread only.
 template <class A, class Rep, class Period>
 requires detail::combinator_awaitable<A>
 [[nodiscard]] task<detail::child_result_t<A>>
@@ -364,7 +360,6 @@ wait_for(A aw, std::chrono::duration<Rep, Period> timeout,
 /// types when they differ. If the winner ended with an exception, that exception is
 /// rethrown (once every child finished). Cancelling the awaiting task cancels every
 /// child, waits for them, and throws cancelled_error.
-/// **Thread safety:** loop thread only.
 template <class... A>
 requires(sizeof...(A) > 0 && (detail::combinator_awaitable<A> && ...)) [[nodiscard]] task<std::pair<
     std::size_t,
@@ -404,7 +399,6 @@ requires(sizeof...(A) > 0 && (detail::combinator_awaitable<A> && ...)) [[nodisca
 
 /// wait_any over a non-empty range: `{index, value}` of the first to finish.
 /// Throws corio::error for an empty range (Python's ValueError).
-/// **Thread safety:** loop thread only.
 template <std::ranges::input_range Range>
 requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
 [[nodiscard]] task<std::pair<std::size_t, detail::stored_value_t<detail::range_result_t<Range>>>>
@@ -437,7 +431,7 @@ wait_any(Range aws, corio::source_location where = corio::source_location::curre
 /// generator early hands it to a finalizer task on the loop, which does the same
 /// (the destroyer itself does not wait). An exception in an outcome never consumed is reported by
 /// the loop's exception handler.
-/// **Thread safety:** loop thread only; one consumer at a time.
+/// **Thread safety:** one consumer at a time (loop thread only, as every combinator).
 template <std::ranges::input_range Range>
 requires detail::combinator_awaitable<detail::range_awaitable_t<Range>>
 [[nodiscard]] async_generator<outcome<detail::stored_value_t<detail::range_result_t<Range>>>>
@@ -503,7 +497,6 @@ as_completed(Range aws, corio::source_location where = corio::source_location::c
 /// with is reported by the loop's exception handler; the loop's close() cancels it
 /// like any task). Otherwise yields the inner value or rethrows its exception.
 /// This is the one combinator that lets a child outlive its caller, by design.
-/// **Thread safety:** loop thread only.
 template <class A>
 requires detail::combinator_awaitable<A>
 [[nodiscard]] task<detail::child_result_t<A>>

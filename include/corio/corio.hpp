@@ -7,12 +7,14 @@
 #include <corio/basic_pool.hpp>
 #include <corio/byte_stream.hpp>
 #include <corio/combinators.hpp>
+#include <corio/descriptor.hpp>
 #include <corio/error.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>
 #include <corio/generator.hpp>
 #include <corio/init.hpp>
 #include <corio/io.hpp>
+#include <corio/ipc.hpp>
 #include <corio/net.hpp>
 #include <corio/outcome.hpp>
 #include <corio/pool.hpp>

@@ -44,6 +44,7 @@ public:
 
 /// Thrown by `corio::run` when Ctrl+C (SIGINT) interrupted the main task, after the
 /// task finished its cleanup and the loop closed (Python's KeyboardInterrupt).
+/// **Thread safety:** exception objects are immutable after construction.
 class keyboard_interrupt : public error {
 public:
     keyboard_interrupt() : error("corio: interrupted by SIGINT (Ctrl+C)") {}

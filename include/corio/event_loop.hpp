@@ -56,9 +56,15 @@ struct loop_options {
 namespace detail {
 class uring;
 class signal_registry;
+class fd_watch_registry;
 class future_state_base;
 class task_record;
 struct loop_access;
+/// create_task's work, shared by the member and the free function (the task handle
+/// and the name are passed on, not moved into new parameters at each call level).
+template <class T>
+future<T> spawn_task(event_loop& loop, task<T>& t, std::string&& name, corio::source_location where,
+                     bool eager);
 
 /// A scheduled callback (call_soon / call_later / call_at / call_soon_threadsafe).
 struct callback_state : remote_node {
@@ -234,6 +240,24 @@ public:
     /// Removes the handler for `sig`; false if there was none.
     bool remove_signal_handler(int sig);
 
+    /// Calls `fn` on the loop whenever `fd` is readable, until remove_reader(fd)
+    /// (asyncio's loop.add_reader), for descriptors other libraries own (libcurl,
+    /// libpq, hiredis). Level-triggered as asyncio's: while the descriptor stays
+    /// readable after a call, `fn` is called again on the next iteration. Replaces a
+    /// reader already registered for `fd`. Throws std::invalid_argument for a
+    /// negative descriptor or an empty function, corio::error on a closed loop. A
+    /// poll the kernel refuses (EBADF) is reported through the exception handler and
+    /// ends the watch; remove the watch before closing its descriptor. Kernel: multishot
+    /// IORING_OP_POLL_ADD (5.13), else one poll per wake-up. See docs/descriptors.md.
+    void add_reader(int fd, std::function<void()> fn);
+    /// add_reader() for writability (asyncio's loop.add_writer).
+    void add_writer(int fd, std::function<void()> fn);
+    /// Stops watching `fd` for reading; a call already queued does not run. False
+    /// if no reader was registered.
+    bool remove_reader(int fd);
+    /// Stops watching `fd` for writing; false if no writer was registered.
+    bool remove_writer(int fd);
+
     /// Runs `f(args...)` on `executor` (a thread_pool or process_pool; nullptr for the
     /// default blocking pool) and returns an awaitable async_result (asyncio's
     /// loop.run_in_executor). Defined in corio/to_thread.hpp.
@@ -248,9 +272,13 @@ private:
     friend class timer_handle;
     friend void detail::submit_op(event_loop&, detail::uring_op&) noexcept;
     friend void detail::cancel_op(event_loop&, detail::uring_op&) noexcept;
+    template <class T>
+    friend future<T> detail::spawn_task(event_loop&, task<T>&, std::string&&,
+                                        corio::source_location, bool);
 
     void run_once(std::optional<std::chrono::nanoseconds> max_wait = std::nullopt);
     void run_ready(std::size_t count);
+    void run_ready_debug(std::size_t count);
     void drain_remote() noexcept;
     void expire_timers();
     void check_can_run() const;
@@ -265,8 +293,6 @@ private:
     void report_slow(std::chrono::nanoseconds took, detail::task_root* root);
     detail::future_state_base* spawn_state(detail::future_state_base* state);
     void start_eager(detail::future_state_base* state) noexcept;
-    template <class T>
-    future<T> make_task(task<T>& t, std::string& name, corio::source_location where, bool eager);
 
     loop_options options_;
     detail::ready_queue ready_;
@@ -287,6 +313,9 @@ private:
     // the definition there).
     std::unique_ptr<detail::signal_registry, void (*)(detail::signal_registry*)> signals_{nullptr,
                                                                                           nullptr};
+    // Readers and writers of foreign descriptors, owned by src/loop/fd_watch.cpp.
+    std::unique_ptr<detail::fd_watch_registry, void (*)(detail::fd_watch_registry*)> fd_watches_{
+        nullptr, nullptr};
     std::thread::id owner_;
     bool running_ = false;
     bool stopping_ = false;
@@ -309,34 +338,36 @@ std::vector<task_handle> all_tasks();
 
 // ---- templates that need future<T> ------------------------------------------------
 
+namespace detail {
 template <class T>
-future<T> event_loop::make_task(task<T>& t, std::string& name, corio::source_location where,
-                                bool eager) {
+future<T> spawn_task(event_loop& loop, task<T>& t, std::string&& name, corio::source_location where,
+                     bool eager) {
     CORIO_ASSERT(static_cast<bool>(t), "create_task of an empty or moved-from corio::task");
-    if (closed_) {
+    if (loop.closed_) {
         throw error("corio: create_task on a closed event loop");
     }
-    if (std::this_thread::get_id() != owner_) [[unlikely]] {
+    if (std::this_thread::get_id() != loop.owner_) [[unlikely]] {
         throw error("corio: create_task called from a thread other than the loop's");
     }
-    auto* state = new detail::task_state<T>(*this, t.release(), std::move(name), where);
+    auto* state = new task_state<T>(loop, t.release(), std::move(name), where);
     state->add_ref(); // the future's; the loop keeps the initial one until the task ends
-    if (eager && running_ && detail::running_loop == this) [[unlikely]] {
-        start_eager(state);
+    if (eager && loop.running_ && running_loop == &loop) [[unlikely]] {
+        loop.start_eager(state);
     } else {
-        spawn_state(state);
+        loop.spawn_state(state);
     }
-    return future<T>(static_cast<detail::future_state_base*>(state));
+    return future<T>(static_cast<future_state_base*>(state));
 }
+} // namespace detail
 
 template <class T>
 future<T> event_loop::create_task(task<T> t, std::string name, corio::source_location where) {
-    return make_task(t, name, where, false);
+    return detail::spawn_task(*this, t, std::move(name), where, false);
 }
 
 template <class T>
 future<T> event_loop::create_eager_task(task<T> t, std::string name, corio::source_location where) {
-    return make_task(t, name, where, true);
+    return detail::spawn_task(*this, t, std::move(name), where, true);
 }
 
 /// Schedules `t` as a task on the running loop (asyncio.create_task). The returned
@@ -346,7 +377,7 @@ future<T> event_loop::create_eager_task(task<T> t, std::string name, corio::sour
 template <class T>
 future<T> create_task(task<T> t, std::string name = {},
                       corio::source_location where = corio::source_location::current()) {
-    return get_running_loop().create_task(std::move(t), std::move(name), where);
+    return detail::spawn_task(get_running_loop(), t, std::move(name), where, false);
 }
 
 /// Schedules `t` on the running loop and runs its first step at once, inside this
@@ -356,7 +387,7 @@ future<T> create_task(task<T> t, std::string name = {},
 template <class T>
 future<T> create_eager_task(task<T> t, std::string name = {},
                             corio::source_location where = corio::source_location::current()) {
-    return get_running_loop().create_eager_task(std::move(t), std::move(name), where);
+    return detail::spawn_task(get_running_loop(), t, std::move(name), where, true);
 }
 
 template <class T>

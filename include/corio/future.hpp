@@ -17,6 +17,7 @@
 namespace corio {
 
 /// Identifies a callback registered by `future::add_done_callback`.
+/// **Thread safety:** a plain value.
 struct done_callback_id {
     std::uint64_t value = 0; ///< 0 for none; ids of one future are distinct
 };
@@ -284,9 +285,14 @@ public:
         static void on_cancel(detail::cancel_slot& slot) noexcept {
             auto* self = static_cast<awaiter*>(slot.context);
             // asyncio: cancelling a task that awaits a future cancels that future.
-            // The waiter is woken by the future's completion.
+            // The waiter is woken by the future's completion. A future already done
+            // (its waiter is scheduled but has not run) cannot be cancelled: the task
+            // gets the value and the cancel at its next suspension (asyncio's
+            // _must_cancel), never lost.
             try {
-                self->state_->cancel();
+                if (!self->state_->cancel() && self->waiter_.root != nullptr) {
+                    self->waiter_.root->repost_cancel();
+                }
             } catch (...) {
                 self->state_->loop()->call_exception_handler(
                     {"exception while cancelling an awaited future", std::current_exception(), {}});

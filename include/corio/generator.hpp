@@ -178,7 +178,6 @@ public:
     using reference = std::conditional_t<std::is_void_v<T>, void, std::add_lvalue_reference_t<T>>;
 
     /// Sentinel of the generator's range.
-    /// **Thread safety:** an empty value.
     struct sentinel {};
 
     /// Input iterator over the yielded values; `++` resumes the generator and
@@ -251,7 +250,6 @@ public:
 
     /// Primes the generator if needed and returns an iterator at the current value;
     /// rethrows an exception escaping the body.
-    /// **Thread safety:** one thread at a time.
     iterator begin() {
         if (!started_) {
             advance();
@@ -265,7 +263,6 @@ public:
     /// Resumes the generator (priming it on first use) and returns the next value,
     /// or an empty optional once the body returned. Rethrows an exception escaping
     /// the body. For `T = void` returns true while the generator is suspended.
-    /// **Thread safety:** one thread at a time.
     auto next() {
         advance();
         return current_value();
@@ -276,7 +273,6 @@ public:
     /// the body returned. Throws corio::error if the generator was not primed yet
     /// ("can't send to a just-started generator") or already finished; rethrows
     /// an exception escaping the body.
-    /// **Thread safety:** one thread at a time.
     template <class U = Send>
     requires(!std::is_void_v<Send> && std::is_constructible_v<Send, U&&>) auto send(U&& value) {
         if (!started_) {
@@ -296,7 +292,6 @@ public:
     /// unstarted one is simply marked finished. Throws corio::error if the body
     /// yields again ("generator ignored generator_exit"); rethrows any other
     /// exception escaping the body.
-    /// **Thread safety:** one thread at a time.
     void close() {
         if (!handle_ || handle_.done()) {
             return;
@@ -325,7 +320,6 @@ public:
     /// the next yielded value, or empty if the body then returned. Rethrows the
     /// exception if it escapes the body; an unstarted generator is finished and `e`
     /// rethrown without running the body. Throws std::invalid_argument for a null `e`.
-    /// **Thread safety:** one thread at a time.
     auto throw_into(std::exception_ptr e) {
         if (!e) {
             throw std::invalid_argument("corio: throw_into(nullptr)");
@@ -340,7 +334,6 @@ public:
     }
 
     /// True once the body returned, threw, or the generator was closed (or is empty).
-    /// **Thread safety:** one thread at a time.
     bool finished() const noexcept { return !handle_ || handle_.done(); }
 
 private:

@@ -175,14 +175,11 @@ public:
         using iterator_concept = std::input_iterator_tag;
 
         /// A singular iterator (only assignment and destruction are allowed).
-        /// **Thread safety:** a fresh object.
         iterator() = default;
 
         /// The current item, or its exception rethrown (the iteration may go on).
-        /// **Thread safety:** the iterating thread.
         T& operator*() const { return state_->item(slot_); }
         /// Waits for the next item; throws `pool_terminated` if it will never come.
-        /// **Thread safety:** the iterating thread.
         iterator& operator++() {
             if (++pos_ < state_->size()) {
                 slot_ = state_->next_slot();
@@ -190,10 +187,8 @@ public:
             return *this;
         }
         /// As `++it` (an input iterator's postfix increment returns nothing).
-        /// **Thread safety:** the iterating thread.
         void operator++(int) { ++*this; }
         /// True once every item was yielded.
-        /// **Thread safety:** the iterating thread.
         friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
             return it.pos_ >= it.state_->size();
         }
@@ -211,12 +206,10 @@ public:
     };
 
     /// Adopts `state` (producers only).
-    /// **Thread safety:** a fresh object.
     explicit imap_result(detail::ref_ptr<detail::imap_state<T>> state) noexcept
         : state_(std::move(state)) {}
 
     /// Starts the iteration (once: the range is single-pass), waiting for the first item.
-    /// **Thread safety:** one thread at a time.
     [[nodiscard]] iterator begin() { return iterator(state_.get()); }
     /// The end sentinel.
     /// **Thread safety:** any thread.

@@ -59,12 +59,10 @@ public:
     /// created with `permissions` (less the umask). Throws std::invalid_argument for
     /// a malformed mode, std::system_error ("open") otherwise.
     /// Kernel: IORING_OP_OPENAT (5.6).
-    /// **Thread safety:** on the loop's thread.
     [[nodiscard]] static task<file> open(std::string path, std::string_view mode = "r",
                                          unsigned permissions = 0666);
     /// Opens `path` with raw open(2) `flags` (O_CLOEXEC is always added).
     /// Throws std::system_error ("open"). Kernel: IORING_OP_OPENAT (5.6).
-    /// **Thread safety:** on the loop's thread.
     [[nodiscard]] static task<file> open(std::string path, int flags, unsigned permissions = 0666);
 
     /// The open(2) flags for a Python mode string; throws std::invalid_argument.
@@ -92,11 +90,9 @@ public:
     [[nodiscard]] task<std::size_t> write(std::string_view bytes, std::uint64_t offset);
     /// The file's size in bytes. Throws std::system_error ("statx").
     /// Kernel: IORING_OP_STATX (5.6).
-    /// **Thread safety:** on the loop's thread.
     [[nodiscard]] task<std::uint64_t> size();
     /// Flushes data and metadata to the device. Throws std::system_error ("fsync").
     /// Kernel: IORING_OP_FSYNC (5.1).
-    /// **Thread safety:** on the loop's thread.
     [[nodiscard]] task<> fsync();
     /// Closes the descriptor through the ring; no effect if already closed. Throws
     /// std::system_error ("close") if the kernel reports an error (the descriptor is
@@ -111,7 +107,6 @@ public:
     /// **Thread safety:** read-only.
     bool is_open() const noexcept { return fd_ >= 0; }
     /// Gives up ownership of the descriptor and returns it.
-    /// **Thread safety:** one thread at a time.
     int release() noexcept {
         int fd = fd_;
         fd_ = -1;

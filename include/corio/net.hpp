@@ -79,7 +79,6 @@ public:
     static constexpr ::socklen_t capacity() noexcept { return sizeof(::sockaddr_storage); }
     /// True if both hold the same address bytes: same family, address, port (and,
     /// for IPv6, flow information and scope).
-    /// **Thread safety:** as const members.
     friend bool operator==(const endpoint& a, const endpoint& b) noexcept;
 
 private:
@@ -95,6 +94,16 @@ private:
 /// else corio::error with gai_strerror's text (unknown host and the like).
 /// **Thread safety:** on the loop's thread.
 [[nodiscard]] task<std::vector<endpoint>> resolve(std::string host, std::string service);
+
+/// The host and service names of an IPv4 or IPv6 `address` (asyncio's
+/// loop.getnameinfo): getnameinfo(3) with `flags` (NI_NUMERICHOST, NI_NUMERICSERV,
+/// NI_NAMEREQD, ...) on a helper thread, never blocking the loop. Returns
+/// {host, service}. Throws std::invalid_argument for an endpoint that is neither
+/// IPv4 nor IPv6, corio::error with gai_strerror's text (EAI_NONAME with
+/// NI_NAMEREQD and no name, EAI_BADFLAGS), std::system_error ("getnameinfo").
+/// **Thread safety:** on the loop's thread.
+[[nodiscard]] task<std::pair<std::string, std::string>> getnameinfo(endpoint address,
+                                                                    int flags = 0);
 
 /// A connected stream socket: a `byte_stream` (read_some, read_exactly, read_until,
 /// write_all, close; see corio/byte_stream.hpp) that knows it is a socket, plus
@@ -114,7 +123,6 @@ public:
 
     /// Shuts down the sending half (the peer reads end of stream); reading goes on.
     /// Throws std::system_error ("shutdown").
-    /// **Thread safety:** loop thread.
     void shutdown_write();
     /// The local address (getsockname). Throws std::system_error ("getsockname").
     /// **Thread safety:** any thread.
@@ -137,14 +145,11 @@ public:
     /// Connects to `host` (numeric IPv4/IPv6, or a name resolved with resolve())
     /// and `port`, trying each address in turn; throws the last std::system_error
     /// ("connect"), e.g. ECONNREFUSED. Kernel: IORING_OP_CONNECT (5.5).
-    /// **Thread safety:** loop thread.
     [[nodiscard]] static task<tcp_stream> connect(std::string host, std::uint16_t port);
     /// Connects to one endpoint. Throws std::system_error ("connect").
-    /// **Thread safety:** loop thread.
     [[nodiscard]] static task<tcp_stream> connect(endpoint peer);
     /// Turns Nagle's algorithm off (true, the default) or on.
     /// Throws std::system_error ("setsockopt").
-    /// **Thread safety:** loop thread.
     void set_nodelay(bool on);
 };
 
@@ -158,7 +163,6 @@ public:
 
     /// Connects to the socket at `path` ('@' prefix: abstract namespace).
     /// Throws std::system_error ("connect"). Kernel: IORING_OP_CONNECT (5.5).
-    /// **Thread safety:** loop thread.
     [[nodiscard]] static task<unix_stream> connect(std::string path);
     /// A connected pair (socketpair(2)), handy in tests and between tasks.
     /// Throws std::system_error ("socketpair").
@@ -230,7 +234,6 @@ public:
     endpoint local_endpoint() const;
     /// Stops listening; no effect if closed. An accept waiting on the listener is
     /// cancelled in the kernel and fails with std::system_error EBADF ("accept").
-    /// **Thread safety:** loop thread.
     void close() noexcept { acceptor_.close(); }
     /// The descriptor, or -1.
     /// **Thread safety:** read-only.
@@ -267,7 +270,6 @@ public:
     [[nodiscard]] task<unix_stream> accept();
     /// Stops listening and removes the socket file; no effect if closed. An accept
     /// waiting on the listener fails with std::system_error EBADF ("accept").
-    /// **Thread safety:** loop thread.
     void close() noexcept;
     /// The bound path ("@name" for the abstract namespace; empty once closed).
     /// **Thread safety:** read-only.
@@ -333,10 +335,8 @@ public:
     /// Receives one datagram into `buffer`: its size and sender. Throws
     /// std::system_error ("recvmsg"). A cancelled receive consumes no datagram.
     /// Kernel: IORING_OP_RECVMSG (5.3).
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<datagram> recv_from(std::span<std::byte> buffer);
     /// recv_from() into a char buffer.
-    /// **Thread safety:** as above.
     [[nodiscard]] task<datagram> recv_from(std::span<char> buffer);
 
     /// The bound port.
@@ -347,7 +347,6 @@ public:
     endpoint local_endpoint() const;
     /// Closes the socket; no effect if closed. A send_to or recv_from waiting on
     /// it is cancelled in the kernel and fails with std::system_error EBADF.
-    /// **Thread safety:** loop thread.
     void close() noexcept;
     /// The descriptor, or -1.
     /// **Thread safety:** read-only.
@@ -383,22 +382,16 @@ public:
 
     /// Runs until close() is called (asyncio's serve_forever); cancelling the
     /// awaiting task closes the server and rethrows cancelled_error.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<> serve_forever();
     /// Stops listening and cancels every connection task; idempotent.
-    /// **Thread safety:** loop thread.
     void close();
     /// Waits until the server is closed and every connection task has finished.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<> wait_closed();
     /// True until close().
-    /// **Thread safety:** loop thread.
     bool is_serving() const noexcept;
     /// The listening port (0 once closed).
-    /// **Thread safety:** loop thread.
     std::uint16_t local_port() const;
     /// Connection tasks currently running.
-    /// **Thread safety:** loop thread.
     std::size_t connection_count() const noexcept;
 
     /// Internal: adopts the state made by start_server.
@@ -418,6 +411,30 @@ struct server_options {
     /// Listener options (multishot accept on/off, SO_REUSEADDR).
     listener_options listener{};
 };
+
+/// The connection callback of start_unix_server: takes the stream by value.
+using unix_connection_handler = std::function<task<>(unix_stream)>;
+
+/// asyncio.start_unix_server: listens at `path` ('@' prefix: abstract namespace; a
+/// stale socket file is replaced, and the file is removed when the server closes) and
+/// runs `handler(stream)` as a task per connection, as start_server does.
+/// `server::local_port()` is 0. Throws std::invalid_argument for a bad path,
+/// std::system_error ("bind", "listen").
+/// **Thread safety:** loop thread.
+[[nodiscard]] task<server> start_unix_server(unix_connection_handler handler, std::string path,
+                                             server_options options = {});
+
+/// Sends `count` bytes of `in` from `offset` (by default to the end of the file) to
+/// the socket `out` without copying them through user memory (asyncio's
+/// loop.sendfile): splice from the file into a pipe and from the pipe into the socket,
+/// on the ring. Returns the bytes sent (fewer than `count` only if the file ends
+/// first). Throws std::system_error: EBADF for a closed stream or file, "splice"
+/// errors such as EPIPE when the peer is gone. Cancelling the task cancels the splice
+/// in flight; bytes already sent stay sent.
+/// Kernel: IORING_OP_SPLICE (5.7).
+/// **Thread safety:** loop thread; no other write on `out` meanwhile.
+[[nodiscard]] task<std::uint64_t> sendfile(socket_stream& out, file& in, std::uint64_t offset = 0,
+                                           std::optional<std::uint64_t> count = std::nullopt);
 
 /// asyncio.start_server: listens on `host` and `port` (port 0 picks a free one; a
 /// non-numeric host is resolved and its first address used) and starts accepting

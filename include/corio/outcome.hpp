@@ -26,46 +26,38 @@ public:
     using value_type = T;
 
     /// An outcome holding `value`.
-    /// **Thread safety:** constructs a new object.
     template <class U = T>
     requires std::is_constructible_v<T, U&&>
     explicit outcome(std::in_place_t, U&& value)
         : data_(std::in_place_index<0>, std::forward<U>(value)) {}
     /// An outcome holding the exception `e` (must not be null).
-    /// **Thread safety:** constructs a new object.
     explicit outcome(std::exception_ptr e) noexcept : data_(std::in_place_index<1>, std::move(e)) {
         CORIO_ASSERT(std::get<1>(data_) != nullptr,
                      "corio::outcome built from a null exception_ptr");
     }
 
     /// True if the awaitable produced a value.
-    /// **Thread safety:** const member; safe concurrently with other const members.
     bool has_value() const noexcept { return data_.index() == 0; }
     /// Same as has_value().
-    /// **Thread safety:** as has_value().
     explicit operator bool() const noexcept { return has_value(); }
 
     /// The value; rethrows the stored exception if there is one.
-    /// **Thread safety:** as has_value().
     T& value() & {
         rethrow_if_failed();
         return std::get<0>(data_);
     }
     /// The value; rethrows the stored exception if there is one.
-    /// **Thread safety:** as has_value().
     const T& value() const& {
         rethrow_if_failed();
         return std::get<0>(data_);
     }
     /// The value moved out; rethrows the stored exception if there is one.
-    /// **Thread safety:** as has_value().
     T&& value() && {
         rethrow_if_failed();
         return std::move(std::get<0>(data_));
     }
 
     /// The exception, or a null `std::exception_ptr` if the outcome holds a value.
-    /// **Thread safety:** as has_value().
     std::exception_ptr exception() const noexcept {
         return has_value() ? std::exception_ptr() : std::get<1>(data_);
     }

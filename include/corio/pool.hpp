@@ -29,12 +29,10 @@ class async_result;
 class pool_initializer {
 public:
     /// No initializer (`operator bool` is false).
-    /// **Thread safety:** a fresh object.
     pool_initializer() = default;
     /// Holds `f`, any callable as `void()`; keeps its function pointer too if `f`
     /// converts to `void (*)()` (a plain function, a capture-less lambda). Implicit,
     /// so that `.initializer = setup` reads naturally. Throws what copying `f` throws.
-    /// **Thread safety:** a fresh object.
     template <class F>
     requires(!std::is_same_v<std::remove_cvref_t<F>, pool_initializer> &&
              std::is_invocable_r_v<void, std::decay_t<F>&>) pool_initializer(F&& f)
@@ -80,11 +78,9 @@ struct pool_options {
 class pool_not_running : public error {
 public:
     /// With the standard message.
-    /// **Thread safety:** a fresh object.
     pool_not_running()
         : error("corio: the pool is not running (close() or terminate() was called)") {}
     /// With a message of the caller's (`corio::error`'s constructors).
-    /// **Thread safety:** a fresh object.
     using error::error;
 };
 
@@ -95,10 +91,8 @@ public:
 class pool_terminated : public error {
 public:
     /// With the standard message.
-    /// **Thread safety:** a fresh object.
     pool_terminated() : error("corio: the pool was terminated before the result was ready") {}
     /// With a message of the caller's (`corio::error`'s constructors).
-    /// **Thread safety:** a fresh object.
     using error::error;
 };
 

@@ -18,16 +18,13 @@ namespace corio {
 class remote_error : public error {
 public:
     /// An error from a worker that threw a `type_name` with message `message`.
-    /// **Thread safety:** a fresh object.
     remote_error(std::string type_name, std::string message)
         : error(type_name + ": " + message), type_name_(std::move(type_name)),
           message_(std::move(message)) {}
 
     /// The demangled dynamic type of the original exception (e.g. "my::parse_error").
-    /// **Thread safety:** any thread.
     [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
     /// The original `what()` (empty for a thrown non-exception).
-    /// **Thread safety:** any thread.
     [[nodiscard]] const std::string& message() const noexcept { return message_; }
 
 private:
@@ -43,14 +40,12 @@ class broken_worker_error : public error {
 public:
     /// A worker `pid` ended with `exitcode` (Python's convention: the exit status, or
     /// minus the signal number); `what` is the full message.
-    /// **Thread safety:** a fresh object.
     broken_worker_error(const std::string& what, pid_t pid, int exitcode)
         : error(what), pid_(pid), exitcode_(exitcode) {}
 
-    /// Process id of the dead worker. **Thread safety:** any thread.
+    /// Process id of the dead worker.
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
     /// Its exit status, or minus the number of the signal that killed it.
-    /// **Thread safety:** any thread.
     [[nodiscard]] int exitcode() const noexcept { return exitcode_; }
 
 private:

@@ -85,21 +85,16 @@ public:
 
     /// Number of items in the queue (including items already handed to woken
     /// getters that have not resumed yet).
-    /// **Thread safety:** loop thread only.
     std::size_t size() const noexcept { return store_.size() + handed_count_; }
     /// True if size() is 0.
-    /// **Thread safety:** loop thread only.
     bool empty() const noexcept { return size() == 0; }
     /// True if the queue is bounded and holds maxsize() items.
-    /// **Thread safety:** loop thread only.
     bool full() const noexcept { return maxsize_ > 0 && size() >= maxsize_; }
     /// The bound given to the constructor (0: unbounded).
-    /// **Thread safety:** loop thread only.
     std::size_t maxsize() const noexcept { return maxsize_; }
 
     /// Adds `value` without waiting. Throws queue_shut_down after shutdown(),
     /// queue_full if the queue is full.
-    /// **Thread safety:** loop thread only.
     void put_nowait(T value) {
         if (shutdown_) {
             throw queue_shut_down();
@@ -113,7 +108,6 @@ public:
 
     /// Removes and returns the next item without waiting. Throws queue_empty if no
     /// item is available, queue_shut_down if the queue is shut down and empty.
-    /// **Thread safety:** loop thread only.
     T get_nowait() {
         if (store_.size() == 0) {
             if (shutdown_) {
@@ -234,19 +228,16 @@ public:
     /// cancelled_error if cancelled while waiting, in which case nothing was
     /// inserted (a cancel arriving after the insertion is delivered at the task's
     /// next suspension instead).
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] put_awaiter put(T value) noexcept { return put_awaiter(*this, std::move(value)); }
 
     /// Removes and returns the next item, waiting (FIFO) while none is available.
     /// Throws queue_shut_down once the queue is shut down and empty (at once for an
     /// immediate shutdown); throws cancelled_error if cancelled, never losing an item:
     /// one already handed to this getter goes to the next getter or back to the head.
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] get_awaiter get() noexcept { return get_awaiter(*this); }
 
     /// Marks one retrieved item as processed (asyncio's task_done). Throws
     /// corio::error if called more times than items were put.
-    /// **Thread safety:** loop thread only.
     void task_done() {
         if (unfinished_ == 0) {
             throw error("corio: task_done() called too many times");
@@ -258,7 +249,6 @@ public:
 
     /// Waits until every item put so far was marked with task_done() (returns at once
     /// if none is unfinished). Throws cancelled_error if cancelled.
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] join_awaiter join() noexcept { return join_awaiter(*this); }
 
     /// Python 3.13's shutdown: later put()s and put_nowait()s throw queue_shut_down;
@@ -266,7 +256,6 @@ public:
     /// With `immediate`, the queue is emptied at once (each discarded item counts
     /// as task_done, releasing join()), and blocked getters throw at once, including
     /// those already handed an item they had not resumed to take.
-    /// **Thread safety:** loop thread only.
     void shutdown(bool immediate = false) noexcept {
         shutdown_ = true;
         if (immediate) {
@@ -289,7 +278,6 @@ public:
     }
 
     /// True after shutdown().
-    /// **Thread safety:** loop thread only.
     bool is_shut_down() const noexcept { return shutdown_; }
 
 private:
@@ -305,8 +293,14 @@ private:
         }
     }
 
-    // A new item: to the first waiting getter, else into the store.
+    // A new item: to the first waiting getter, else into the store. The store first
+    // makes room for every item the queue holds, handed-over ones included (throws
+    // std::bad_alloc with nothing changed): an item a cancelled getter gives back, or
+    // a blocked putter admitted later (a putter waits only after the queue was full,
+    // so the store has room for maxsize items), then never needs an allocation in the
+    // noexcept paths below.
     void deliver(T&& v) {
+        store_.reserve(store_.size() + handed_count_ + 1);
         if (!getters_.empty()) {
             hand_to_first_getter(std::move(v));
         } else {
@@ -318,7 +312,7 @@ private:
         if (!getters_.empty()) {
             hand_to_first_getter(std::move(v));
         } else {
-            store_.put_back(std::move(v)); // size() is unchanged: never beyond maxsize
+            store_.put_back(std::move(v)); // room reserved by deliver(): no allocation
         }
     }
     void hand_to_first_getter(T&& v) noexcept {

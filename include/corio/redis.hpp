@@ -44,7 +44,7 @@ public:
 /// A parsed Redis URL: `redis://[[user]:password@]host[:port][/db]` (port 6379, db 0 by
 /// default; an IPv6 host in brackets) or `redis+unix:///path/to/socket[?db=N&password=P]`
 /// (also `unix:///path`).
-/// **Thread safety:** a plain value.
+/// **Thread safety:** a plain value; `parse()` and `display()` from any thread.
 struct url {
     std::string host;          ///< Host name or address (empty for a Unix socket).
     std::uint16_t port = 6379; ///< TCP port.
@@ -55,10 +55,8 @@ struct url {
 
     /// Parses `text`. Throws `redis::error` naming the text for anything malformed
     /// (an unknown scheme, a bad port or database number, an empty host or path).
-    /// **Thread safety:** any thread.
     static url parse(std::string_view text);
     /// The URL as text without its password (what error messages show).
-    /// **Thread safety:** any thread.
     [[nodiscard]] std::string display() const;
 };
 
@@ -71,16 +69,16 @@ public:
     /// The kind of a reply (RESP2 types).
     enum class kind { nil, integer, string, status, array, error };
 
-    /// A nil reply. **Thread safety:** a fresh object.
+    /// A nil reply.
     reply() = default;
-    /// An integer reply. **Thread safety:** a fresh object.
+    /// An integer reply.
     static reply from_integer(long long v);
-    /// A string, status or error reply holding `s`. **Thread safety:** a fresh object.
+    /// A string, status or error reply holding `s`.
     static reply from_string(kind k, std::string s);
-    /// An array reply. **Thread safety:** a fresh object.
+    /// An array reply.
     static reply from_array(std::vector<reply> elements);
 
-    /// Its kind. **Thread safety:** as its class.
+    /// Its kind.
     [[nodiscard]] kind type() const noexcept { return kind_; }
     /// True for nil (a missing key, a timed-out blocking command).
     [[nodiscard]] bool is_nil() const noexcept { return kind_ == kind::nil; }
@@ -113,12 +111,11 @@ private:
 /// **Thread safety:** one object per loop (it caches the SHA1 without locking).
 class script {
 public:
-    /// A script with source `text`. **Thread safety:** a fresh object.
+    /// A script with source `text`.
     explicit script(std::string text) : text_(std::move(text)) {}
     /// The Lua source. **Thread safety:** any thread.
     [[nodiscard]] const std::string& text() const noexcept { return text_; }
     /// Its SHA1 once a connection loaded it (`connection::load`), else empty.
-    /// **Thread safety:** as its class.
     [[nodiscard]] const std::string& sha() const noexcept { return sha_; }
 
 private:
@@ -170,16 +167,15 @@ std::string to_arg(const T& v) {
 /// **Thread safety:** one loop's thread; the object must be destroyed before its loop.
 class connection {
 public:
-    /// A closed connection (every command throws). **Thread safety:** a fresh object.
+    /// A closed connection (every command throws).
     connection() noexcept;
-    /// Takes over `other`'s socket and pending commands. **Thread safety:** loop thread.
+    /// Takes over `other`'s socket and pending commands.
     connection(connection&& other) noexcept;
     /// Closes this connection, then takes over `other`'s.
-    /// **Thread safety:** loop thread.
     connection& operator=(connection&& other) noexcept;
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
-    /// Closes the connection (see close()). **Thread safety:** loop thread.
+    /// Closes the connection (see close()).
     ~connection();
 
     /// Connects to the server at `url` (see `redis::url`), authenticates, selects the
@@ -187,25 +183,21 @@ public:
     /// `options.connect_timeout`. Throws `redis::error` naming the URL when the URL is
     /// malformed, the server refuses or cannot be reached, the password is wrong, or
     /// nothing answers in time.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] static task<connection> connect(std::string url, connection_options options = {});
 
     /// Sends one command (`"SET", key, value`: strings or numbers) and returns its reply.
     /// Throws `redis::error` for an error reply (its text and the URL) or a broken
     /// connection.
-    /// **Thread safety:** loop thread.
     template <class... A>
     [[nodiscard]] task<reply> command(const A&... args) {
         return command_argv({detail::to_arg(args)...});
     }
     /// `command` with the arguments in a vector (`argv[0]` is the command name). Throws
     /// `redis::error` for an empty `argv` too.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<reply> command_argv(std::vector<std::string> argv);
     /// Sends every command of `commands` in one write and returns their replies in order;
     /// error replies are returned as `reply::kind::error` elements, not thrown. Throws
     /// `redis::error` for a broken connection or an empty command.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<std::vector<reply>> pipeline(std::vector<std::vector<std::string>> commands);
     /// Runs `s` with `EVALSHA` (`keys`, then `args`), loading it first if this server
     /// does not know it. Throws `redis::error` for an error raised by the script.
@@ -216,17 +208,13 @@ public:
     /// Loads `s` on the server (`SCRIPT LOAD`) and remembers its SHA1 in `s`, for
     /// callers that put `EVALSHA` commands in a `pipeline()`. Throws `redis::error`
     /// for a script that does not compile.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] task<> load(script& s);
 
     /// Closes the socket; pending commands fail with `redis::error`. Idempotent.
-    /// **Thread safety:** loop thread.
     void close() noexcept;
     /// True until closed or broken.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] bool is_open() const noexcept;
     /// The server's URL without its password.
-    /// **Thread safety:** loop thread.
     [[nodiscard]] const std::string& url() const noexcept;
 
 private:

@@ -153,19 +153,18 @@ struct redis_failed_job {
 /// and joins and never throws.
 ///
 /// **Thread safety:** every member may be called from any thread, concurrently, except
-/// that the destructor must not race with other calls; blocking members (`apply`,
-/// `map`, `starmap`, `join`, `cancel`, the introspection) not from a callback.
+/// that the destructor must not race with other calls, and that the blocking members
+/// (`apply`, `map`, `starmap`, `join`, `cancel`, `counts`, `failed_jobs`,
+/// `requeue_failed`) must not be called from the pool's thread (its callbacks).
 class redis_pool : public basic_pool<detail::redis_backend> {
 public:
     /// Connects to `url` (`redis://host:port[/db]`, `redis+unix:///path`) and starts
     /// the pool's thread. Throws `redis::error` naming the URL if the server cannot be
     /// reached within `options.connect_timeout`.
-    /// **Thread safety:** a fresh object.
     explicit redis_pool(std::string url, redis_pool_options options = {});
 
     /// As `apply_async`, also returning the job's Redis id (for `cancel(id)` and
     /// inspection): a pair of the id and the `async_result`.
-    /// **Thread safety:** any thread.
     template <class F, class... Args>
     [[nodiscard]] auto submit(F&& f, Args&&... args_then_callbacks) {
         std::string id;
@@ -179,19 +178,15 @@ public:
     /// killed by its worker; its result fails with `cancelled_error`. Returns false if
     /// the job is unknown or already finished. Throws `pool_not_running` after the pool
     /// was joined, `redis::error` if the server cannot be reached.
-    /// **Thread safety:** any thread except the pool's.
     bool cancel(const std::string& id);
     /// Counts of this pool's queue per state.
-    /// **Thread safety:** any thread except the pool's.
     redis_queue_counts counts();
     /// The failed and dead jobs of this pool's queue, with their errors.
-    /// **Thread safety:** any thread except the pool's.
     std::vector<redis_failed_job> failed_jobs();
     /// Puts every failed and dead job of the queue back into it (attempts reset);
     /// returns how many. Their results go to the clients that still wait for them.
-    /// **Thread safety:** any thread except the pool's.
     std::size_t requeue_failed();
-    /// The queue's name. **Thread safety:** any thread.
+    /// The queue's name.
     [[nodiscard]] const std::string& queue() const noexcept;
 
 private:
@@ -214,7 +209,9 @@ struct redis_worker_options {
     /// After SIGTERM / SIGINT / `stop()`: how long running jobs may take to finish
     /// before they are killed and handed back to the queue.
     std::chrono::milliseconds grace = std::chrono::seconds(10);
-    /// `run()` stops gracefully on SIGTERM and SIGINT.
+    /// `run()` stops gracefully on SIGTERM and SIGINT. The constructor already holds
+    /// them (blocks them on its thread, until the destructor), so a stop signal sent
+    /// before `run()` installed its handlers is not lost: `run()` reads it and stops.
     bool handle_signals = true;
 };
 
@@ -225,15 +222,14 @@ class redis_worker_core;
 /// A worker process's server: takes jobs from the queues, runs them (N at a time) on
 /// its own `process_pool` or `thread_pool`, renews their leases, reports results to each
 /// job's client, and reaps jobs of dead workers. Start one per machine (or several).
-/// **Thread safety:** `stop()` from any thread or a signal handler of the loop; other
-/// members from one thread.
+/// **Thread safety:** `stop()` from any thread or a signal handler of the loop, `id()`
+/// and `jobs_done()` from any thread; other members from one thread (the destructor
+/// not while `run()` runs on another thread).
 class redis_worker {
 public:
     /// A worker for the server at `url`; connects in `run()` / `serve()`.
-    /// **Thread safety:** a fresh object.
     explicit redis_worker(std::string url, redis_worker_options options = {});
     /// Stops (if serving) and releases the worker.
-    /// **Thread safety:** not while `run()` runs on another thread.
     ~redis_worker();
     redis_worker(const redis_worker&) = delete;
     redis_worker& operator=(const redis_worker&) = delete;
@@ -241,20 +237,16 @@ public:
     /// Serves on a loop of its own until `stop()`, SIGTERM or SIGINT (graceful), then
     /// returns. Throws `redis::error` naming the URL if the server cannot be reached at
     /// start.
-    /// **Thread safety:** one thread.
     void run();
     /// Serves on the running loop until `stop()` (or cancellation); graceful stop.
     /// **Thread safety:** the loop's thread.
     [[nodiscard]] task<> serve();
     /// Stops taking jobs; running ones finish within the grace period, the rest go back
     /// to the queue, then `run()` / `serve()` return. Idempotent.
-    /// **Thread safety:** any thread.
     void stop() noexcept;
     /// This worker's id in Redis (host:pid:counter).
-    /// **Thread safety:** any thread.
     [[nodiscard]] const std::string& id() const noexcept;
     /// Jobs this worker completed (any outcome).
-    /// **Thread safety:** any thread.
     [[nodiscard]] std::size_t jobs_done() const noexcept;
 
 private:

@@ -71,33 +71,30 @@ public:
 /// **Thread safety:** none; one writer per thread.
 class byte_writer {
 public:
-    /// An empty writer. **Thread safety:** a fresh object.
+    /// An empty writer.
     byte_writer() = default;
     /// Writes after the existing content of `buffer` (which it takes over).
-    /// **Thread safety:** a fresh object.
     explicit byte_writer(std::string buffer) noexcept : buf_(std::move(buffer)) {}
 
-    /// Appends `n` raw bytes. **Thread safety:** one thread at a time.
+    /// Appends `n` raw bytes.
     void write(const void* data, std::size_t n) {
-        if (n != 0)
+        if (n != 0) {
             buf_.append(static_cast<const char*>(data), n);
+        }
     }
     /// Appends the object representation of a trivially copyable value.
-    /// **Thread safety:** one thread at a time.
     template <class T>
     requires std::is_trivially_copyable_v<T>
     void write_raw(const T& v) { write(&v, sizeof v); }
-    /// Appends a length (as 64 bits). **Thread safety:** one thread at a time.
+    /// Appends a length (as 64 bits).
     void write_size(std::size_t n) { write_raw(static_cast<std::uint64_t>(n)); }
-    /// Reserves room for `n` more bytes. **Thread safety:** one thread at a time.
+    /// Reserves room for `n` more bytes.
     void reserve(std::size_t n) { buf_.reserve(buf_.size() + n); }
     /// Bytes written so far (including any initial content).
-    /// **Thread safety:** one thread at a time.
     [[nodiscard]] std::size_t size() const noexcept { return buf_.size(); }
-    /// The bytes written so far. **Thread safety:** one thread at a time.
+    /// The bytes written so far.
     [[nodiscard]] std::string& buffer() noexcept { return buf_; }
     /// Moves the bytes out, leaving the writer empty.
-    /// **Thread safety:** one thread at a time.
     [[nodiscard]] std::string take() noexcept { return std::move(buf_); }
 
 private:
@@ -109,27 +106,26 @@ private:
 /// **Thread safety:** none; one reader per thread.
 class byte_reader {
 public:
-    /// Reads `bytes`, which must outlive the reader. **Thread safety:** a fresh object.
+    /// Reads `bytes`, which must outlive the reader.
     explicit byte_reader(std::string_view bytes) noexcept
         : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
 
     /// Copies the next `n` bytes to `out`; throws `serialize_error` if fewer remain.
-    /// **Thread safety:** one thread at a time.
     void read(void* out, std::size_t n) {
-        if (n != 0)
+        if (n != 0) {
             std::memcpy(out, take(n).data(), n);
+        }
     }
     /// Returns a view of the next `n` bytes and skips them; throws if fewer remain.
-    /// **Thread safety:** one thread at a time.
     [[nodiscard]] std::string_view take(std::size_t n) {
-        if (n > remaining())
+        if (n > remaining()) {
             throw serialize_error("corio::deserialize: input is truncated");
+        }
         std::string_view v(p_, n);
         p_ += n;
         return v;
     }
     /// Reads a trivially copyable value from its object representation.
-    /// **Thread safety:** one thread at a time.
     template <class T>
     requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
     [[nodiscard]] T read_raw() {
@@ -138,14 +134,14 @@ public:
         return v;
     }
     /// Reads a length written by `byte_writer::write_size`.
-    /// **Thread safety:** one thread at a time.
     [[nodiscard]] std::size_t read_size() {
         auto n = read_raw<std::uint64_t>();
-        if (n > SIZE_MAX)
+        if (n > SIZE_MAX) {
             throw serialize_error("corio::deserialize: length out of range");
+        }
         return static_cast<std::size_t>(n);
     }
-    /// Bytes not read yet. **Thread safety:** one thread at a time.
+    /// Bytes not read yet.
     [[nodiscard]] std::size_t remaining() const noexcept {
         return static_cast<std::size_t>(end_ - p_);
     }
@@ -155,13 +151,14 @@ public:
     /// allocate without bound.
     static constexpr std::size_t max_empty_elements = std::size_t{1} << 20;
     /// Counts one decoded element that took no bytes; throws `serialize_error` once
-    /// more than `max_empty_elements` were counted. **Thread safety:** one thread at a time.
+    /// more than `max_empty_elements` were counted.
     void count_empty_element() {
-        if (++empty_elements_ > max_empty_elements)
+        if (++empty_elements_ > max_empty_elements) {
             throw serialize_error("corio::deserialize: too many zero-size elements (a length "
                                   "not backed by the input)");
+        }
     }
-    /// True when every byte was read. **Thread safety:** one thread at a time.
+    /// True when every byte was read.
     [[nodiscard]] bool empty() const noexcept { return p_ == end_; }
 
 private:
@@ -205,8 +202,9 @@ void serialize_one(byte_writer& w, const T& v) {
                   "static void write(corio::byte_writer&, const T&) and static T "
                   "read(corio::byte_reader&). (Pointers, references and views are never "
                   "serializable.)");
-    if constexpr (serialize_type_is_supported<T>)
+    if constexpr (serialize_type_is_supported<T>) {
         serializer<T>::write(w, v);
+    }
 }
 } // namespace detail
 
@@ -251,8 +249,9 @@ template <class T>
 [[nodiscard]] T from_bytes(std::string_view bytes) {
     byte_reader r(bytes);
     T v = deserialize<T>(r);
-    if (!r.empty())
+    if (!r.empty()) {
         throw serialize_error("corio::from_bytes: trailing bytes after the value");
+    }
     return v;
 }
 

@@ -38,6 +38,7 @@ enum class stdio {
 
 /// Options of create_subprocess_exec / create_subprocess_shell, an aggregate:
 /// `{.stdout_mode = corio::stdio::pipe, .cwd = "/tmp"}`.
+/// **Thread safety:** a plain value.
 struct subprocess_options {
     /// The child's standard input: inherit, pipe or devnull.
     stdio stdin_mode = stdio::inherit;
@@ -80,15 +81,12 @@ public:
     /// (the child reads it as any stdin), so that writing to a child that exited
     /// fails with EPIPE ("send") instead of raising SIGPIPE. Throws corio::error if
     /// stdin is not piped.
-    /// **Thread safety:** loop thread.
     byte_stream& stdin_pipe();
     /// The stream from the child's standard output (a pipe; asyncio's `proc.stdout`).
     /// Throws corio::error if stdout is not piped.
-    /// **Thread safety:** loop thread.
     byte_stream& stdout_pipe();
     /// The stream from the child's standard error (a pipe). Throws corio::error if
     /// stderr is not piped.
-    /// **Thread safety:** loop thread.
     byte_stream& stderr_pipe();
 
     /// Writes `input` to stdin and closes it, reads stdout and stderr to their end,
@@ -110,7 +108,6 @@ public:
     [[nodiscard]] task<int> wait();
     /// The exit status once wait() saw the child exit, minus the signal number if a
     /// signal killed it; empty while it runs (or has not been waited for).
-    /// **Thread safety:** loop thread.
     std::optional<int> returncode() const noexcept { return returncode_; }
     /// The child's process id (-1 for an empty handle).
     /// **Thread safety:** read-only.
@@ -119,13 +116,10 @@ public:
     /// effect once the child has been reaped or if it has already exited. Throws
     /// std::invalid_argument for a signal number out of range, corio::error on an
     /// empty handle, std::system_error ("pidfd_send_signal") otherwise.
-    /// **Thread safety:** loop thread.
     void send_signal(int sig);
     /// send_signal(SIGTERM).
-    /// **Thread safety:** loop thread.
     void terminate();
     /// send_signal(SIGKILL).
-    /// **Thread safety:** loop thread.
     void kill();
 
     /// Internal: adopts a started child (used by create_subprocess_exec).

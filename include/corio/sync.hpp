@@ -51,10 +51,8 @@ public:
     ~event() { detail::detach_all(waiters_); }
 
     /// True once set() was called (and not cleared since).
-    /// **Thread safety:** loop thread only.
     bool is_set() const noexcept { return set_; }
     /// Sets the flag and wakes every waiter, in FIFO order. No effect if set.
-    /// **Thread safety:** loop thread only.
     void set() noexcept {
         if (set_) {
             return;
@@ -65,7 +63,6 @@ public:
         }
     }
     /// Clears the flag; later wait()s suspend again.
-    /// **Thread safety:** loop thread only.
     void clear() noexcept { set_ = false; }
 
     /// Awaitable returned by wait().
@@ -88,7 +85,6 @@ public:
     /// Suspends until the event is set; returns at once if it is. Throws
     /// cancelled_error if the task is cancelled first (even after set() woke it,
     /// as asyncio does).
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] wait_awaiter wait() noexcept { return wait_awaiter(*this); }
 
 private:
@@ -139,12 +135,10 @@ public:
     ~lock() { detail::detach_all(waiters_); }
 
     /// True while some task holds the lock.
-    /// **Thread safety:** loop thread only.
     bool locked() const noexcept { return locked_; }
 
     /// Releases the lock; the first waiter (if any) becomes the owner. Throws
     /// corio::error if the lock is not locked. Any task may release it, as in asyncio.
-    /// **Thread safety:** loop thread only.
     void release() {
         if (!locked_) {
             throw error("corio: release() of an unlocked lock");
@@ -198,11 +192,9 @@ public:
     /// Suspends until the lock is acquired (FIFO). Throws cancelled_error if the
     /// task is cancelled first; a task cancelled after the lock was handed to it
     /// passes the lock on and throws.
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] acquire_awaiter acquire() noexcept { return acquire_awaiter(*this); }
     /// Acquires the lock and yields a lock_guard that releases it:
     /// `auto guard = co_await l.scoped();` (asyncio's `async with lock`).
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] scoped_awaiter scoped() noexcept { return scoped_awaiter(*this); }
 
 private:
@@ -270,15 +262,12 @@ public:
     ~semaphore() { detail::detach_all(waiters_); }
 
     /// The number of free permits.
-    /// **Thread safety:** loop thread only.
     std::size_t value() const noexcept { return value_; }
     /// True if acquire() would suspend.
-    /// **Thread safety:** loop thread only.
     bool locked() const noexcept { return value_ == 0; }
 
     /// Returns a permit: the first waiter (if any) receives it, otherwise the
     /// value grows. (bounded_semaphore throws corio::error beyond its bound.)
-    /// **Thread safety:** loop thread only.
     void release() {
         if (waiters_.empty() && value_ >= bound_) {
             throw error("corio: bounded_semaphore released too many times");
@@ -332,12 +321,10 @@ public:
     /// Takes a permit, suspending (FIFO) while none is free. Throws cancelled_error
     /// if the task is cancelled first; a task cancelled after a permit was handed
     /// to it passes the permit on and throws, so no permit is lost.
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] acquire_awaiter acquire() noexcept { return acquire_awaiter(*this); }
     /// Takes a permit as acquire() does and yields a semaphore_guard that returns it:
     /// `auto permit = co_await sem.scoped();` (asyncio's `async with sem`). Throws
     /// cancelled_error, holding no permit, if the task is cancelled first.
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] scoped_awaiter scoped() noexcept { return scoped_awaiter(*this); }
 
 protected:
@@ -397,23 +384,18 @@ public:
     ~condition() { detail::detach_all(waiters_); }
 
     /// Acquires the associated lock (see lock::acquire).
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] lock::acquire_awaiter acquire() noexcept { return lock_->acquire(); }
     /// Acquires the associated lock and yields a guard (see lock::scoped).
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] lock::scoped_awaiter scoped() noexcept { return lock_->scoped(); }
     /// Releases the associated lock; throws corio::error if it is not locked.
-    /// **Thread safety:** loop thread only.
     void release() { lock_->release(); }
     /// True while the associated lock is held.
-    /// **Thread safety:** loop thread only.
     bool locked() const noexcept { return lock_->locked(); }
 
     /// Releases the lock, waits for a notify, re-acquires the lock (even when
     /// cancelled, as asyncio does) and returns. Throws corio::error if the lock is
     /// not held; throws cancelled_error (with the lock held again) if cancelled; a
     /// waiter cancelled after it was notified passes the notification on.
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] task<> wait() {
         if (!lock_->locked()) {
             throw error("corio: condition::wait() without holding the lock");
@@ -442,7 +424,6 @@ public:
 
     /// Waits until `pred()` is true (checked first, then after every wakeup) and
     /// returns its last value. Same requirements and errors as wait().
-    /// **Thread safety:** loop thread only.
     template <class Predicate>
     requires std::is_invocable_v<Predicate&>
     [[nodiscard]] task<std::decay_t<std::invoke_result_t<Predicate&>>> wait_for(Predicate pred) {
@@ -456,7 +437,6 @@ public:
 
     /// Wakes up to `n` waiting tasks (FIFO); they resume once they re-acquire the
     /// lock. Throws corio::error if the lock is not held.
-    /// **Thread safety:** loop thread only.
     void notify(std::size_t n = 1) {
         if (!lock_->locked()) {
             throw error("corio: condition::notify() without holding the lock");
@@ -464,7 +444,6 @@ public:
         wake(n);
     }
     /// Wakes every waiting task. Throws corio::error if the lock is not held.
-    /// **Thread safety:** loop thread only.
     void notify_all() { notify(std::numeric_limits<std::size_t>::max()); }
 
 private:
@@ -515,7 +494,6 @@ public:
     /// wait for the next one. Throws broken_barrier_error if the barrier is or
     /// becomes broken (abort) or is reset while waiting; throws cancelled_error if
     /// cancelled (the task leaves the count; the barrier is not broken, as asyncio).
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] task<std::size_t> wait() {
         while (state_ == phase::draining || state_ == phase::resetting) {
             co_await changed_awaiter(*this);
@@ -544,14 +522,12 @@ public:
 
     /// Puts the barrier in the broken state: current and future wait()s throw
     /// broken_barrier_error until reset(). (Synchronous, unlike asyncio's coroutine.)
-    /// **Thread safety:** loop thread only.
     void abort() noexcept {
         state_ = phase::broken;
         wake_all();
     }
     /// Returns the barrier to its empty state; tasks waiting now get
     /// broken_barrier_error. (Synchronous, unlike asyncio's coroutine.)
-    /// **Thread safety:** loop thread only.
     void reset() noexcept {
         if (count_ > 0) {
             state_ = phase::resetting;
@@ -562,13 +538,10 @@ public:
     }
 
     /// The number of tasks needed to pass the barrier.
-    /// **Thread safety:** loop thread only.
     std::size_t parties() const noexcept { return parties_; }
     /// The number of tasks waiting in the current filling cycle.
-    /// **Thread safety:** loop thread only.
     std::size_t n_waiting() const noexcept { return state_ == phase::filling ? count_ : 0; }
     /// True after abort() (until reset()).
-    /// **Thread safety:** loop thread only.
     bool broken() const noexcept { return state_ == phase::broken; }
 
 private:

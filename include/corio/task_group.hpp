@@ -32,7 +32,6 @@ public:
               std::make_shared<const std::vector<std::exception_ptr>>(std::move(exceptions))) {}
 
     /// The grouped exceptions, in the order they happened.
-    /// **Thread safety:** const; safe from any thread.
     const std::vector<std::exception_ptr>& exceptions() const noexcept { return *exceptions_; }
 
 private:
@@ -84,7 +83,6 @@ class task_group {
 public:
     /// A group on the running loop, owned by the running task (its "body").
     /// Throws corio::error if no loop runs.
-    /// **Thread safety:** loop thread only.
     task_group()
         : scope_(detail::combinator_scope::make(get_running_loop(), detail::scope_policy::group)) {
         scope_->set_owner(current_task());
@@ -93,7 +91,6 @@ public:
     task_group& operator=(const task_group&) = delete;
 
     /// Cancels the children still running (see the class comment); never waits.
-    /// **Thread safety:** loop thread only.
     ~task_group() {
         scope_->set_orphaned();
         if (scope_->running() > 0) {
@@ -110,7 +107,6 @@ public:
     /// caller may drop). `name` defaults to "<spawning task>/task_group[n]". Throws
     /// corio::error after `join()` completed. A child spawned after a failure is
     /// cancelled at once (it still runs its cleanup and is awaited by `join()`).
-    /// **Thread safety:** loop thread only.
     template <class A>
     requires detail::combinator_awaitable<A> future<detail::child_result_t<A>>
     spawn(A aw, std::string name = {},
@@ -131,7 +127,6 @@ public:
     /// ended with, if any: a non-cancellation one cancels the children and joins the
     /// failures. Waiting is structured: a cancel of the waiting task cancels the
     /// children and still waits for them.
-    /// **Thread safety:** loop thread only.
     [[nodiscard]] task<> join(std::exception_ptr body_error = nullptr) {
         if (body_error) {
             if (detail::is_cancellation(body_error)) {
@@ -150,7 +145,6 @@ public:
     }
 
     /// The number of children still running.
-    /// **Thread safety:** loop thread only.
     std::size_t size() const noexcept { return scope_->running(); }
 
 private:

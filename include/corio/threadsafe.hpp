@@ -278,7 +278,9 @@ public:
             waiter_.coroutine = h;
             waiter_.loop = &get_running_loop();
             if (waiter_.root != nullptr && waiter_.root->take_pending_cancel()) {
-                cancel_state();
+                if (!cancel_state()) {
+                    waiter_.root->repost_cancel(); // finished just before: cancel later
+                }
                 return false; // done now: cancelled, or finished just before
             }
             if (!state_->add_waiter(waiter_)) {
@@ -297,16 +299,23 @@ public:
         }
 
     private:
-        void cancel_state() noexcept {
+        /// False if the state was done already (nothing was cancelled).
+        bool cancel_state() noexcept {
             try {
-                concurrent_future::cancel_state(state_);
+                return concurrent_future::cancel_state(state_);
             } catch (...) {
                 // allocation failure posting the cancel: the state is cancelled anyway
+                return true;
             }
         }
         static void on_cancel(detail::cancel_slot& slot) noexcept {
-            // The future completes as cancelled, which posts our waiter.
-            static_cast<awaiter*>(slot.context)->cancel_state();
+            // The future completes as cancelled, which posts our waiter. If it was
+            // done already, the task gets the value and the cancel at its next
+            // suspension (never lost).
+            auto* self = static_cast<awaiter*>(slot.context);
+            if (!self->cancel_state() && self->waiter_.root != nullptr) {
+                self->waiter_.root->repost_cancel();
+            }
         }
         std::shared_ptr<detail::concurrent_state<T>> state_;
         detail::cross_waiter waiter_;

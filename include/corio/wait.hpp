@@ -38,6 +38,7 @@ enum class return_when {
 };
 
 /// What `wait` returns: indexes into the waited vector, in increasing order.
+/// **Thread safety:** a plain value.
 struct wait_result {
     std::vector<std::size_t> done;    ///< done when wait returned (value, exception or cancelled)
     std::vector<std::size_t> pending; ///< still running; nothing was cancelled

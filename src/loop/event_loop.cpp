@@ -21,15 +21,6 @@ void loop_access::register_task(event_loop& loop, task_record& t) noexcept {
     loop.tasks_.push_back(t.pending_hook);
 }
 
-event_loop& loop_for_io() {
-    return get_running_loop();
-}
-void submit_op(event_loop& loop, uring_op& op) noexcept {
-    loop.ring_->submit(op);
-}
-void cancel_op(event_loop& loop, uring_op& op) noexcept {
-    loop.ring_->cancel(op);
-}
 void schedule_on(event_loop& loop, std::coroutine_handle<> h, task_root* root) {
     loop.schedule(h, root);
 }
@@ -307,9 +298,28 @@ void event_loop::expire_timers() {
 }
 
 void event_loop::run_ready(std::size_t count) {
+    if (options_.debug) [[unlikely]] {
+        run_ready_debug(count);
+        return;
+    }
     for (std::size_t i = 0; i < count; ++i) {
         detail::ready_item item = ready_.pop();
-        auto started = options_.debug ? clock::now() : time_point{};
+        if (item.coroutine) [[likely]] {
+            current_ = static_cast<detail::task_root*>(item.context);
+            item.coroutine.resume();
+        } else {
+            current_ = nullptr;
+            run_callback(static_cast<detail::callback_state*>(item.context));
+        }
+    }
+    current_ = nullptr;
+}
+
+// run_ready in debug mode: every step is timed, and a slow one reported.
+void event_loop::run_ready_debug(std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+        detail::ready_item item = ready_.pop();
+        auto started = clock::now();
         if (item.coroutine) {
             current_ = static_cast<detail::task_root*>(item.context);
             item.coroutine.resume();
@@ -317,12 +327,10 @@ void event_loop::run_ready(std::size_t count) {
         } else {
             run_callback(static_cast<detail::callback_state*>(item.context));
         }
-        if (options_.debug) {
-            auto took = clock::now() - started;
-            if (took >= options_.slow_callback_duration) {
-                report_slow(took, item.coroutine ? static_cast<detail::task_root*>(item.context)
-                                                 : nullptr);
-            }
+        auto took = clock::now() - started;
+        if (took >= options_.slow_callback_duration) {
+            report_slow(took,
+                        item.coroutine ? static_cast<detail::task_root*>(item.context) : nullptr);
         }
     }
 }
@@ -632,6 +640,7 @@ void event_loop::release_remaining(bool frames_destroyed) noexcept {
     }
     // No completion is reaped after this point, so in-flight signal reads may go.
     signals_.reset();
+    fd_watches_.reset();
     closed_ = true;
     closing_ = false;
 }

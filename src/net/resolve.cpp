@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <stdexcept>
+#include <utility>
 #include <system_error>
 
 namespace corio {
@@ -65,6 +67,45 @@ task<std::vector<endpoint>> resolve(std::string host, std::string service) {
         throw error(std::string("corio: getaddrinfo: ") + ::gai_strerror(r.status));
     }
     co_return std::move(r.endpoints);
+}
+
+namespace {
+
+struct name_result {
+    int status = 0;
+    int err = 0;
+    std::string host;
+    std::string service;
+};
+
+name_result reverse_lookup(const endpoint& address, int flags) {
+    name_result out;
+    char host[NI_MAXHOST] = {};
+    char service[NI_MAXSERV] = {};
+    out.status = ::getnameinfo(address.data(), address.size(), host, sizeof host, service,
+                               sizeof service, flags);
+    if (out.status == EAI_SYSTEM) {
+        out.err = errno;
+    }
+    out.host = host;
+    out.service = service;
+    return out;
+}
+
+} // namespace
+
+task<std::pair<std::string, std::string>> getnameinfo(endpoint address, int flags) {
+    if (address.family() != AF_INET && address.family() != AF_INET6) {
+        throw std::invalid_argument("corio: getnameinfo needs an IPv4 or IPv6 endpoint");
+    }
+    name_result r = co_await to_thread(&reverse_lookup, address, flags);
+    if (r.status == EAI_SYSTEM) {
+        throw std::system_error(r.err, std::system_category(), "getnameinfo");
+    }
+    if (r.status != 0) {
+        throw error(std::string("corio: getnameinfo: ") + ::gai_strerror(r.status));
+    }
+    co_return std::pair<std::string, std::string>(std::move(r.host), std::move(r.service));
 }
 
 } // namespace corio

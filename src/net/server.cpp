@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <optional>
 #include <system_error>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -21,6 +22,8 @@ struct server_state {
     event_loop* loop;
     tcp_listener listener;
     connection_handler handler;
+    unix_listener local_listener; // start_unix_server
+    unix_connection_handler unix_handler;
     server_options options;
     std::optional<future<>> accept_task;
     std::unordered_map<std::uint64_t, future<>> connections;
@@ -39,10 +42,15 @@ struct server_state {
 
 namespace {
 
-task<> run_connection(std::shared_ptr<server_state> st, std::uint64_t id, tcp_stream stream) {
+template <class Stream>
+task<> run_connection(std::shared_ptr<server_state> st, std::uint64_t id, Stream stream) {
     std::exception_ptr failure;
     try {
-        co_await st->handler(std::move(stream));
+        if constexpr (std::is_same_v<Stream, tcp_stream>) {
+            co_await st->handler(std::move(stream));
+        } else {
+            co_await st->unix_handler(std::move(stream));
+        }
     } catch (const cancelled_error&) {
         // closing the server cancels its connections: an expected end
     } catch (...) {
@@ -67,13 +75,18 @@ bool resource_accept_error(int e) noexcept {
     return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 }
 
+template <class Stream>
 task<> accept_loop(std::shared_ptr<server_state> st) {
     for (;;) {
-        std::optional<tcp_stream> stream;
+        std::optional<Stream> stream;
         bool pause = false;
         bool give_up = false;
         try {
-            stream.emplace(co_await st->listener.accept());
+            if constexpr (std::is_same_v<Stream, tcp_stream>) {
+                stream.emplace(co_await st->listener.accept());
+            } else {
+                stream.emplace(co_await st->local_listener.accept());
+            }
         } catch (const std::system_error& e) {
             int code = e.code().value();
             if (!transient_accept_error(code)) {
@@ -132,6 +145,7 @@ void server::close() {
         st.accept_task->cancel();
     }
     st.listener.close();
+    st.local_listener.close();
     std::vector<future<>> victims;
     victims.reserve(st.connections.size());
     for (auto& [id, f] : st.connections) {
@@ -183,6 +197,24 @@ std::size_t server::connection_count() const noexcept {
     return state_ ? state_->connections.size() : 0;
 }
 
+namespace {
+
+/// Starts the server's accept loop; its end counts towards the server's drain.
+template <class Stream>
+void start_accepting(event_loop& loop, const std::shared_ptr<detail::server_state>& st,
+                     const char* name) {
+    st->accept_task.emplace(loop.create_task(detail::accept_loop<Stream>(st), name));
+    std::weak_ptr<detail::server_state> weak = st;
+    st->accept_task->add_done_callback([weak](const future<>&) {
+        if (auto s = weak.lock()) {
+            s->accept_done = true;
+            s->check_drained();
+        }
+    });
+}
+
+} // namespace
+
 task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
                           server_options options) {
     std::optional<endpoint> local;
@@ -203,14 +235,18 @@ task<server> start_server(connection_handler handler, std::string host, std::uin
     st->listener = tcp_listener::bind(*local, options.backlog, options.listener);
     st->handler = std::move(handler);
     st->options = options;
-    st->accept_task.emplace(loop.create_task(detail::accept_loop(st), "corio-server-accept"));
-    std::weak_ptr<detail::server_state> weak = st;
-    st->accept_task->add_done_callback([weak](const future<>&) {
-        if (auto s = weak.lock()) {
-            s->accept_done = true;
-            s->check_drained();
-        }
-    });
+    start_accepting<tcp_stream>(loop, st, "corio-server-accept");
+    co_return server(std::move(st));
+}
+
+task<server> start_unix_server(unix_connection_handler handler, std::string path,
+                               server_options options) {
+    event_loop& loop = get_running_loop();
+    auto st = std::make_shared<detail::server_state>(loop);
+    st->local_listener = unix_listener::bind(std::move(path), options.backlog, options.listener);
+    st->unix_handler = std::move(handler);
+    st->options = options;
+    start_accepting<unix_stream>(loop, st, "corio-unix-server-accept");
     co_return server(std::move(st));
 }
 

@@ -68,8 +68,9 @@ bool is_io_worker(const char* tid) noexcept {
     char path[64];
     std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
     std::FILE* f = std::fopen(path, "re");
-    if (f == nullptr)
+    if (f == nullptr) {
         return false;
+    }
     char buf[512];
     const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
     std::fclose(f);
@@ -77,11 +78,13 @@ bool is_io_worker(const char* tid) noexcept {
     // "tid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold
     // spaces and parentheses, so fields are counted from its last ')'.
     const char* p = std::strrchr(buf, ')');
-    if (p == nullptr)
+    if (p == nullptr) {
         return false;
+    }
     unsigned long flags = 0;
-    if (std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+    if (std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1) {
         return false;
+    }
     return (flags & pf_io_worker) != 0;
 }
 
@@ -89,12 +92,14 @@ bool is_io_worker(const char* tid) noexcept {
 // kernel workers excluded); 0 if unknown.
 std::size_t thread_count() noexcept {
     DIR* d = ::opendir("/proc/self/task");
-    if (d == nullptr)
+    if (d == nullptr) {
         return 0;
+    }
     std::size_t n = 0;
     while (const dirent* e = ::readdir(d)) {
-        if (e->d_name[0] != '.' && !is_io_worker(e->d_name))
+        if (e->d_name[0] != '.' && !is_io_worker(e->d_name)) {
             ++n;
+        }
     }
     ::closedir(d);
     return n;
@@ -117,10 +122,12 @@ bool send_with_fd(int sock, const void* data, std::size_t size, int fd) noexcept
     }
     for (;;) {
         const ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-        if (n >= 0)
+        if (n >= 0) {
             return static_cast<std::size_t>(n) == size;
-        if (errno != EINTR)
+        }
+        if (errno != EINTR) {
             return false;
+        }
     }
 }
 
@@ -180,8 +187,9 @@ void reset_signals() noexcept {
     new (&start_mutex()) std::mutex();
     // Die with the program; ignore the terminal's Ctrl-C (the program decides).
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != program)
+    if (::getppid() != program) {
         ::_exit(0);
+    }
     // Children must stay waitable even if the program ignores SIGCHLD (reset here).
     reset_signals();
     ::signal(SIGINT, SIG_IGN);
@@ -191,8 +199,9 @@ void reset_signals() noexcept {
         server_request req;
         int passed = -1;
         const ssize_t n = recv_with_fd(sock, &req, sizeof req, passed);
-        if (n <= 0)
+        if (n <= 0) {
             ::_exit(0); // the program closed its end or exited
+        }
         for (auto it = released.begin(); it != released.end();) {
             int st = 0;
             it = waitpid_retry(*it, &st, WNOHANG) == 0 ? std::next(it) : released.erase(it);
@@ -208,34 +217,39 @@ void reset_signals() noexcept {
                 ::prctl(PR_SET_PDEATHSIG, SIGKILL);
                 child_main(passed);
             }
-            if (passed >= 0)
+            if (passed >= 0) {
                 ::close(passed);
+            }
             int pidfd = -1;
             if (child < 0) {
                 rep.error = errno;
             } else {
                 rep.pid = child;
                 pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
-                if (pidfd < 0)
+                if (pidfd < 0) {
                     rep.error = errno;
+                }
             }
             send_with_fd(sock, &rep, sizeof rep, pidfd);
-            if (pidfd >= 0)
+            if (pidfd >= 0) {
                 ::close(pidfd);
+            }
             break;
         }
         case server_op::wait: {
             int st = 0;
-            if (waitpid_retry(req.pid, &st, 0) < 0)
+            if (waitpid_retry(req.pid, &st, 0) < 0) {
                 rep.error = errno;
+            }
             rep.status = st;
             send_with_fd(sock, &rep, sizeof rep, -1);
             break;
         }
         case server_op::release: {
             int st = 0;
-            if (waitpid_retry(req.pid, &st, WNOHANG) == 0)
+            if (waitpid_retry(req.pid, &st, WNOHANG) == 0) {
                 released.insert(req.pid);
+            }
             break;
         }
         }
@@ -271,19 +285,22 @@ void start_server_locked() {
 server_reply exchange(server_request req, int pass_fd, int* received_fd) {
     auto& l = link();
     std::lock_guard lock(l.mutex);
-    if (l.fd < 0)
+    if (l.fd < 0) {
         throw broken_pool_error("corio: the fork server is not running");
+    }
     if (!send_with_fd(l.fd, &req, sizeof req, pass_fd)) {
         throw broken_pool_error("corio: the fork server is gone (it was killed?)");
     }
-    if (req.op == server_op::release)
+    if (req.op == server_op::release) {
         return {};
+    }
     server_reply rep;
     int fd = -1;
     const ssize_t n = recv_with_fd(l.fd, &rep, sizeof rep, fd);
     if (n != static_cast<ssize_t>(sizeof rep)) {
-        if (fd >= 0)
+        if (fd >= 0) {
             ::close(fd);
+        }
         throw broken_pool_error("corio: the fork server is gone (it was killed?)");
     }
     if (received_fd != nullptr) {
@@ -313,8 +330,9 @@ int fork_server_fd() noexcept {
 std::string forget_dead_server() {
     auto& l = link();
     std::lock_guard lock(l.mutex);
-    if (l.pid <= 0)
+    if (l.pid <= 0) {
         return {};
+    }
     // The server never writes unless asked, and requests are answered under this
     // mutex: readable or hung up now means its end of the socket is closed.
     pollfd p{l.fd, POLLIN, 0};
@@ -322,13 +340,15 @@ std::string forget_dead_server() {
     do {
         r = ::poll(&p, 1, 0);
     } while (r < 0 && errno == EINTR);
-    if (r == 0)
+    if (r == 0) {
         return {};
+    }
     std::string how = "exited";
     int status = 0;
     // The server is the program's child; reap it (unless the program reaps all).
-    if (waitpid_retry(l.pid, &status, 0) == l.pid)
+    if (waitpid_retry(l.pid, &status, 0) == l.pid) {
         how = describe_wait_status(status);
+    }
     std::string what = fmt::format("the fork server (pid {}) {}", l.pid, how);
     ::close(l.fd);
     l.fd = -1;
@@ -339,8 +359,9 @@ std::string forget_dead_server() {
 void ensure_fork_server(const char* who) {
     std::lock_guard lock(start_mutex());
     const std::string died = forget_dead_server();
-    if (link().pid > 0)
+    if (link().pid > 0) {
         return;
+    }
     const std::size_t threads = thread_count();
     if (threads != 1) {
         if (!died.empty()) {
@@ -363,10 +384,12 @@ spawned_child fork_server_spawn(int channel_fd) {
     int pidfd = -1;
     const server_reply rep = exchange({server_op::spawn, 0}, channel_fd, &pidfd);
     if (rep.error != 0) {
-        if (pidfd >= 0)
+        if (pidfd >= 0) {
             ::close(pidfd);
-        if (rep.pid > 0)
+        }
+        if (rep.pid > 0) {
             fork_server_release(rep.pid);
+        }
         throw std::system_error(rep.error, std::generic_category(),
                                 "corio: the fork server could not fork");
     }
@@ -394,12 +417,15 @@ bool wait_pidfd(int pidfd, int timeout_ms) noexcept {
     pollfd p{pidfd, POLLIN, 0};
     for (;;) {
         const int r = ::poll(&p, 1, timeout_ms);
-        if (r > 0)
+        if (r > 0) {
             return true;
-        if (r == 0)
+        }
+        if (r == 0) {
             return false;
-        if (errno != EINTR)
+        }
+        if (errno != EINTR) {
             return true; // a broken pidfd: do not wait forever
+        }
     }
 }
 
@@ -410,8 +436,9 @@ namespace corio {
 void init() {
     std::lock_guard lock(detail::start_mutex());
     (void)detail::forget_dead_server(); // a dead one is replaced
-    if (detail::link().pid > 0)
+    if (detail::link().pid > 0) {
         return;
+    }
     const std::size_t threads = detail::thread_count();
     if (threads != 1) {
         throw error(

@@ -41,6 +41,21 @@ int fork_server_wait(pid_t pid);
 /// The caller no longer wants the status of `pid`; the server reaps it when it exits.
 void fork_server_release(pid_t pid) noexcept;
 
+/// Who this process is, for current_process() / parent_process(): "MainProcess" with
+/// no parent in the program; set from the start frame in a corio::process child.
+struct process_identity {
+    std::string name = "MainProcess";
+    bool daemon = false;
+    pid_t parent_pid = 0;
+    std::string parent_name;
+};
+process_identity& self_identity() noexcept;
+
+/// The exit rule for the children this process started through corio::process (at
+/// program exit, and when a corio::process child's function returned): daemon
+/// children get SIGTERM, the others are waited for.
+void wait_for_children() noexcept;
+
 /// "exited with status 3" / "was killed by signal 11 (SIGSEGV)".
 std::string describe_wait_status(int status);
 

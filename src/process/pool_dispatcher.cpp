@@ -28,8 +28,9 @@ namespace corio::detail {
 
 process_pool_core::process_pool_core(std::size_t workers, pool_options options)
     : size_(workers), options_(std::move(options)) {
-    if (workers == 0)
+    if (workers == 0) {
         throw error("corio::process_pool: the number of workers must be at least 1");
+    }
     if (options_.initializer) {
         void (*plain)() = options_.initializer.plain();
         if (plain == nullptr) {
@@ -42,12 +43,14 @@ process_pool_core::process_pool_core(std::size_t workers, pool_options options)
     ensure_fork_server("corio::process_pool");
     // Three operations per worker, the doorbell and cancels; a full queue parks.
     unsigned entries = 64;
-    while (entries < 4 * workers + 8 && entries < 4096)
+    while (entries < 4 * workers + 8 && entries < 4096) {
         entries *= 2;
+    }
     ring_ = std::make_unique<uring>(loop_options{.entries = entries, .single_issuer = false});
     try {
-        for (std::size_t i = 0; i < workers; ++i)
+        for (std::size_t i = 0; i < workers; ++i) {
             spawn_worker();
+        }
     } catch (...) {
         for (auto& w : workers_) {
             send_signal(w->pidfd, SIGKILL);
@@ -89,21 +92,26 @@ void process_pool_core::wake() noexcept {
 
 void process_pool_core::check_running() const {
     std::lock_guard lock(mutex_);
-    if (state_ != pool_state::running)
+    if (state_ != pool_state::running) {
         throw pool_not_running();
-    if (broken_)
+    }
+    if (broken_) {
         std::rethrow_exception(broken_);
+    }
 }
 
 void process_pool_core::submit(process_job& job, std::size_t chunks) {
     {
         std::lock_guard lock(mutex_);
-        if (state_ != pool_state::running)
+        if (state_ != pool_state::running) {
             throw pool_not_running();
-        if (broken_)
+        }
+        if (broken_) {
             std::rethrow_exception(broken_);
-        if (chunks != 0)
+        }
+        if (chunks != 0) {
             queue_.emplace_back(&job, 0);
+        }
     }
     wake();
 }
@@ -111,8 +119,9 @@ void process_pool_core::submit(process_job& job, std::size_t chunks) {
 void process_pool_core::close() noexcept {
     {
         std::lock_guard lock(mutex_);
-        if (state_ == pool_state::running)
+        if (state_ == pool_state::running) {
             state_ = pool_state::closed;
+        }
     }
     wake();
 }
@@ -123,11 +132,13 @@ void process_pool_core::terminate() noexcept {
         state_ = pool_state::terminating;
     }
     wake();
-    if (std::this_thread::get_id() == dispatcher_id_)
+    if (std::this_thread::get_id() == dispatcher_id_) {
         return; // from a callback
+    }
     std::lock_guard lock(join_mutex_);
-    if (thread_.joinable())
+    if (thread_.joinable()) {
         thread_.join();
+    }
 }
 
 void process_pool_core::join() {
@@ -140,8 +151,9 @@ void process_pool_core::join() {
     }
     // basic_pool::join() refused the dispatcher thread (a callback) already.
     std::lock_guard lock(join_mutex_);
-    if (thread_.joinable())
+    if (thread_.joinable()) {
         thread_.join();
+    }
 }
 
 std::size_t process_pool_core::depth() const noexcept {
@@ -152,8 +164,9 @@ std::size_t process_pool_core::depth() const noexcept {
 }
 
 bool process_pool_core::work_left_locked() const noexcept {
-    if (!queue_.empty() || !retry_.empty())
+    if (!queue_.empty() || !retry_.empty()) {
         return true;
+    }
     return std::any_of(workers_.begin(), workers_.end(),
                        [](const auto& w) { return !w->inflight.empty(); });
 }
@@ -169,10 +182,12 @@ void process_pool_core::assign_work() {
     const auto stalled_after =
         std::chrono::nanoseconds(static_cast<std::int64_t>(std::max(4 * service_ns_, 5e5)));
     auto accepts = [&](const pool_worker& w, const process_job* job) {
-        if (w.phase != worker_phase::ready)
+        if (w.phase != worker_phase::ready) {
             return false;
-        if (w.inflight.empty())
+        }
+        if (w.inflight.empty()) {
             return true;
+        }
         return w.inflight.size() < max_depth && w.inflight.back().job == job &&
                now - w.busy_since < stalled_after;
     };
@@ -180,8 +195,9 @@ void process_pool_core::assign_work() {
     {
         std::lock_guard lock(mutex_);
         for (;;) {
-            if (retry_.empty() && queue_.empty())
+            if (retry_.empty() && queue_.empty()) {
                 break;
+            }
             const process_job* next_job =
                 !retry_.empty() ? retry_.front().job : queue_.front().first;
             // The least loaded worker takes the next chunk.
@@ -192,8 +208,9 @@ void process_pool_core::assign_work() {
                     best = wp.get();
                 }
             }
-            if (best == nullptr)
+            if (best == nullptr) {
                 break;
+            }
             pool_worker& w = *best;
             chunk_ref c;
             if (!retry_.empty()) {
@@ -202,21 +219,25 @@ void process_pool_core::assign_work() {
             } else {
                 auto& [job, next] = queue_.front();
                 c = {job, next++};
-                if (next == job->chunk_count())
+                if (next == job->chunk_count()) {
                     queue_.pop_front();
+                }
             }
-            if (w.inflight.empty())
+            if (w.inflight.empty()) {
                 w.busy_since = now;
+            }
             w.inflight.push_back(c);
             assigned.emplace_back(&w, c);
-            if (max_tasks != 0 && ++w.sent >= max_tasks)
+            if (max_tasks != 0 && ++w.sent >= max_tasks) {
                 w.phase = worker_phase::retiring;
+            }
         }
     }
     // Frames are immutable once submitted and live as long as their chunk is held
     // by a worker: they are sent from where the caller encoded them, not copied.
-    for (auto& [w, c] : assigned)
+    for (auto& [w, c] : assigned) {
         w->unsent.push_back(c.job->frame(c.k));
+    }
 }
 
 void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std::string_view body) {
@@ -224,8 +245,9 @@ void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std:
     case frame_kind::init_ok: {
         w.phase = worker_phase::ready;
         std::lock_guard lock(mutex_);
-        if (starting_up_ && startup_pending_ > 0 && --startup_pending_ == 0)
+        if (starting_up_ && startup_pending_ > 0 && --startup_pending_ == 0) {
             started_cv_.notify_all();
+        }
         return;
     }
     case frame_kind::init_error: {
@@ -244,8 +266,9 @@ void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std:
         return;
     }
     case frame_kind::result: {
-        if (w.inflight.empty())
+        if (w.inflight.empty()) {
             return; // cannot happen with a well-behaved worker
+        }
         const chunk_ref c = w.inflight.front();
         w.inflight.pop_front();
         const auto now = clock_type::now();
@@ -255,10 +278,11 @@ void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std:
         w.busy_since = now;
         byte_reader r(body);
         c.job->on_chunk(c.k, r);
-        if (w.sending())
+        if (w.sending()) {
             w.held.push_back(c.job); // the send in flight may still read its frame
-        else
+        } else {
             c.job->drop();
+        }
         return;
     }
     default:
@@ -275,8 +299,9 @@ void process_pool_core::break_pool(std::exception_ptr cause, std::exception_ptr 
     std::deque<std::pair<process_job*, std::size_t>> queued;
     {
         std::lock_guard lock(mutex_);
-        if (broken_)
+        if (broken_) {
             return;
+        }
         broken_ = cause;
         if (starting_up_ && !startup_error_) {
             startup_error_ = original;
@@ -285,8 +310,9 @@ void process_pool_core::break_pool(std::exception_ptr cause, std::exception_ptr 
         queued.swap(queue_);
     }
     for (auto& [job, next] : queued) {
-        for (std::size_t k = next; k < job->chunk_count(); ++k)
+        for (std::size_t k = next; k < job->chunk_count(); ++k) {
             fail_chunk({job, k}, cause);
+        }
     }
     while (!retry_.empty()) {
         fail_chunk(retry_.front(), cause);
@@ -344,16 +370,18 @@ void process_pool_core::run() noexcept {
         }
         if (state == pool_state::closed && workers_.empty()) {
             std::lock_guard lock(mutex_);
-            if (!work_left_locked())
+            if (!work_left_locked()) {
                 return;
+            }
         }
         // Per worker a receive, a send when frames wait, and a watch of its pidfd.
         // End of file alone would miss a death when another process holds the
         // worker's end of the socket (a child the function forked inherits it); the
         // pidfd turns readable when the worker itself is gone, whoever else holds
         // the socket. Submitting and waiting is one system call.
-        for (auto& wp : workers_)
+        for (auto& wp : workers_) {
             arm(*wp);
+        }
         try {
             ring_->submit_and_wait(true, std::nullopt);
         } catch (...) {

@@ -106,8 +106,9 @@ exception_kind kind_of(const std::exception& e) noexcept {
 std::string system_error_prefix(const std::system_error& e) {
     std::string what = e.what();
     const std::string suffix = e.code().message();
-    if (what == suffix)
+    if (what == suffix) {
         return {};
+    }
     if (what.size() >= suffix.size() + 2 && what.ends_with(suffix) &&
         what.compare(what.size() - suffix.size() - 2, 2, ": ") == 0) {
         return what.substr(0, what.size() - suffix.size() - 2);
@@ -234,16 +235,19 @@ std::string describe_wait_status(int status) {
                            abbrev != nullptr ? abbrev : "?",
                            WCOREDUMP(status) ? ", core dumped" : "");
     }
-    if (WIFEXITED(status))
+    if (WIFEXITED(status)) {
         return fmt::format("exited with status {}", WEXITSTATUS(status));
+    }
     return fmt::format("ended with wait status {:#x}", status);
 }
 
 int exitcode_of(int status) noexcept {
-    if (WIFSIGNALED(status))
+    if (WIFSIGNALED(status)) {
         return -WTERMSIG(status);
-    if (WIFEXITED(status))
+    }
+    if (WIFEXITED(status)) {
         return WEXITSTATUS(status);
+    }
     return -1;
 }
 

@@ -1,5 +1,7 @@
 // The child side: a pool worker's loop, or a corio::process running its function.
 // Runs in a fork of the fork server, single-threaded, with blocking I/O.
+#include "process/fork_server.hpp"
+#include <corio/detail/fd_passing.hpp>
 #include <corio/detail/process_wire.hpp>
 
 #include <cerrno>
@@ -22,15 +24,21 @@ public:
 
     // Next frame, blocking; false at end of stream. `body` stays valid until the next call.
     bool next(frame_header& h, std::string_view& body) {
-        if (!fill_to(sizeof(frame_header)))
+        if (!fill_to(sizeof(frame_header))) {
             return false;
+        }
         std::memcpy(&h, buf_.data() + head_, sizeof h);
-        if (!fill_to(sizeof h + h.size))
+        if (!fill_to(sizeof h + h.size)) {
             return false;
+        }
         body = std::string_view(buf_.data() + head_ + sizeof h, h.size);
         head_ += sizeof h + h.size;
         return true;
     }
+
+    // Descriptors that arrived with the bytes read so far (SCM_RIGHTS): a
+    // corio::process's arguments bring theirs with the start frame.
+    std::vector<int> take_fds() noexcept { return std::move(fds_); }
 
     // True if a whole frame is already buffered (no system call).
     bool frame_buffered() const noexcept { return buffered_frame(); }
@@ -38,26 +46,30 @@ public:
     // True if a whole frame is buffered, after taking what the socket holds now
     // (without blocking).
     bool frame_ready() {
-        if (buffered_frame())
+        if (buffered_frame()) {
             return true;
+        }
         std::memmove(buf_.data(), buf_.data() + head_, tail_ - head_);
         tail_ -= head_;
         head_ = 0;
-        if (tail_ == buf_.size())
+        if (tail_ == buf_.size()) {
             buf_.resize(buf_.size() * 2);
+        }
         ssize_t r;
         do {
             r = ::recv(fd_, buf_.data() + tail_, buf_.size() - tail_, MSG_DONTWAIT);
         } while (r < 0 && errno == EINTR);
-        if (r > 0)
+        if (r > 0) {
             tail_ += static_cast<std::size_t>(r);
+        }
         return buffered_frame();
     }
 
 private:
     bool buffered_frame() const noexcept {
-        if (tail_ - head_ < sizeof(frame_header))
+        if (tail_ - head_ < sizeof(frame_header)) {
             return false;
+        }
         frame_header h;
         std::memcpy(&h, buf_.data() + head_, sizeof h);
         return tail_ - head_ >= sizeof h + h.size;
@@ -72,10 +84,11 @@ private:
                 std::memmove(buf_.data(), buf_.data() + head_, tail_ - head_);
                 tail_ -= head_;
                 head_ = 0;
-                if (buf_.size() < n)
+                if (buf_.size() < n) {
                     buf_.resize(std::max(n, buf_.size() * 2));
+                }
             }
-            const ssize_t r = ::recv(fd_, buf_.data() + tail_, buf_.size() - tail_, 0);
+            const ssize_t r = receive(buf_.data() + tail_, buf_.size() - tail_);
             if (r > 0) {
                 tail_ += static_cast<std::size_t>(r);
             } else if (r == 0) {
@@ -89,13 +102,48 @@ private:
         return true;
     }
 
+    // recv, collecting passed descriptors until the start frame is complete.
+    ssize_t receive(char* at, std::size_t size) {
+        if (started_) {
+            return ::recv(fd_, at, size, 0);
+        }
+        iovec iov{at, size};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t r = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+        if (r > 0) {
+            for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                    const std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                    for (std::size_t i = 0; i < n; ++i) {
+                        int fd = -1;
+                        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                        fds_.push_back(fd);
+                    }
+                }
+            }
+        }
+        return r;
+    }
+
+public:
+    // The start frame was read: no descriptors come after it.
+    void started() noexcept { started_ = true; }
+
+private:
     int fd_;
+    bool started_ = false;
+    std::vector<int> fds_;
     std::string buf_ = std::string(64 * 1024, '\0');
     std::size_t head_ = 0;
     std::size_t tail_ = 0;
 };
 
-void write_all(int fd, byte_writer& out) noexcept {
+void write_all(int fd, byte_writer& out, bool clear = true) noexcept {
     const std::string& b = out.buffer();
     std::size_t done = 0;
     while (done < b.size()) {
@@ -105,10 +153,15 @@ void write_all(int fd, byte_writer& out) noexcept {
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
+            if (!clear) {
+                return; // the parent dropped the process object: nobody wants the result
+            }
             ::_exit(0); // the pool is gone: nobody wants the answer
         }
     }
-    out.buffer().clear();
+    if (clear) {
+        out.buffer().clear();
+    }
 }
 
 [[noreturn]] void run_worker(int fd, frame_reader& in, std::string_view start_body) noexcept {
@@ -118,8 +171,9 @@ void write_all(int fd, byte_writer& out) noexcept {
         const auto init = r.read_raw<std::uintptr_t>();
         const std::size_t at = begin_frame(out, frame_kind::init_ok, 0, 0);
         try {
-            if (init != 0)
+            if (init != 0) {
                 reinterpret_cast<void (*)()>(init)();
+            }
         } catch (...) {
             out.buffer().clear();
             const std::size_t e = begin_frame(out, frame_kind::init_error, 0, 0);
@@ -135,8 +189,9 @@ void write_all(int fd, byte_writer& out) noexcept {
         std::string_view body;
         std::size_t batch = 0; // tasks answered by the next write
         while (in.next(h, body)) {
-            if (h.kind != frame_kind::task)
+            if (h.kind != frame_kind::task) {
                 ::_exit(2);
+            }
             byte_reader task(body);
             const auto target = task.read_raw<call_target>();
             const bool stop_on_error = task.read_raw<std::uint8_t>() != 0;
@@ -162,14 +217,28 @@ void write_all(int fd, byte_writer& out) noexcept {
     }
 }
 
-[[noreturn]] void run_process(std::string_view body) noexcept {
+[[noreturn]] void run_process(int fd, std::string_view body, std::vector<int> fds) noexcept {
     int code = 0;
     try {
         byte_reader r(body);
+        auto& self = self_identity();
+        self.parent_pid = deserialize<std::int32_t>(r);
+        self.parent_name = deserialize<std::string>(r);
+        self.name = deserialize<std::string>(r);
+        self.daemon = deserialize<bool>(r);
         const auto target = r.read_raw<call_target>();
         byte_writer out;
-        reinterpret_cast<item_runner>(target.runner)(target.fn, 1, false, r, out);
-        byte_reader outcome(out.buffer());
+        const std::size_t at = begin_frame(out, frame_kind::result, 0, 1);
+        {
+            // The arguments own their descriptors once decoded; the rest close here.
+            incoming_fds passed(std::move(fds));
+            reinterpret_cast<item_runner>(target.runner)(target.fn, 1, false, r, out);
+        }
+        finish_frame(out, at);
+        // The answer goes back before the exit: the parent reads it while it waits.
+        write_all(fd, out, false);
+        ::close(fd);
+        byte_reader outcome(std::string_view(out.buffer()).substr(sizeof(frame_header)));
         if (outcome.read_raw<std::uint8_t>() != 0) {
             try {
                 std::rethrow_exception(read_exception(outcome));
@@ -184,27 +253,32 @@ void write_all(int fd, byte_writer& out) noexcept {
         code = 1;
     }
     std::fflush(nullptr);
+    // As a program's exit: its own non-daemon children are waited for, daemons ended.
+    wait_for_children();
     ::_exit(code);
 }
 
 } // namespace
 
 void child_main(int fd) noexcept {
-    if (fd < 0)
+    if (fd < 0) {
         ::_exit(2);
+    }
     try {
         frame_reader in(fd);
         frame_header h;
         std::string_view body;
-        if (!in.next(h, body))
+        if (!in.next(h, body)) {
             ::_exit(0);
+        }
+        in.started();
         if (h.kind == frame_kind::start_process) {
             std::string copy(body);
-            ::close(fd);
-            run_process(copy);
+            run_process(fd, copy, in.take_fds());
         }
-        if (h.kind == frame_kind::start_worker)
+        if (h.kind == frame_kind::start_worker) {
             run_worker(fd, in, body);
+        }
     } catch (...) {
         ::_exit(70);
     }

@@ -66,8 +66,9 @@ void process_pool_core::spawn_worker() {
 void process_pool_core::publish_pids() {
     std::vector<pid_t> p;
     p.reserve(workers_.size());
-    for (auto& w : workers_)
+    for (auto& w : workers_) {
         p.push_back(w->pid);
+    }
     std::lock_guard lock(mutex_);
     pids_ = std::move(p);
 }
@@ -136,8 +137,9 @@ void process_pool_core::finish_terminate() noexcept {
         std::lock_guard lock(mutex_);
         queued.swap(queue_);
     }
-    for (auto& wp : workers_)
+    for (auto& wp : workers_) {
         send_signal(wp->pidfd, SIGKILL);
+    }
     // Every receive, send and pidfd watch ends before the memory it uses goes.
     const bool all_ended = ring_->cancel_all(std::chrono::seconds(10));
     for (auto& [job, next] : queued) {
@@ -156,8 +158,9 @@ void process_pool_core::finish_terminate() noexcept {
         std::for_each(wp->inflight.begin(), wp->inflight.end(), abandon);
         wp->inflight.clear();
         if (all_ended) {
-            for (process_job* job : wp->held)
+            for (process_job* job : wp->held) {
                 job->drop();
+            }
             wp->held.clear();
         }
         ::close(wp->fd);
@@ -171,8 +174,9 @@ void process_pool_core::finish_terminate() noexcept {
     }
     if (!all_ended) {
         // The kernel may still write into a worker's buffers: leak them, never free.
-        for (auto& wp : workers_)
+        for (auto& wp : workers_) {
             (void)wp.release();
+        }
     }
     workers_.clear();
     publish_pids();
@@ -190,8 +194,9 @@ void process_pool_core::reap_dead() {
         }
         if (!w.dying) {
             w.dying = true;
-            for (worker_op* op : {&w.recv_op, &w.send_op, &w.exit_op})
+            for (worker_op* op : {&w.recv_op, &w.send_op, &w.exit_op}) {
                 ring_->cancel(*op);
+            }
         }
         if (!w.ops_idle()) {
             ++it;
@@ -202,8 +207,9 @@ void process_pool_core::reap_dead() {
         it = workers_.erase(it);
         ++lost;
     }
-    if (lost == 0)
+    if (lost == 0) {
         return;
+    }
     bool replace;
     {
         std::lock_guard lock(mutex_);

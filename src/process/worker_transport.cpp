@@ -53,19 +53,24 @@ void process_pool_core::send_done(uring_op& op, int res, unsigned) noexcept {
 void process_pool_core::exit_done(uring_op& op, int res, unsigned) noexcept {
     // Any outcome but our own cancel (POLLIN once the process exited, an error for
     // a broken pidfd) means the worker cannot serve.
-    if (res != -ECANCELED)
+    if (res != -ECANCELED) {
         static_cast<worker_op&>(op).worker->exited = true;
+    }
 }
 
 void process_pool_core::arm(pool_worker& w) noexcept {
-    if (w.dying)
+    if (w.dying) {
         return;
-    if (w.recv_op.state == uring_op::op_state::idle && !w.eof)
+    }
+    if (w.recv_op.state == uring_op::op_state::idle && !w.eof) {
         ring_->submit(w.recv_op);
-    if (w.exit_op.state == uring_op::op_state::idle && !w.exited)
+    }
+    if (w.exit_op.state == uring_op::op_state::idle && !w.exited) {
         ring_->submit(w.exit_op);
-    if (!w.sending() && !w.unsent.empty())
+    }
+    if (!w.sending() && !w.unsent.empty()) {
         start_send(w);
+    }
 }
 
 void process_pool_core::start_send(pool_worker& w) noexcept {
@@ -76,8 +81,9 @@ void process_pool_core::start_send(pool_worker& w) noexcept {
     // worker dies, a short count leaves the rest in `unsent`.
     const std::size_t n = std::min(w.unsent.size(), max_frames_per_send);
     w.iov.resize(n);
-    for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t i = 0; i < n; ++i) {
         w.iov[i] = {const_cast<char*>(w.unsent[i].data()), w.unsent[i].size()};
+    }
     w.msg = {};
     w.msg.msg_iov = w.iov.data();
     w.msg.msg_iovlen = n;
@@ -92,8 +98,9 @@ void process_pool_core::on_sent(pool_worker& w, int res) noexcept {
             const std::size_t k = std::min(left, front.size());
             front.remove_prefix(k);
             left -= k;
-            if (front.empty())
+            if (front.empty()) {
                 w.unsent.pop_front();
+            }
         }
     } else if (res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
         // EPIPE and the like: the worker is gone; what it holds fails in handle_exit.
@@ -101,8 +108,9 @@ void process_pool_core::on_sent(pool_worker& w, int res) noexcept {
         w.eof = true;
     }
     // Answers that came while this send could still read their frames.
-    for (process_job* job : w.held)
+    for (process_job* job : w.held) {
         job->drop();
+    }
     w.held.clear();
 }
 
@@ -130,23 +138,26 @@ void process_pool_core::take_bytes(pool_worker& w, std::size_t n) {
                 std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
                 w.tail -= w.head;
                 w.head = 0;
-                if (w.in.size() < whole)
+                if (w.in.size() < whole) {
                     w.in.resize(whole);
+                }
             }
             break;
         }
         handle_frame(w, h, std::string_view(w.in.data() + w.head + sizeof h, h.size));
         w.head += whole;
     }
-    if (w.head == w.tail)
+    if (w.head == w.tail) {
         w.head = w.tail = 0;
+    }
     if (w.tail == w.in.size()) {
         // Room for the next receive.
         std::memmove(w.in.data(), w.in.data() + w.head, w.tail - w.head);
         w.tail -= w.head;
         w.head = 0;
-        if (w.tail == w.in.size())
+        if (w.tail == w.in.size()) {
             w.in.resize(w.in.size() * 2);
+        }
     }
 }
 
@@ -155,10 +166,12 @@ void process_pool_core::drain(pool_worker& w) noexcept {
     // died directly, so that only the chunk it was running fails.
     while (w.fd >= 0) {
         const ssize_t n = ::recv(w.fd, w.in.data() + w.tail, w.in.size() - w.tail, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && errno == EINTR) {
             continue;
-        if (n <= 0)
+        }
+        if (n <= 0) {
             return;
+        }
         try {
             take_bytes(w, static_cast<std::size_t>(n));
         } catch (...) {

@@ -8,6 +8,8 @@
 #include <corio/net.hpp>
 #include <corio/redis.hpp>
 
+#include "decode.hpp"
+
 #include <hiredis/hiredis.h>
 
 #include <charconv>
@@ -265,14 +267,10 @@ std::string reply::to_string() const {
 
 namespace detail {
 
-struct reader_deleter {
-    void operator()(redisReader* r) const noexcept { redisReaderFree(r); }
-};
-
 struct connection_state {
     socket_stream stream;
     std::string display;
-    std::unique_ptr<redisReader, reader_deleter> reader{redisReaderCreate()};
+    corio::detail::redis_decode::reply_parser parser;
     std::deque<future<reply>> pending; // in send order
     std::string outbuf;                // formatted, not yet written
     bool writing = false;
@@ -302,29 +300,6 @@ struct connection_state {
 
 namespace {
 
-reply convert(const redisReply* r) {
-    switch (r->type) {
-    case REDIS_REPLY_INTEGER:
-        return reply::from_integer(r->integer);
-    case REDIS_REPLY_STRING:
-        return reply::from_string(reply::kind::string, std::string(r->str, r->len));
-    case REDIS_REPLY_STATUS:
-        return reply::from_string(reply::kind::status, std::string(r->str, r->len));
-    case REDIS_REPLY_ERROR:
-        return reply::from_string(reply::kind::error, std::string(r->str, r->len));
-    case REDIS_REPLY_ARRAY: {
-        std::vector<reply> e;
-        e.reserve(r->elements);
-        for (std::size_t i = 0; i < r->elements; ++i) {
-            e.push_back(convert(r->element[i]));
-        }
-        return reply::from_array(std::move(e));
-    }
-    default:
-        return reply();
-    }
-}
-
 task<> read_replies(std::shared_ptr<connection_state> s) {
     std::string buf(64 * 1024, '\0');
     try {
@@ -334,21 +309,8 @@ task<> read_replies(std::shared_ptr<connection_state> s) {
                 s->fail_all("the server closed the connection");
                 co_return;
             }
-            if (redisReaderFeed(s->reader.get(), buf.data(), n) != REDIS_OK) {
-                s->fail_all("protocol error");
-                co_return;
-            }
-            for (;;) {
-                void* raw = nullptr;
-                if (redisReaderGetReply(s->reader.get(), &raw) != REDIS_OK) {
-                    s->fail_all(std::string("protocol error: ") + s->reader->errstr);
-                    co_return;
-                }
-                if (raw == nullptr) {
-                    break;
-                }
-                std::unique_ptr<redisReply, void (*)(void*)> r(static_cast<redisReply*>(raw),
-                                                               freeReplyObject);
+            s->parser.feed(buf.data(), n);
+            while (std::optional<reply> r = s->parser.next()) {
                 if (s->pending.empty()) {
                     s->fail_all("a reply nobody asked for");
                     co_return;
@@ -356,10 +318,12 @@ task<> read_replies(std::shared_ptr<connection_state> s) {
                 future<reply> f = std::move(s->pending.front());
                 s->pending.pop_front();
                 if (!f.done()) {
-                    f.set_result(convert(r.get()));
+                    f.set_result(std::move(*r));
                 }
             }
         }
+    } catch (const corio::detail::redis_decode::protocol_error& e) {
+        s->fail_all(e.what());
     } catch (const cancelled_error&) {
         s->fail_all("the connection was closed");
         throw;
@@ -562,10 +526,6 @@ task<reply> connection::evalsha(script& sc, std::vector<std::string> keys,
 task<connection> connection::open_(redis::url u, std::string display) {
     auto s = std::make_shared<detail::connection_state>();
     s->display = display;
-    if (!s->reader) {
-        throw std::bad_alloc();
-    }
-    s->reader->maxbuf = 0; // keep the buffer: large replies arrive in many pieces
     try {
         if (!u.path.empty()) {
             s->stream = co_await unix_stream::connect(u.path);

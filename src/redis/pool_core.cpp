@@ -6,6 +6,7 @@
 // pending is enqueued again: enqueueing is idempotent by job id, and a Redis that lost
 // its data gets the jobs back.
 
+#include "decode.hpp"
 #include "protocol.hpp"
 
 #include "pool/backend_core.hpp"
@@ -358,24 +359,10 @@ private:
                 if (r.is_nil()) {
                     continue;
                 }
-                for (const auto& s : r.elements()) {
-                    for (const auto& entry : s[1].elements()) {
-                        last_id_ = entry[0].str();
-                        const auto& f = entry[1].elements();
-                        std::string id, status, data;
-                        for (std::size_t i = 0; i + 1 < f.size(); i += 2) {
-                            const std::string& k = f[i].str();
-                            if (k == "id") {
-                                id = f[i + 1].str();
-                            } else if (k == "status") {
-                                status = f[i + 1].str();
-                            } else if (k == "data") {
-                                data = f[i + 1].str();
-                            }
-                        }
-                        deliver(id, status, data);
-                    }
-                }
+                redis_decode::for_each_stream_entry(
+                    r, [this](const std::string& entry_id) { last_id_ = entry_id; },
+                    [this](const std::string& id, const std::string& status,
+                           const std::string& data) { deliver(id, status, data); });
                 // Entries before the last one read are done with.
                 co_await cmd_.command("XTRIM", stream_, "MINID", last_id_);
             } catch (const redis::error&) {
@@ -431,8 +418,7 @@ private:
         const std::vector<std::string> args = {options_.queue};
         redis::reply r = co_await cmd_.evalsha(scripts_.failed, no_keys, args);
         for (const auto& e : r.elements()) {
-            out->push_back(redis_failed_job{e[0].str(), e[1].str(), e[2].str(), e[3].str(),
-                                            e[4].str(), std::stoul(e[5].str())});
+            out->push_back(redis_decode::decode_failed_job(e));
         }
     }
 

@@ -5,6 +5,7 @@
 // from the moment it is taken until its result is written; a worker that dies leaves
 // it to the reaper.
 
+#include "decode.hpp"
 #include "protocol.hpp"
 
 #include <corio/combinators.hpp>
@@ -100,6 +101,24 @@ public:
         }
         if (options_.heartbeat.count() <= 0) {
             throw error("corio::redis_worker: the heartbeat must be positive");
+        }
+        if (options_.handle_signals) {
+            // Held from now on: a SIGTERM that arrives before run() installed its
+            // handlers stays pending (instead of killing the process) and run()'s
+            // signalfd reads it.
+            sigset_t stop_signals;
+            sigemptyset(&stop_signals);
+            sigaddset(&stop_signals, SIGTERM);
+            sigaddset(&stop_signals, SIGINT);
+            pthread_sigmask(SIG_BLOCK, &stop_signals, &saved_mask_);
+            restore_mask_ = true;
+        }
+    }
+    redis_worker_core(const redis_worker_core&) = delete;
+    redis_worker_core& operator=(const redis_worker_core&) = delete;
+    ~redis_worker_core() {
+        if (restore_mask_) {
+            pthread_sigmask(SIG_SETMASK, &saved_mask_, nullptr);
         }
     }
 
@@ -261,13 +280,14 @@ private:
     }
 
     void start_job(const redis::reply& j) {
-        std::string id = j[0].str();
-        running_job& rj = running_[id];
+        redis_decode::fetched_job job = redis_decode::decode_job(j);
+        running_job& rj = running_[job.id];
         if (!piddir_.empty()) {
             rj.pidfile = piddir_ + "/" + std::to_string(++pid_counter_);
         }
-        const long long timeout_ms = std::stoll(j[4].optional_str().value_or("0"));
-        create_task(run_job(id, j[1].str(), j[2].str(), rj.pidfile, timeout_ms), "redis job " + id);
+        create_task(run_job(job.id, std::move(job.function), std::move(job.payload), rj.pidfile,
+                            job.timeout_ms),
+                    "redis job " + job.id);
     }
 
     task<job_outcome> submit(std::string fn, std::string payload, std::string pidfile) {
@@ -470,6 +490,8 @@ private:
     std::atomic<bool> stop_requested_{false};
     std::atomic<event_loop*> loop_{nullptr};
     std::atomic<std::size_t> done_{0};
+    sigset_t saved_mask_{};
+    bool restore_mask_ = false;
 };
 
 } // namespace corio::detail

@@ -82,4 +82,10 @@ void prep_poll(uring_op& op, ::io_uring_sqe& sqe) noexcept {
     io_uring_prep_poll_add(&sqe, a.fd, a.flags);
 }
 
+void prep_splice(uring_op& op, ::io_uring_sqe& sqe) noexcept {
+    const io_args& a = args_of(op);
+    std::int64_t off_in = a.off == ~std::uint64_t{0} ? -1 : static_cast<std::int64_t>(a.off);
+    io_uring_prep_splice(&sqe, a.fd, off_in, a.fd_out, -1, a.len, 0);
+}
+
 } // namespace corio::detail

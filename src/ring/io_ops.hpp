@@ -22,6 +22,7 @@ struct io_args {
     std::uint32_t len = 0;   // buffer length, sockaddr length or open mode
     std::uint64_t off = 0;   // file offset
     std::uint32_t flags = 0; // open flags, msg flags, fsync flags or poll mask
+    int fd_out = -1;         // splice: where the bytes go (from `fd` at `off`, ~0: none)
 };
 
 void prep_read(uring_op& op, ::io_uring_sqe& sqe) noexcept;
@@ -37,6 +38,7 @@ void prep_statx_size(uring_op& op, ::io_uring_sqe& sqe) noexcept;
 void prep_fsync(uring_op& op, ::io_uring_sqe& sqe) noexcept;
 void prep_close(uring_op& op, ::io_uring_sqe& sqe) noexcept;
 void prep_poll(uring_op& op, ::io_uring_sqe& sqe) noexcept;
+void prep_splice(uring_op& op, ::io_uring_sqe& sqe) noexcept;
 
 /// One awaited io_uring operation: `co_await io_op(&prep_read, {.fd = fd, ...})`.
 class io_op : public op_awaitable {

@@ -17,12 +17,12 @@
 
 namespace corio::detail {
 
-namespace {
-constexpr std::uint64_t ignore_user_data = 0; // completions of our cancel SQEs
-
 // Bumped in every child forked (through fork(), which runs the atfork handlers)
 // after the first ring was created; a ring remembers the value it was made under.
 std::atomic<unsigned> fork_generation{0};
+
+namespace {
+constexpr std::uint64_t ignore_user_data = 0; // completions of our cancel SQEs
 
 void on_fork_child() noexcept {
     fork_generation.fetch_add(1, std::memory_order_relaxed);
@@ -86,10 +86,6 @@ void uring::mark_loop_ring() noexcept {
             e.loop = true;
         }
     }
-}
-
-bool uring::foreign() const noexcept {
-    return generation_ != fork_generation.load(std::memory_order_relaxed);
 }
 
 uring::uring(const loop_options& options) : generation_(current_generation()) {
@@ -173,32 +169,7 @@ io_uring_sqe* uring::get_sqe() noexcept {
     return sqe;
 }
 
-void uring::start(uring_op& op, io_uring_sqe& sqe) noexcept {
-    op.prep(op, sqe);
-    io_uring_sqe_set_data(&sqe, &op);
-    op.state = uring_op::op_state::in_flight;
-    op.draining = false;
-    op.prev_op = nullptr;
-    op.next_op = in_flight_head_;
-    if (in_flight_head_ != nullptr) {
-        in_flight_head_->prev_op = &op;
-    }
-    in_flight_head_ = &op;
-    ++in_flight_;
-}
-
-void uring::unlink_in_flight(uring_op& op) noexcept {
-    if (op.prev_op != nullptr) {
-        op.prev_op->next_op = op.next_op;
-    } else {
-        in_flight_head_ = op.next_op;
-    }
-    if (op.next_op != nullptr) {
-        op.next_op->prev_op = op.prev_op;
-    }
-    op.prev_op = op.next_op = nullptr;
-    op.state = uring_op::op_state::idle;
-    --in_flight_;
+void uring::unlink_rare(uring_op& op) noexcept {
     if (op.draining) {
         op.draining = false;
         --draining_;
@@ -246,7 +217,7 @@ std::size_t uring::pending_count() const noexcept {
     return n;
 }
 
-void uring::submit(uring_op& op) noexcept {
+void uring::submit_slow(uring_op& op) noexcept {
     // Behind parked ops, a new one parks too: submission order is kept.
     io_uring_sqe* sqe = pending_head_ == nullptr ? get_sqe() : nullptr;
     if (sqe == nullptr) {
@@ -362,37 +333,46 @@ void uring::submit_and_wait(bool block, std::optional<std::chrono::nanoseconds> 
 }
 
 void uring::reap() noexcept {
-    io_uring_cqe* cqes[64];
+    // liburing's io_uring_for_each_cqe, inlined, each completion consumed before it is
+    // dispatched (a handler may submit, or reap again through cancel_all).
+    io_uring_cq& cq = ring_.cq;
+    bool flushed = false;
     for (;;) {
-        unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
-        if (n == 0) {
-            return;
-        }
-        struct completion {
-            uring_op* op;
-            int res;
-            unsigned flags;
-        } batch[64];
-        unsigned count = 0;
-        for (unsigned i = 0; i < n; ++i) {
-            std::uint64_t data = cqes[i]->user_data;
-            if (data == ignore_user_data || data == LIBURING_UDATA_TIMEOUT) {
-                continue;
+        unsigned head = *cq.khead;
+        unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+        if (head == tail) {
+            // Completions the kernel could not post (CQ overflow) or deferred task
+            // work are flushed once, as io_uring_peek_batch_cqe does.
+            if (flushed || (IO_URING_READ_ONCE(*ring_.sq.kflags) &
+                            (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) == 0) {
+                return;
             }
-            batch[count++] = {reinterpret_cast<uring_op*>(data), cqes[i]->res, cqes[i]->flags};
+            io_uring_get_events(&ring_);
+            flushed = true;
+            continue;
         }
-        io_uring_cq_advance(&ring_, n);
-        for (unsigned i = 0; i < count; ++i) {
-            uring_op* op = batch[i].op;
-            if ((batch[i].flags & IORING_CQE_F_MORE) == 0) {
-                unlink_in_flight(*op);
-            }
-            op->complete(*op, batch[i].res, batch[i].flags);
-        }
-        if (n < 64) {
-            return;
-        }
+        // The head is read again after each dispatch: a handler that reaped further
+        // completions (cancel_all does) has moved it.
+        do {
+            dispatch(cq.cqes[head & cq.ring_mask]);
+            head = *cq.khead;
+        } while (static_cast<std::int32_t>(tail - head) > 0);
     }
+}
+
+inline void uring::dispatch(io_uring_cqe& cqe) noexcept {
+    const std::uint64_t data = cqe.user_data;
+    const int res = cqe.res;
+    const unsigned flags = cqe.flags;
+    io_uring_cqe_seen(&ring_, &cqe);
+    if (data == ignore_user_data || data == LIBURING_UDATA_TIMEOUT) [[unlikely]] {
+        return;
+    }
+    auto* op = reinterpret_cast<uring_op*>(data);
+    if ((flags & IORING_CQE_F_MORE) == 0) [[likely]] {
+        unlink_in_flight(*op);
+    }
+    op->complete(*op, res, flags);
 }
 
 void uring::wake() noexcept {
@@ -415,6 +395,19 @@ void uring::on_doorbell(uring_op& op, int, unsigned) noexcept {
     uring* self = static_cast<doorbell_op&>(op).owner;
     // The loop drains its incoming list on every iteration; this only re-arms.
     self->arm_doorbell();
+}
+
+void submit_op(event_loop& loop, uring_op& op) noexcept {
+    loop_access::ring(loop).submit(op);
+}
+void cancel_op(event_loop& loop, uring_op& op) noexcept {
+    loop_access::ring(loop).cancel(op);
+}
+void op_awaitable::on_complete(uring_op& op, int res, unsigned flags) noexcept {
+    auto& self = static_cast<op_awaitable&>(op);
+    self.result_ = res;
+    self.flags_ = flags;
+    self.loop_->schedule(self.waiter_, self.root_);
 }
 
 void prep_nop(uring_op&, ::io_uring_sqe& sqe) noexcept {

@@ -7,6 +7,7 @@
 
 #include <liburing.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,9 @@
 #include <vector>
 
 namespace corio::detail {
+
+/// Fork generation of this process (bumped in each forked child; see uring::foreign).
+extern std::atomic<unsigned> fork_generation;
 
 /// One io_uring instance: submission (a pending list absorbs a full queue), reaping
 /// into each `uring_op`, cancellation, the doorbell and the kernel wait of a loop.
@@ -26,7 +30,18 @@ public:
     ~uring();
 
     /// Queues an SQE for `op`, or parks it if the submission queue is full.
-    void submit(uring_op& op) noexcept;
+    void submit(uring_op& op) noexcept {
+        // The common case inline: nothing parked ahead, no test limit, not a forked
+        // child's copy of the ring (foreign: get_sqe refuses it), a free SQE.
+        if (pending_head_ == nullptr && sqe_limit_ == unlimited_submissions && !foreign())
+            [[likely]] {
+            if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]] {
+                start(op, *sqe);
+                return;
+            }
+        }
+        submit_slow(op);
+    }
     /// Cancels `op`: unparks it (completing it with -ECANCELED) or submits an
     /// IORING_OP_ASYNC_CANCEL; the op's own completion follows.
     void cancel(uring_op& op) noexcept;
@@ -67,7 +82,9 @@ public:
     /// kernel instance are shared with the parent, so the child must neither submit
     /// nor reap (get_sqe hands out nothing, poll throws). A plain load: the fork
     /// generation is bumped by a pthread_atfork child handler.
-    bool foreign() const noexcept;
+    bool foreign() const noexcept {
+        return generation_ != fork_generation.load(std::memory_order_relaxed);
+    }
     /// Marks this ring as an event loop's, driven by the thread that created it: the
     /// leak gate's pending_kernel_ops() reads its counters from that thread.
     void mark_loop_ring() noexcept;
@@ -83,10 +100,40 @@ public:
 
 private:
     io_uring_sqe* get_sqe() noexcept;
-    void start(uring_op& op, io_uring_sqe& sqe) noexcept;
+    void submit_slow(uring_op& op) noexcept;
+    void start(uring_op& op, io_uring_sqe& sqe) noexcept {
+        op.prep(op, sqe);
+        io_uring_sqe_set_data(&sqe, &op);
+        op.state = uring_op::op_state::in_flight;
+        op.draining = false;
+        op.prev_op = nullptr;
+        op.next_op = in_flight_head_;
+        if (in_flight_head_ != nullptr) {
+            in_flight_head_->prev_op = &op;
+        }
+        in_flight_head_ = &op;
+        ++in_flight_;
+    }
+    void unlink_in_flight(uring_op& op) noexcept {
+        if (op.prev_op != nullptr) {
+            op.prev_op->next_op = op.next_op;
+        } else {
+            in_flight_head_ = op.next_op;
+        }
+        if (op.next_op != nullptr) {
+            op.next_op->prev_op = op.prev_op;
+        }
+        op.prev_op = op.next_op = nullptr;
+        op.state = uring_op::op_state::idle;
+        --in_flight_;
+        if (op.draining || !parked_cancels_.empty()) [[unlikely]] {
+            unlink_rare(op);
+        }
+    }
+    void unlink_rare(uring_op& op) noexcept;
+    void dispatch(io_uring_cqe& cqe) noexcept;
     void park(uring_op& op) noexcept;
     void unpark(uring_op& op) noexcept;
-    void unlink_in_flight(uring_op& op) noexcept;
     void flush_parked() noexcept;
     void reap() noexcept;
     void arm_doorbell() noexcept;

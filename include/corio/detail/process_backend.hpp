@@ -78,8 +78,9 @@ protected:
                                            static_cast<std::uint32_t>(std::distance(first, last)));
         w.write_raw(target);
         w.write_raw(static_cast<std::uint8_t>(stop_on_error));
-        for (; first != last; ++first)
+        for (; first != last; ++first) {
             serialize(w, *first);
+        }
         finish_frame(w, at);
         offsets_.push_back(w.size());
     }
@@ -134,8 +135,9 @@ public:
         std::exception_ptr err;
         try {
             if (r.read_raw<std::uint8_t>() == 0) {
-                if constexpr (!std::is_void_v<R>)
+                if constexpr (!std::is_void_v<R>) {
                     this->slot().emplace(deserialize<R>(r));
+                }
             } else {
                 err = read_exception(r);
             }
@@ -200,8 +202,9 @@ public:
                 }
             }
         } catch (...) {
-            for (; i < e; ++i)
+            for (; i < e; ++i) {
                 this->set_item_error(i, std::current_exception());
+            }
         }
         this->chunk_done(k);
     }

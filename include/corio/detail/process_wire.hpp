@@ -155,8 +155,9 @@ void run_items(std::uintptr_t fn, std::uint32_t count, bool stop_on_error, byte_
                 out.buffer().resize(mark);
                 out.write_raw(std::uint8_t{1});
                 write_current_exception(out);
-                if (stop_on_error)
+                if (stop_on_error) {
                     return;
+                }
             }
         } catch (...) {
             // The arguments could not be decoded: the stream position is lost, so this

@@ -1,6 +1,8 @@
 #pragma once
 // The item stores of corio's queues (queue.hpp): a growable ring buffer and the FIFO,
-// LIFO and heap orders over it.
+// LIFO and heap orders over it. Each store has reserve(n): the queue keeps room for
+// every item it holds, handed-over ones included, so that its noexcept paths (an
+// item given back by a cancelled getter, a blocked putter admitted) never allocate.
 
 #include <algorithm>
 #include <cstddef>
@@ -32,6 +34,30 @@ public:
 
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
+
+    /// Grows the capacity to at least `n` items (throws std::bad_alloc, leaving the
+    /// buffer unchanged); pushes within the capacity never allocate.
+    void reserve(std::size_t n) {
+        if (n <= cap_) {
+            return;
+        }
+        std::size_t cap = cap_ == 0 ? 8 : cap_ * 2;
+        while (cap < n) {
+            cap *= 2;
+        }
+        T* data = std::allocator<T>().allocate(cap);
+        for (std::size_t i = 0; i < size_; ++i) {
+            T* p = slot(head_ + i);
+            ::new (static_cast<void*>(data + i)) T(std::move(*p));
+            p->~T();
+        }
+        if (data_ != nullptr) {
+            std::allocator<T>().deallocate(data_, cap_);
+        }
+        data_ = data;
+        cap_ = cap;
+        head_ = 0;
+    }
 
     void push_back(T&& v) {
         reserve_one();
@@ -70,24 +96,7 @@ public:
 
 private:
     T* slot(std::size_t i) const noexcept { return data_ + (i & (cap_ - 1)); }
-    void reserve_one() {
-        if (size_ < cap_) {
-            return;
-        }
-        std::size_t cap = cap_ == 0 ? 8 : cap_ * 2;
-        T* data = std::allocator<T>().allocate(cap);
-        for (std::size_t i = 0; i < size_; ++i) {
-            T* p = slot(head_ + i);
-            ::new (static_cast<void*>(data + i)) T(std::move(*p));
-            p->~T();
-        }
-        if (data_ != nullptr) {
-            std::allocator<T>().deallocate(data_, cap_);
-        }
-        data_ = data;
-        cap_ = cap;
-        head_ = 0;
-    }
+    void reserve_one() { reserve(size_ + 1); }
 
     T* data_ = nullptr;
     std::size_t cap_ = 0;
@@ -101,6 +110,7 @@ struct fifo_store {
     void push(T&& v) { items.push_back(std::move(v)); }
     T pop() noexcept { return items.pop_front(); }
     void put_back(T&& v) { items.push_front(std::move(v)); } // next out again
+    void reserve(std::size_t n) { items.reserve(n); }
     std::size_t size() const noexcept { return items.size(); }
     void clear() noexcept { items.clear(); }
 };
@@ -111,6 +121,7 @@ struct lifo_store {
     void push(T&& v) { items.push_back(std::move(v)); }
     T pop() noexcept { return items.pop_back(); }
     void put_back(T&& v) { items.push_back(std::move(v)); } // next out again
+    void reserve(std::size_t n) { items.reserve(n); }
     std::size_t size() const noexcept { return items.size(); }
     void clear() noexcept { items.clear(); }
 };
@@ -134,6 +145,7 @@ struct heap_store {
         return v;
     }
     void put_back(T&& v) { push(std::move(v)); }
+    void reserve(std::size_t n) { items.reserve(n); }
     std::size_t size() const noexcept { return items.size(); }
     void clear() noexcept { items.clear(); }
 };

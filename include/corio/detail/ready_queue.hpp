@@ -22,7 +22,7 @@ public:
     std::size_t size() const noexcept { return tail_ - head_; }
 
     void push(ready_item item) {
-        if (tail_ - head_ == mask_ + 1) {
+        if (tail_ - head_ == mask_ + 1) [[unlikely]] {
             grow();
         }
         items_[tail_ & mask_] = item;
@@ -36,7 +36,9 @@ public:
 
 private:
     static constexpr std::size_t initial = 256;
-    void grow() {
+    // Out of line and cold: inlined, its loop made every push save and restore
+    // six registers.
+    [[gnu::noinline, gnu::cold]] void grow() {
         std::size_t cap = mask_ + 1;
         auto bigger = std::make_unique<ready_item[]>(cap * 2);
         for (std::size_t i = 0; i < cap; ++i) {

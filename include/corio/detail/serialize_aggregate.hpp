@@ -112,10 +112,11 @@ consteval bool serialize_braces_at() {
 // needed), and whatever the fields after the array.
 template <class T, std::size_t N, std::size_t P, std::size_t K>
 consteval bool serialize_array_of_at() {
-    if constexpr (serialize_braces_at<T, P, K, N - P - K>())
+    if constexpr (serialize_braces_at<T, P, K, N - P - K>()) {
         return !serialize_braces_at<T, P, K, N - P - K + 1>();
-    else
+    } else {
         return false;
+    }
 }
 
 // A C-array field counts once per element in the brace count (brace elision), so
@@ -229,12 +230,11 @@ template <detail::serialize_aggregate T>
 requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
     /// Number of fields of the aggregate.
     static constexpr std::size_t fields = detail::serialize_field_count<T>();
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const T& v) {
         detail::serialize_visit_fields<fields>(v, [&](const auto&... f) { serialize(w, f...); });
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static T read(byte_reader& r) {
         // Decode into a tuple first (braced init evaluates left to right), then
         // build the aggregate from it.

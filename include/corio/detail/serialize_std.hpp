@@ -50,8 +50,9 @@ void serialize_read_n(byte_reader& r, std::size_t n, F&& read_one) {
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t before = r.remaining();
         read_one();
-        if (r.remaining() == before)
+        if (r.remaining() == before) {
             r.count_empty_element();
+        }
     }
 }
 
@@ -63,8 +64,9 @@ inline std::size_t serialize_reserve_bound(std::size_t n, const byte_reader& r) 
 template <class C>
 void serialize_range(byte_writer& w, const C& c) {
     w.write_size(static_cast<std::size_t>(std::distance(c.begin(), c.end())));
-    for (const auto& e : c)
+    for (const auto& e : c) {
         serialize(w, e);
+    }
 }
 } // namespace detail
 
@@ -73,20 +75,22 @@ void serialize_range(byte_writer& w, const C& c) {
 /// **Thread safety:** reentrant.
 template <detail::serialize_bitwise T>
 requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const T& v) {
-        if constexpr (std::is_same_v<T, bool>)
+        if constexpr (std::is_same_v<T, bool>) {
             w.write_raw(static_cast<std::uint8_t>(v ? 1 : 0));
-        else
+        } else {
             w.write_raw(v);
+        }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input
-    /// (a `bool` byte other than 0 or 1). **Thread safety:** reentrant.
+    /// (a `bool` byte other than 0 or 1).
     static T read(byte_reader& r) {
         if constexpr (std::is_same_v<T, bool>) {
             const auto b = r.read_raw<std::uint8_t>();
-            if (b > 1)
+            if (b > 1) {
                 throw serialize_error("corio::deserialize: invalid bool byte");
+            }
             return b != 0;
         } else {
             return r.read_raw<T>();
@@ -98,10 +102,9 @@ requires(!std::is_const_v<T> && !std::is_volatile_v<T>) struct serializer<T> {
 /// **Thread safety:** reentrant.
 template <>
 struct serializer<std::monostate> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer&, const std::monostate&) noexcept {}
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static std::monostate read(byte_reader&) noexcept { return {}; }
 };
 
@@ -112,17 +115,17 @@ requires detail::serialize_bitwise<Char>
 struct serializer<std::basic_string<Char, Traits, Alloc>> {
     /// The serialized type.
     using type = std::basic_string<Char, Traits, Alloc>;
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const type& s) {
         w.write_size(s.size());
         w.write(s.data(), s.size() * sizeof(Char));
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static type read(byte_reader& r) {
         std::size_t n = r.read_size();
-        if (n > r.remaining() / sizeof(Char))
+        if (n > r.remaining() / sizeof(Char)) {
             throw serialize_error("corio::deserialize: input is truncated");
+        }
         type s(n, Char{});
         r.read(s.data(), n * sizeof(Char));
         return s;
@@ -136,24 +139,25 @@ requires serializable<T>
 struct serializer<std::vector<T, Alloc>> {
     /// The serialized type.
     using type = std::vector<T, Alloc>;
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const type& v) {
         w.write_size(v.size());
         if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
             w.write(v.data(), v.size() * sizeof(T));
         } else {
-            for (const auto& e : v)
+            for (const auto& e : v) {
                 serialize<T>(w, e);
+            }
         }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static type read(byte_reader& r) {
         std::size_t n = r.read_size();
         type v;
         if constexpr (detail::serialize_bitwise<T> && !std::is_same_v<T, bool>) {
-            if (n > r.remaining() / sizeof(T))
+            if (n > r.remaining() / sizeof(T)) {
                 throw serialize_error("corio::deserialize: input is truncated");
+            }
             v.resize(n);
             r.read(v.data(), n * sizeof(T));
         } else {
@@ -169,13 +173,13 @@ struct serializer<std::vector<T, Alloc>> {
 template <class T, std::size_t N>
 requires serializable<T>
 struct serializer<std::array<T, N>> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const std::array<T, N>& a) {
-        for (const auto& e : a)
+        for (const auto& e : a) {
             serialize<T>(w, e);
+        }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static std::array<T, N> read(byte_reader& r) {
         return [&]<std::size_t... I>(std::index_sequence<I...>) {
             // Braced initialization evaluates left to right.
@@ -192,10 +196,9 @@ requires(serializable<typename C::value_type> &&
          (std::is_same_v<C, std::deque<typename C::value_type, typename C::allocator_type>> ||
           std::is_same_v<C, std::list<typename C::value_type,
                                       typename C::allocator_type>>)) struct serializer<C> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const C& c) { detail::serialize_range(w, c); }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
@@ -210,10 +213,9 @@ requires(serializable<typename C::value_type> &&
 template <class A, class B>
 requires serializable<A> && serializable<B>
 struct serializer<std::pair<A, B>> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const std::pair<A, B>& p) { serialize(w, p.first, p.second); }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static std::pair<A, B> read(byte_reader& r) {
         A a = deserialize<A>(r);
         B b = deserialize<B>(r);
@@ -225,12 +227,11 @@ struct serializer<std::pair<A, B>> {
 /// **Thread safety:** reentrant.
 template <class... T>
 requires(serializable<T>&&...) struct serializer<std::tuple<T...>> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const std::tuple<T...>& t) {
         std::apply([&](const T&... e) { serialize(w, e...); }, t);
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static std::tuple<T...> read(byte_reader& r) {
         // Braced initialization evaluates left to right.
         return std::tuple<T...>{deserialize<T>(r)...};
@@ -242,17 +243,18 @@ requires(serializable<T>&&...) struct serializer<std::tuple<T...>> {
 template <class T>
 requires serializable<T>
 struct serializer<std::optional<T>> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const std::optional<T>& o) {
         w.write_raw(static_cast<std::uint8_t>(o.has_value()));
-        if (o)
+        if (o) {
             serialize<T>(w, *o);
+        }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static std::optional<T> read(byte_reader& r) {
-        if (r.read_raw<std::uint8_t>() == 0)
+        if (r.read_raw<std::uint8_t>() == 0) {
             return std::nullopt;
+        }
         return std::optional<T>(deserialize<T>(r));
     }
 };
@@ -263,19 +265,20 @@ template <class... T>
 requires(serializable<T>&&...) struct serializer<std::variant<T...>> {
     /// The serialized type.
     using type = std::variant<T...>;
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const type& v) {
-        if (v.valueless_by_exception())
+        if (v.valueless_by_exception()) {
             throw serialize_error("corio::serialize: a valueless variant cannot be serialized");
+        }
         w.write_size(v.index());
         std::visit([&](const auto& alt) { serialize(w, alt); }, v);
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static type read(byte_reader& r) {
         std::size_t index = r.read_size();
-        if (index >= sizeof...(T))
+        if (index >= sizeof...(T)) {
             throw serialize_error("corio::deserialize: variant index out of range");
+        }
         using reader_fn = type (*)(byte_reader&);
         static constexpr reader_fn readers[] = {[](byte_reader& rr) -> type {
             return type(std::in_place_type<T>, deserialize<T>(rr));
@@ -295,14 +298,14 @@ requires(serializable<typename C::key_type> &&
                                                 typename C::hasher, typename C::key_equal,
                                                 typename C::allocator_type>>)) &&
          serializable<typename C::mapped_type>) struct serializer<C> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const C& c) {
         w.write_size(c.size());
-        for (const auto& [k, v] : c)
+        for (const auto& [k, v] : c) {
             serialize(w, k, v);
+        }
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
@@ -324,10 +327,9 @@ requires(serializable<typename C::key_type> &&
           std::is_same_v<
               C, std::unordered_set<typename C::key_type, typename C::hasher, typename C::key_equal,
                                     typename C::allocator_type>>)) struct serializer<C> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const C& c) { detail::serialize_range(w, c); }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static C read(byte_reader& r) {
         std::size_t n = r.read_size();
         C c;
@@ -341,12 +343,11 @@ requires(serializable<typename C::key_type> &&
 template <class Rep, class Period>
 requires serializable<Rep>
 struct serializer<std::chrono::duration<Rep, Period>> {
-    /// Appends the encoding of the value. **Thread safety:** reentrant.
+    /// Appends the encoding of the value.
     static void write(byte_writer& w, const std::chrono::duration<Rep, Period>& d) {
         serialize(w, d.count());
     }
     /// Decodes one value; throws `serialize_error` on truncated or malformed input.
-    /// **Thread safety:** reentrant.
     static std::chrono::duration<Rep, Period> read(byte_reader& r) {
         return std::chrono::duration<Rep, Period>(deserialize<Rep>(r));
     }

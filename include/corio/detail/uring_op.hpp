@@ -16,6 +16,7 @@
 // `op_awaitable` adapts an op to co_await with corio's cancellation protocol.
 
 #include <corio/detail/cancel.hpp>
+#include <corio/detail/running_loop.hpp>
 #include <corio/error.hpp>
 
 #include <cerrno>
@@ -48,7 +49,10 @@ struct uring_op {
     uring_op& operator=(const uring_op&) = delete;
 };
 
-event_loop& loop_for_io();
+/// The running loop, for an operation about to be awaited; throws corio::error if none.
+inline event_loop& loop_for_io() {
+    return get_running_loop();
+}
 void submit_op(event_loop& loop, uring_op& op) noexcept;
 void cancel_op(event_loop& loop, uring_op& op) noexcept;
 void schedule_on(event_loop& loop, std::coroutine_handle<> h, task_root* root);
@@ -125,12 +129,8 @@ protected:
     event_loop& loop() const noexcept { return *loop_; }
 
 private:
-    static void on_complete(uring_op& op, int res, unsigned flags) noexcept {
-        auto& self = static_cast<op_awaitable&>(op);
-        self.result_ = res;
-        self.flags_ = flags;
-        schedule_on(*self.loop_, self.waiter_, self.root_);
-    }
+    // Defined next to the ring (src/uring.cpp), where scheduling inlines.
+    static void on_complete(uring_op& op, int res, unsigned flags) noexcept;
     static void on_cancel(cancel_slot& slot) noexcept {
         auto* self = static_cast<op_awaitable*>(slot.context);
         cancel_op(*self->loop_, *self);
