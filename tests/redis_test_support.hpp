@@ -1,6 +1,7 @@
 #pragma once
-// What the Redis pool tests share: a worker program (tests/redis_test_worker.cpp)
-// started by a test and SIGKILLed at its end unless it exited.
+// What the Redis pool tests (and tests/stress/stress_redis.cpp) share: a worker program
+// (tests/redis_test_worker.cpp) started by a test and SIGKILLed at its end unless it
+// exited.
 
 #include <cerrno>
 #include <chrono>
@@ -37,10 +38,15 @@ public:
     }
     worker_process(const worker_process&) = delete;
     worker_process& operator=(const worker_process&) = delete;
-    ~worker_process() {
+    ~worker_process() { kill(); }
+    /// SIGKILLs the program (unless it exited) and reaps it.
+    void kill() noexcept {
         if (pid_ > 0) {
             ::kill(pid_, SIGKILL);
-            wait();
+            int status = 0;
+            while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+            }
+            pid_ = 0;
         }
     }
     pid_t pid() const noexcept { return pid_; }
