@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -182,6 +183,40 @@ TEST_CASE("terminate is idempotent from several threads, and join after it from 
     p.terminate(); // after join too
     p.join();
     CHECK_THROWS_AS(p.apply(ps::square, 1), corio::pool_not_running);
+}
+
+TEST_CASE("introspection from other threads while the pool is joined: a result or "
+          "pool_not_running",
+          "[redis_pool][join][threads]") {
+    ps::watchdog dog("counts() from several threads during join");
+    pool p(1);
+    CHECK(p.apply(ps::square, 3) == 9);
+    std::atomic<int> answered{0};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i) {
+        threads.emplace_back([&] {
+            for (;;) {
+                try {
+                    (void)p.counts();
+                    answered.fetch_add(1);
+                } catch (const corio::pool_not_running&) {
+                    refused.fetch_add(1);
+                    return;
+                }
+            }
+        });
+    }
+    while (answered.load() < 3) {
+        std::this_thread::yield(); // another thread's progress, not a timing assumption
+    }
+    p.close();
+    p.join();
+    for (auto& t : threads) {
+        t.join();
+    }
+    CHECK(refused.load() == 3);
+    CHECK_THROWS_AS(p.counts(), corio::pool_not_running);
 }
 
 TEST_CASE("terminate with the server gone returns in bounded time; the destructor does not throw",

@@ -197,30 +197,52 @@ private:
     // Runs a coroutine made by `make` on the pool's loop and blocks until it ends.
     template <class Make>
     void run_blocking(Make make) {
-        if (std::this_thread::get_id() == thread_.get_id()) {
+        if (on_own_thread()) { // not thread_.get_id(): join() may write thread_ meanwhile
             throw error("corio::redis_pool: a blocking call from the pool's own thread");
         }
         std::promise<void> done;
         auto f = done.get_future();
         {
-            // Under the lock: the loop cannot stop before it took the call.
+            // Under the lock: the loop's stop waits for every call counted here.
             std::lock_guard lock(mutex_);
             if (stopped_) {
                 throw pool_not_running();
             }
+            ++calls_;
             loop_->call_soon_threadsafe([this, &make, &done] {
-                loop_->create_task(wrap(make(), &done), "redis_pool call");
+                loop_->create_task(run_call(make(), &done), "redis_pool call");
             });
         }
         f.get();
     }
 
-    static task<> wrap(task<> t, std::promise<void>* done) {
-        try {
-            co_await std::move(t);
+    // One blocking call on the loop. A call that the pool's stop overtook (not started,
+    // or its connection closed under it) fails with pool_not_running, not with the
+    // closed connection's redis::error.
+    task<> run_call(task<> t, std::promise<void>* done) {
+        std::exception_ptr err;
+        if (stopping_) {
+            err = std::make_exception_ptr(pool_not_running());
+        } else {
+            try {
+                co_await std::move(t);
+            } catch (...) {
+                err = stopping_ ? std::make_exception_ptr(pool_not_running())
+                                : std::current_exception();
+            }
+        }
+        bool last = false;
+        {
+            std::lock_guard lock(mutex_);
+            last = --calls_ == 0 && stopped_;
+        }
+        if (last) {
+            calls_done_.set();
+        }
+        if (err) {
+            done->set_exception(err);
+        } else {
             done->set_value();
-        } catch (...) {
-            done->set_exception(std::current_exception());
         }
     }
 
@@ -440,6 +462,12 @@ private:
         future<void> send = create_task(sender(), "redis_pool sender");
         future<void> recv = create_task(reader(), "redis_pool reader");
         co_await stop_.wait();
+        bool calls = false;
+        {
+            std::lock_guard lock(mutex_);
+            stopped_ = true; // no more blocking calls; those counted end first
+            calls = calls_ != 0;
+        }
         stopping_ = true;
         send_wake_.set();
         read_.close();
@@ -447,6 +475,9 @@ private:
         send.cancel();
         recv.cancel();
         co_await gather_settled(std::move(send), std::move(recv));
+        if (calls) {
+            co_await calls_done_.wait();
+        }
     }
 
     void thread_main(std::promise<void>& started) {
@@ -503,6 +534,8 @@ private:
     bool closed_ = false;
     bool terminated_ = false;
     bool stopped_ = false;
+    std::size_t calls_ = 0; // blocking calls posted to the loop and not finished
+    event calls_done_;      // set when the last of them finished after stopped_
 
     std::mutex join_mutex_; // serializes stop_thread()
     std::thread thread_;
