@@ -45,6 +45,24 @@ inline std::int64_t now_ns() noexcept {
         .count();
 }
 
+/// Raises this process's soft limit on open descriptors to its hard limit (H5 at
+/// 1,000 connections needs more than the usual soft limit of 1024 on some systems);
+/// returns the soft limit in force afterwards.
+inline long long raise_fd_limit() noexcept {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        return -1;
+    }
+    if (lim.rlim_cur < lim.rlim_max) {
+        rlimit raised = lim;
+        raised.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            lim = raised;
+        }
+    }
+    return lim.rlim_cur == RLIM_INFINITY ? -1 : static_cast<long long>(lim.rlim_cur);
+}
+
 /// Prints the line the runner parses: `RESULT metric=<name> value=<number>`.
 inline void report(const char* metric, double value) {
     std::printf("RESULT metric=%s value=%.6g\n", metric, value);

@@ -168,14 +168,19 @@ def workloads(s):
             ("asio", b("h4_asio", *args)),
             ("asyncio", py("h4_queue.py", *args))],
             bars=[("msgs_per_s", "asio", ">=", 5.0), ("msgs_per_s", "asyncio", ">=", 30.0)]))
-    rows.append(dict(id="H5", variant="echo_50conn_64B", server=True, client_args=h5, systems=[
-        ("corio", b("h5_corio_server")),
-        ("raw_uring", b("h5_raw_uring_server")),
-        ("raw_epoll", b("h5_epoll_server")),
-        ("asio", b("h5_asio_server")),
-        ("asyncio", py("h5_echo_server.py"))],
-        bars=[("req_per_s", "raw_uring", ">=", 1.0), ("req_per_s", "asio", ">=", 1.15),
-              ("req_per_s", "asyncio", ">=", 3.0)]))
+    # H5 variants: connections x message size (the load client's --conns and --size).
+    # Quick mode keeps both (they are the point of each variant) and shortens the window.
+    for variant, conns, size in (("echo_50conn_64B", 50, 64), ("echo_1000conn_64B", 1000, 64),
+                                 ("echo_50conn_16KiB", 50, 16384)):
+        rows.append(dict(id="H5", variant=variant, server=True,
+                         client_args=h5 + ["--conns", conns, "--size", size], systems=[
+                             ("corio", b("h5_corio_server")),
+                             ("raw_uring", b("h5_raw_uring_server")),
+                             ("raw_epoll", b("h5_epoll_server")),
+                             ("asio", b("h5_asio_server")),
+                             ("asyncio", py("h5_echo_server.py"))],
+                         bars=[("req_per_s", "raw_uring", ">=", 1.0), ("req_per_s", "asio", ">=", 1.15),
+                               ("req_per_s", "asyncio", ">=", 3.0)]))
     for batch in (1, 32):
         rows.append(dict(id="H6", variant=f"batch{batch}", systems=[
             ("corio", b("h6_corio", "--batch", batch, "--n", s["h6"])),

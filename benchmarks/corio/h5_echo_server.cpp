@@ -32,7 +32,10 @@ corio::task<> echo(corio::tcp_stream stream) {
 }
 
 corio::task<> serve(std::uint16_t port) {
-    auto server = co_await corio::start_server(echo, "127.0.0.1", port);
+    // The backlog of the raw servers (1024): 1,000 clients connect at once.
+    corio::server_options options;
+    options.backlog = 1024;
+    auto server = co_await corio::start_server(echo, "127.0.0.1", port, options);
     std::printf("PORT %u\n", static_cast<unsigned>(server.local_port()));
     std::fflush(stdout);
     co_await server.serve_forever();
@@ -42,6 +45,7 @@ corio::task<> serve(std::uint16_t port) {
 
 int main(int argc, char** argv) {
     bench::options opt(argc, argv);
+    bench::raise_fd_limit(); // 1,000 connections
     corio::run(serve(static_cast<std::uint16_t>(opt.get_int("port", 0))));
     return 0;
 }

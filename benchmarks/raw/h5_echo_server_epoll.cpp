@@ -1,4 +1,5 @@
-// H5 peer: a raw epoll echo server (level-triggered, non-blocking sockets; a short write
+// H5 peer: a raw epoll echo server (level-triggered, non-blocking sockets, MSG_NOSIGNAL
+// sends: a client that closes mid-echo must not kill it with SIGPIPE; a short write
 // parks the rest and waits for EPOLLOUT). Prints "PORT <n>", serves until killed.
 // Usage: h5_epoll_server [--port 0]
 #include <sys/epoll.h>
@@ -40,7 +41,7 @@ enum class flushed { all, pending, failed };
 // Writes what is pending.
 flushed flush(connection* c) {
     while (c->sent < c->len) {
-        ssize_t w = write(c->fd, c->buffer + c->sent, c->len - c->sent);
+        ssize_t w = send(c->fd, c->buffer + c->sent, c->len - c->sent, MSG_NOSIGNAL);
         if (w < 0) {
             return errno == EAGAIN || errno == EWOULDBLOCK ? flushed::pending : flushed::failed;
         }
@@ -53,6 +54,7 @@ flushed flush(connection* c) {
 
 int main(int argc, char** argv) {
     bench::options opt(argc, argv);
+    bench::raise_fd_limit(); // 1,000 connections
     const int listen_fd = bench::listen_on_loopback(
         static_cast<std::uint16_t>(opt.get_int("port", 0)), SOCK_NONBLOCK);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -72,6 +74,7 @@ int main(int argc, char** argv) {
                     if (fd < 0) {
                         break;
                     }
+                    bench::no_delay(fd);
                     auto* fresh = new connection{};
                     fresh->fd = fd;
                     watch(fresh, EPOLLIN, EPOLL_CTL_ADD);

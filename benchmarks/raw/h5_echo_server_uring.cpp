@@ -1,6 +1,7 @@
-// H5 physical limit: a raw liburing echo server: accept, then per connection a recv
-// followed by a send of what arrived, in a loop; all completions of one io_uring_enter
-// handled before the next. Prints "PORT <n>", serves until killed.
+// H5 physical limit: a raw liburing echo server: accept (TCP_NODELAY, as corio sets
+// it), then per connection a recv followed by a send of what arrived (a short send
+// sends the rest), in a loop; all completions of one io_uring_enter handled before
+// the next. Prints "PORT <n>", serves until killed.
 // Usage: h5_raw_uring_server [--port 0]
 #include <liburing.h>
 #include <unistd.h>
@@ -41,7 +42,8 @@ void arm_recv(connection* c) {
     io_uring_prep_recv(sqe_for(c, op_recv), c->fd, c->buffer, sizeof c->buffer, 0);
 }
 void arm_send(connection* c) {
-    io_uring_prep_send(sqe_for(c, op_send), c->fd, c->buffer + c->sent, c->len - c->sent, 0);
+    io_uring_prep_send(sqe_for(c, op_send), c->fd, c->buffer + c->sent, c->len - c->sent,
+                       MSG_NOSIGNAL);
 }
 void drop(connection* c) {
     close(c->fd);
@@ -52,6 +54,7 @@ void drop(connection* c) {
 
 int main(int argc, char** argv) {
     bench::options opt(argc, argv);
+    bench::raise_fd_limit(); // 1,000 connections
     const int listen_fd =
         bench::listen_on_loopback(static_cast<std::uint16_t>(opt.get_int("port", 0)), 0);
     bench::init_ring(ring, 1024);
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
             switch (static_cast<op_kind>(data & 3)) {
             case op_accept:
                 if (res >= 0) {
+                    bench::no_delay(res);
                     auto* fresh = new connection{};
                     fresh->fd = res;
                     arm_recv(fresh);

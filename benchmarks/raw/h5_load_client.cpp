@@ -1,6 +1,9 @@
 // H5 load client, the one that drives every echo server: N connections to 127.0.0.1,
 // each a strict ping-pong of SIZE-byte messages (send, wait for the whole echo, check
-// its bytes, send the next), multiplexed with epoll. After a warm-up it counts the
+// its bytes, send the next), multiplexed with epoll. A message larger than the socket
+// buffers goes out in pieces: the client keeps reading the echo while it still has
+// bytes to send (waiting for EPOLLOUT only while a write is short), so a server that
+// echoes as it receives never deadlocks against it. After a warm-up it counts the
 // round trips completed in the window and the server's CPU time over the same window
 // (sum of /proc/<pid>/task/*/schedstat run times, falling back to /proc/<pid>/stat).
 // Usage: h5_load_client --port P --server-pid PID [--conns 50] [--size 64]
@@ -31,6 +34,7 @@ struct connection {
     std::uint64_t seq = 0;
     unsigned received = 0;
     unsigned sent = 0;
+    bool want_out = false; // EPOLLOUT is in the watched events
     std::vector<char> out;
     std::vector<char> in;
 };
@@ -101,6 +105,22 @@ bool send_pending(connection& c) {
     return true;
 }
 
+// Watches EPOLLOUT too while a write is short, EPOLLIN only otherwise.
+bool watch_out(int ep, connection& c, std::size_t index, bool want) {
+    if (want == c.want_out) {
+        return true;
+    }
+    epoll_event ev{};
+    ev.events = want ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    ev.data.u64 = index;
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
+        std::perror("epoll_ctl");
+        return false;
+    }
+    c.want_out = want;
+    return true;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -111,12 +131,27 @@ int main(int argc, char** argv) {
     const std::size_t size = static_cast<std::size_t>(opt.get_int("size", 64));
     const double seconds = std::atof(opt.get("seconds", "5").c_str());
     const double warmup = std::atof(opt.get("warmup", "0.5").c_str());
+    // 1,000 connections and the epoll descriptor need more than a soft limit of 1024.
+    const long long fd_limit = bench::raise_fd_limit();
+    if (fd_limit >= 0 && static_cast<std::size_t>(fd_limit) < conns + 16) {
+        std::fprintf(stderr, "RLIMIT_NOFILE is %lld (hard limit): too low for %zu connections\n",
+                     fd_limit, conns);
+        return 2;
+    }
+    if (conns == 0 || size == 0) {
+        std::fprintf(stderr, "--conns and --size must be positive\n");
+        return 2;
+    }
 
     const int ep = epoll_create1(EPOLL_CLOEXEC);
     std::vector<connection> cs(conns);
     for (std::size_t i = 0; i < conns; ++i) {
         connection& c = cs[i];
         c.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c.fd < 0) {
+            std::perror("socket");
+            return 2;
+        }
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -137,7 +172,7 @@ int main(int argc, char** argv) {
     }
     for (std::size_t i = 0; i < conns; ++i) {
         fill(cs[i], i);
-        if (!send_pending(cs[i])) {
+        if (!send_pending(cs[i]) || !watch_out(ep, cs[i], i, cs[i].sent < cs[i].out.size())) {
             return 2;
         }
     }
@@ -167,29 +202,35 @@ int main(int argc, char** argv) {
         for (int k = 0; k < n; ++k) {
             const std::size_t i = events[k].data.u64;
             connection& c = cs[i];
-            if (c.sent < c.out.size()) {
-                if (!send_pending(c)) {
-                    return 2;
-                }
-                continue;
-            }
-            ssize_t r = read(c.fd, c.in.data() + c.received, size - c.received);
-            if (r <= 0) {
-                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                    continue;
-                }
-                std::fprintf(stderr, "connection %zu closed by the server\n", i);
+            if (c.sent < c.out.size() && !send_pending(c)) {
                 return 2;
             }
-            c.received += static_cast<unsigned>(r);
-            if (c.received < size) {
+            if (!watch_out(ep, c, i, c.sent < c.out.size())) {
+                return 2;
+            }
+            // Read what has come back, up to the end of this message (the server
+            // cannot echo bytes of a message not yet sent).
+            bool done = false;
+            while (!done && c.received < c.sent) {
+                ssize_t r = read(c.fd, c.in.data() + c.received, size - c.received);
+                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    break;
+                }
+                if (r <= 0) {
+                    std::fprintf(stderr, "connection %zu closed by the server\n", i);
+                    return 2;
+                }
+                c.received += static_cast<unsigned>(r);
+                done = c.received == size;
+            }
+            if (!done) {
                 continue;
             }
             mismatches += std::memcmp(c.in.data(), c.out.data(), size) != 0;
             ++round_trips;
             ++c.seq;
             fill(c, i);
-            if (!send_pending(c)) {
+            if (!send_pending(c) || !watch_out(ep, c, i, c.sent < c.out.size())) {
                 return 2;
             }
         }
