@@ -3,6 +3,7 @@
 
 #include "redis_functions.hpp"
 #include "redis_server.hpp"
+#include "redis_test_support.hpp"
 
 #include <corio/corio.hpp>
 #include <corio/redis.hpp>
@@ -27,6 +28,7 @@
 
 using namespace std::chrono_literals;
 using corio_example::redis_server;
+using redis_test::worker_process;
 namespace redis = corio::redis;
 using redis_fns::add;
 using redis_fns::echo;
@@ -36,8 +38,6 @@ using redis_fns::hold;
 using redis_fns::nothing;
 using redis_fns::sleep_ms;
 using redis_fns::square;
-
-extern char** environ;
 
 namespace {
 
@@ -56,46 +56,6 @@ int typed_string(std::string s) {
 int not_registered(int x) {
     return x;
 }
-
-/// A worker program started by a test; SIGKILLed at the end unless it exited.
-class worker_process {
-public:
-    worker_process(const std::string& url, const std::string& queue, int concurrency = 1,
-                   bool processes = true, int grace_ms = 5000) {
-        std::vector<std::string> args = {
-            CORIO_REDIS_TEST_WORKER, url, queue, std::to_string(concurrency), processes ? "1" : "0",
-            std::to_string(grace_ms)};
-        std::vector<char*> argv;
-        for (auto& a : args) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-            throw std::runtime_error("cannot start the test worker");
-        }
-    }
-    worker_process(const worker_process&) = delete;
-    worker_process& operator=(const worker_process&) = delete;
-    ~worker_process() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            wait();
-        }
-    }
-    pid_t pid() const noexcept { return pid_; }
-    void signal(int sig) const { ::kill(pid_, sig); }
-    /// Waits for the exit; returns the exit status, or minus the signal.
-    int wait() {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = 0;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    }
-
-private:
-    pid_t pid_ = 0;
-};
 
 /// A temp dir for hold() markers.
 struct marker_dir {

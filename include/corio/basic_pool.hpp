@@ -47,6 +47,16 @@
 /// `broken_worker_error`; a broken pool: `broken_pool_error`). The job then runs the
 /// callbacks and completes its `async_result` (`detail::complete_with_callbacks`), and
 /// the backend drops the chunk's reference. See docs/design.md, "One pool front-end".
+///
+/// ## Extensions (optional; `redis_pool` uses them, thread and process pools do not)
+/// - `basic_pool(std::in_place, args...)` (protected): the backend is built from `args`
+///   instead of `(workers, pool_options)` (redis_pool: a URL and its own options).
+/// - `std::size_t default_chunksize(std::size_t n) const noexcept` on the backend: the
+///   chunksize of a map without one; without it, ceil(n / (4 * size())). A backend
+///   that has it need not have `size()` (then its pool must not offer `size()`).
+/// - `apply_async_inspect(inspect, f, args...)` (protected): `apply_async` that also
+///   calls `inspect(job)` with the backend's job once it was submitted (redis_pool's
+///   `submit` reads the job's Redis id there).
 
 #include <corio/async_result.hpp>
 #include <corio/detail/assert.hpp>
@@ -126,13 +136,8 @@ public:
     /// before the result becomes ready. Throws `pool_not_running` after `close()`.
     template <class F, class... Args>
     [[nodiscard]] auto apply_async(F&& f, Args&&... args_then_callbacks) {
-        using split = detail::split_args<Args...>;
-        return split::apply(
-            [&](auto&& call_args, auto cb, auto ecb) {
-                return make_apply_(std::forward<F>(f), std::forward<decltype(call_args)>(call_args),
-                                   std::move(cb), std::move(ecb));
-            },
-            std::forward<Args>(args_then_callbacks)...);
+        return apply_async_inspect([](auto&) {}, std::forward<F>(f),
+                                   std::forward<Args>(args_then_callbacks)...);
     }
 
     /// `[f(x) for x in range]` in input order, computed in chunks of `chunksize` items
@@ -220,6 +225,27 @@ public:
     }
 
 protected:
+    /// Extension for a backend built from other arguments than (workers, options), e.g.
+    /// redis_pool's (url, options): constructs the backend from `args`.
+    template <class... A>
+    explicit basic_pool(std::in_place_t, A&&... args) : backend_(std::forward<A>(args)...) {}
+
+    /// Extension for members a pool adds: `apply_async`, and `inspect(job)` called with
+    /// the backend's job once it was submitted (e.g. `redis_pool::submit` reads the job's
+    /// Redis id there).
+    template <class Inspect, class F, class... Args>
+    [[nodiscard]] auto apply_async_inspect(Inspect&& inspect, F&& f,
+                                           Args&&... args_then_callbacks) {
+        using split = detail::split_args<Args...>;
+        return split::apply(
+            [&](auto&& call_args, auto cb, auto ecb) {
+                return make_apply_(inspect, std::forward<F>(f),
+                                   std::forward<decltype(call_args)>(call_args), std::move(cb),
+                                   std::move(ecb));
+            },
+            std::forward<Args>(args_then_callbacks)...);
+    }
+
     /// The backend, for members a pool adds (e.g. `process_pool::worker_pids()`).
     Backend& backend() noexcept { return backend_; }
     /// The backend, for members a pool adds.
@@ -243,6 +269,15 @@ private:
         }
     }
 
+    // Python's ceil(n / (4 * size())), unless the backend chooses (extension).
+    std::size_t default_chunksize_(std::size_t n) const noexcept {
+        if constexpr (requires(const Backend& b) { b.default_chunksize(n); }) {
+            return backend_.default_chunksize(n);
+        } else {
+            return detail::default_chunksize(n, size());
+        }
+    }
+
     // One reference per chunk passes to the backend; if it refuses the batch, none.
     template <class Job>
     void submit_(Job& job) {
@@ -258,8 +293,8 @@ private:
         }
     }
 
-    template <class F, class Tuple, class CB, class ECB>
-    auto make_apply_(F&& f, Tuple&& call_args, CB cb, ECB ecb) {
+    template <class Inspect, class F, class Tuple, class CB, class ECB>
+    auto make_apply_(Inspect& inspect, F&& f, Tuple&& call_args, CB cb, ECB ecb) {
         return [&]<class... T>(std::tuple<T...>*) {
             using fn_type = std::decay_t<F>;
             Backend::template check_apply<fn_type, T...>();
@@ -268,6 +303,7 @@ private:
             auto job = backend_.template make_apply_job<result, T...>(
                 std::forward<F>(f), std::forward<Tuple>(call_args), std::move(cb), std::move(ecb));
             submit_(*job);
+            inspect(*job);
             return async_result<result>(
                 detail::ref_ptr<detail::result_state<result>>(job.detach()));
         }(static_cast<std::remove_cvref_t<Tuple>*>(nullptr));
@@ -304,8 +340,7 @@ private:
                     state->set_value();
                     return async_result<std::vector<value>>(std::move(state));
                 }
-                const std::size_t cs =
-                    chunksize ? *chunksize : detail::default_chunksize(inputs.size(), size());
+                const std::size_t cs = chunksize ? *chunksize : default_chunksize_(inputs.size());
                 auto job = backend_.template make_map_job<value, Star>(
                     std::forward<F>(f), std::move(inputs), cs, std::move(cb), std::move(ecb));
                 submit_(*job);

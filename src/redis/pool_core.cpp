@@ -9,6 +9,8 @@
 #include "decode.hpp"
 #include "protocol.hpp"
 
+#include "pool/backend_core.hpp"
+
 #include <corio/combinators.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/redis_pool.hpp>
@@ -59,25 +61,42 @@ public:
 
     const redis_pool_options& options() const noexcept { return options_; }
 
-    std::string submit(const std::string& fn, std::string payload, redis_sink& sink,
-                       std::size_t chunk) {
-        std::string id;
-        bool wake = false;
-        {
-            std::lock_guard lock(mutex_);
-            if (closed_ || terminated_) {
-                throw pool_not_running();
-            }
-            id = client_id_ + ":" + std::to_string(++next_id_);
-            pending_.emplace(id, pending_job{fn, std::move(payload), &sink, chunk});
-            to_send_.push_back(id);
-            wake = !send_posted_;
-            send_posted_ = true;
+    /// True on the pool's loop thread (callbacks run there).
+    bool on_own_thread() const noexcept {
+        return std::this_thread::get_id() == loop_thread_id_.load(std::memory_order_acquire);
+    }
+
+    // Every chunk of one job, all or nothing; each chunk's reference passes to pending_.
+    void submit(redis_batch batch) {
+        redis_job& job = *batch.job;
+        const std::size_t chunks = job.chunk_count();
+        std::lock_guard lock(mutex_);
+        if (closed_ || terminated_) {
+            throw pool_not_running();
         }
-        if (wake) {
+        std::size_t k = 0;
+        try {
+            pending_.reserve(pending_.size() + chunks);
+            to_send_.reserve(to_send_.size() + chunks);
+            for (; k < chunks; ++k) {
+                std::string id = client_id_ + ":" + std::to_string(next_id_ + k + 1);
+                job.set_id(k, id);
+                pending_.emplace(id, pending_job{&job, k});
+                to_send_.push_back(std::move(id));
+            }
+        } catch (...) {
+            for (std::size_t i = 0; i < k; ++i) {
+                pending_.erase(job.id(i));
+            }
+            to_send_.resize(to_send_.size() - k);
+            throw;
+        }
+        next_id_ += chunks;
+        if (!send_posted_) {
+            send_posted_ = true;
+            // Under the lock: the loop cannot stop while a chunk is pending.
             loop_->call_soon_threadsafe([this] { send_wake_.set(); });
         }
-        return id;
     }
 
     void check_running() const {
@@ -92,6 +111,10 @@ public:
         closed_ = true;
     }
 
+    // Fails every pending result with pool_terminated, then cancels the jobs in Redis
+    // (best effort: the results are failed already; an unreachable Redis keeps the jobs,
+    // whose results then expire unread) and stops the loop. From the pool's own thread (a
+    // callback) it only starts that and returns; join() waits for it.
     void terminate() noexcept {
         std::vector<std::pair<std::string, pending_job>> abandoned;
         {
@@ -101,6 +124,7 @@ public:
             }
             terminated_ = true;
             closed_ = true;
+            abandoned.reserve(pending_.size());
             for (auto& [id, job] : pending_) {
                 abandoned.emplace_back(id, job);
             }
@@ -109,17 +133,20 @@ public:
         }
         idle_cv_.notify_all();
         std::vector<std::string> ids;
+        ids.reserve(abandoned.size());
         for (auto& [id, job] : abandoned) {
             ids.push_back(id);
-            job.sink->abandon();
-            job.sink->release_sink();
+            job.job->on_terminated();
+            job.job->drop();
+        }
+        if (on_own_thread()) {
+            loop_->create_task(cancel_then_stop(std::move(ids)), "redis_pool terminate");
+            return;
         }
         if (!ids.empty()) {
             try {
                 run_blocking([this, &ids]() { return cancel_all(ids); });
             } catch (...) {
-                // Best effort: the results are already failed; unreachable Redis keeps the
-                // jobs, whose results then expire unread.
             }
         }
         stop_thread();
@@ -163,37 +190,59 @@ public:
 
 private:
     struct pending_job {
-        std::string fn;
-        std::string payload;
-        redis_sink* sink = nullptr;
+        redis_job* job = nullptr; // holds one reference for this chunk
         std::size_t chunk = 0;
     };
 
     // Runs a coroutine made by `make` on the pool's loop and blocks until it ends.
     template <class Make>
     void run_blocking(Make make) {
-        if (std::this_thread::get_id() == thread_.get_id()) {
+        if (on_own_thread()) { // not thread_.get_id(): join() may write thread_ meanwhile
             throw error("corio::redis_pool: a blocking call from the pool's own thread");
         }
+        std::promise<void> done;
+        auto f = done.get_future();
         {
+            // Under the lock: the loop's stop waits for every call counted here.
             std::lock_guard lock(mutex_);
             if (stopped_) {
                 throw pool_not_running();
             }
+            ++calls_;
+            loop_->call_soon_threadsafe([this, &make, &done] {
+                loop_->create_task(run_call(make(), &done), "redis_pool call");
+            });
         }
-        std::promise<void> done;
-        auto f = done.get_future();
-        loop_->call_soon_threadsafe(
-            [this, &make, &done] { loop_->create_task(wrap(make(), &done), "redis_pool call"); });
         f.get();
     }
 
-    static task<> wrap(task<> t, std::promise<void>* done) {
-        try {
-            co_await std::move(t);
+    // One blocking call on the loop. A call that the pool's stop overtook (not started,
+    // or its connection closed under it) fails with pool_not_running, not with the
+    // closed connection's redis::error.
+    task<> run_call(task<> t, std::promise<void>* done) {
+        std::exception_ptr err;
+        if (stopping_) {
+            err = std::make_exception_ptr(pool_not_running());
+        } else {
+            try {
+                co_await std::move(t);
+            } catch (...) {
+                err = stopping_ ? std::make_exception_ptr(pool_not_running())
+                                : std::current_exception();
+            }
+        }
+        bool last = false;
+        {
+            std::lock_guard lock(mutex_);
+            last = --calls_ == 0 && stopped_;
+        }
+        if (last) {
+            calls_done_.set();
+        }
+        if (err) {
+            done->set_exception(err);
+        } else {
             done->set_value();
-        } catch (...) {
-            done->set_exception(std::current_exception());
         }
     }
 
@@ -243,9 +292,10 @@ private:
                     if (it == pending_.end()) {
                         continue; // already answered (a resend after a reconnect)
                     }
+                    const redis_job& job = *it->second.job;
                     cmds.push_back({"EVALSHA", scripts_.enqueue.sha(), "0", id, options_.queue,
-                                    it->second.fn, it->second.payload, stream_,
-                                    std::to_string(options_.result_ttl.count()),
+                                    job.function(), std::string(job.payload(it->second.chunk)),
+                                    stream_, std::to_string(options_.result_ttl.count()),
                                     std::to_string(options_.max_retries),
                                     std::to_string(options_.job_timeout.count()),
                                     std::to_string(options_.lease.count())});
@@ -281,7 +331,7 @@ private:
             if (it == pending_.end()) {
                 return; // a second result of a rerun, or of a terminated job: dropped
             }
-            job = std::move(it->second);
+            job = it->second;
             pending_.erase(it);
         }
         std::exception_ptr whole;
@@ -303,9 +353,12 @@ private:
             whole = std::make_exception_ptr(
                 error("corio::redis_pool: unknown status '" + status + "' for job " + id));
         }
-        job.sink->deliver(job.chunk, status == "ok" ? std::string_view(data) : std::string_view(),
-                          whole);
-        job.sink->release_sink();
+        if (whole) {
+            job.job->on_chunk_failed(job.chunk, std::move(whole));
+        } else {
+            job.job->on_chunk(job.chunk, data);
+        }
+        job.job->drop();
         bool idle = false;
         {
             std::lock_guard lock(mutex_);
@@ -354,6 +407,16 @@ private:
         co_await cmd_.pipeline(std::move(cmds));
     }
 
+    task<> cancel_then_stop(std::vector<std::string> ids) {
+        try {
+            if (!ids.empty()) {
+                co_await cancel_all(ids);
+            }
+        } catch (...) {
+        }
+        stop_.set();
+    }
+
     task<> cancel_one(const std::string& id, std::string* before) {
         co_await ensure_connected();
         const std::vector<std::string> args = {id};
@@ -399,6 +462,12 @@ private:
         future<void> send = create_task(sender(), "redis_pool sender");
         future<void> recv = create_task(reader(), "redis_pool reader");
         co_await stop_.wait();
+        bool calls = false;
+        {
+            std::lock_guard lock(mutex_);
+            stopped_ = true; // no more blocking calls; those counted end first
+            calls = calls_ != 0;
+        }
         stopping_ = true;
         send_wake_.set();
         read_.close();
@@ -406,9 +475,13 @@ private:
         send.cancel();
         recv.cancel();
         co_await gather_settled(std::move(send), std::move(recv));
+        if (calls) {
+            co_await calls_done_.wait();
+        }
     }
 
     void thread_main(std::promise<void>& started) {
+        loop_thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
         event_loop loop;
         loop_ = &loop;
         loop.run_until_complete(main_task(&started));
@@ -419,19 +492,22 @@ private:
         cmd_ = redis::connection();
         read_ = redis::connection();
         loop.close();
+        loop_thread_id_.store(std::thread::id(), std::memory_order_release);
     }
 
+    // Stops the loop and joins its thread; concurrent and repeated calls return once
+    // it is joined. Never on the loop's thread.
     void stop_thread() noexcept {
+        std::lock_guard join_lock(join_mutex_);
         if (!thread_.joinable()) {
             return;
         }
-        bool post = false;
         {
+            // Under the lock: the loop is not closed before it took the call.
             std::lock_guard lock(mutex_);
-            post = !stopped_;
-        }
-        if (post) {
-            loop_->call_soon_threadsafe([this] { stop_.set(); });
+            if (!stopped_) {
+                loop_->call_soon_threadsafe([this] { stop_.set(); });
+            }
         }
         thread_.join();
     }
@@ -458,65 +534,66 @@ private:
     bool closed_ = false;
     bool terminated_ = false;
     bool stopped_ = false;
+    std::size_t calls_ = 0; // blocking calls posted to the loop and not finished
+    event calls_done_;      // set when the last of them finished after stopped_
 
+    std::mutex join_mutex_; // serializes stop_thread()
     std::thread thread_;
+    std::atomic<std::thread::id> loop_thread_id_{}; // the loop's thread while it runs
     event_loop* loop_ = nullptr;
 };
+
+template class backend_core<redis_pool_core>;
+
+redis_backend::redis_backend(std::string url, redis_pool_options options)
+    : backend_core(std::make_unique<redis_pool_core>(std::move(url), std::move(options))) {
+    const redis_pool_options& o = core_->options();
+    progress_ = o.on_progress ? &o.on_progress : nullptr;
+    chunksize_ = o.chunksize;
+}
+
+redis_backend::~redis_backend() = default;
+
+void redis_backend::submit(redis_batch batch) {
+    core_->submit(batch);
+}
+bool redis_backend::cancel(const std::string& id) {
+    return core_->cancel(id);
+}
+redis_queue_counts redis_backend::counts() {
+    return core_->counts();
+}
+std::vector<redis_failed_job> redis_backend::failed_jobs() {
+    return core_->failed_jobs();
+}
+std::size_t redis_backend::requeue_failed() {
+    return core_->requeue_failed();
+}
+const std::string& redis_backend::queue() const noexcept {
+    return core_->options().queue;
+}
 
 } // namespace corio::detail
 
 namespace corio {
 
 redis_pool::redis_pool(std::string url, redis_pool_options options)
-    : core_(std::make_unique<detail::redis_pool_core>(std::move(url), std::move(options))) {}
+    : basic_pool(std::in_place, std::move(url), std::move(options)) {}
 
-redis_pool::~redis_pool() {
-    try {
-        close();
-        join();
-    } catch (...) {
-    }
-}
-
-std::string redis_pool::submit_(const std::string& fn, std::string payload,
-                                detail::redis_sink& sink, std::size_t chunk) {
-    return core_->submit(fn, std::move(payload), sink, chunk);
-}
-void redis_pool::check_running_() const {
-    core_->check_running();
-}
-const std::function<void(std::size_t, std::size_t)>* redis_pool::progress_() const noexcept {
-    return core_->options().on_progress ? &core_->options().on_progress : nullptr;
-}
-std::size_t redis_pool::chunksize_for_(std::size_t n) const noexcept {
-    if (core_->options().chunksize != 0) {
-        return core_->options().chunksize;
-    }
-    return n / 64 + (n % 64 != 0 ? 1 : 0);
-}
-void redis_pool::close() noexcept {
-    core_->close();
-}
-void redis_pool::terminate() noexcept {
-    core_->terminate();
-}
-void redis_pool::join() {
-    core_->join();
-}
 bool redis_pool::cancel(const std::string& id) {
-    return core_->cancel(id);
+    return backend().cancel(id);
 }
 redis_queue_counts redis_pool::counts() {
-    return core_->counts();
+    return backend().counts();
 }
 std::vector<redis_failed_job> redis_pool::failed_jobs() {
-    return core_->failed_jobs();
+    return backend().failed_jobs();
 }
 std::size_t redis_pool::requeue_failed() {
-    return core_->requeue_failed();
+    return backend().requeue_failed();
 }
 const std::string& redis_pool::queue() const noexcept {
-    return core_->options().queue;
+    return backend().queue();
 }
 
 } // namespace corio

@@ -8,22 +8,17 @@
 // redis_worker through the test worker program).
 #include "redis_functions.hpp"
 #include "redis_server.hpp"
+#include "redis_test_support.hpp"
 
 #include <corio/corio.hpp>
 #include <corio/redis_pool.hpp>
 
 #include <catch2/catch.hpp>
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -33,8 +28,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-extern char** environ;
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
@@ -75,36 +68,10 @@ private:
     std::thread thread_;
 };
 
-// A worker program (redis_test_worker); SIGKILLed and reaped by the destructor.
-class worker_process {
-public:
-    worker_process(const std::string& url, const std::string& queue) {
-        std::vector<std::string> args = {CORIO_REDIS_TEST_WORKER, url, queue, "2", "1", "1000"};
-        std::vector<char*> argv;
-        for (auto& a : args) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-            throw std::runtime_error("cannot start the test worker");
-        }
-    }
-    worker_process(const worker_process&) = delete;
-    worker_process& operator=(const worker_process&) = delete;
-    ~worker_process() { kill(); }
-    void kill() noexcept {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-            }
-            pid_ = 0;
-        }
-    }
-
-private:
-    pid_t pid_ = 0;
-};
+// A worker program serving `queue` with 2 processes and a 1 s grace period.
+std::unique_ptr<redis_test::worker_process> start_worker(const std::string& url) {
+    return std::make_unique<redis_test::worker_process>(url, "stress", 2, true, 1000);
+}
 
 int jobs_to_run() {
     const char* e = std::getenv("CORIO_STRESS_REDIS_JOBS");
@@ -130,9 +97,9 @@ TEST_CASE("stress: Redis pool, 10,000 jobs, workers SIGKILLed at random, Redis r
     corio_example::redis_server server;
     const std::string url = server.url();
     constexpr std::size_t worker_count = 3;
-    std::vector<std::unique_ptr<worker_process>> workers;
+    std::vector<std::unique_ptr<redis_test::worker_process>> workers;
     for (std::size_t i = 0; i < worker_count; ++i) {
-        workers.push_back(std::make_unique<worker_process>(url, "stress"));
+        workers.push_back(start_worker(url));
     }
     // A short lease: a killed worker's jobs are requeued within about a second.
     // Retries enough that no job is dead-lettered by the kills alone.
@@ -159,7 +126,7 @@ TEST_CASE("stress: Redis pool, 10,000 jobs, workers SIGKILLed at random, Redis r
             auto& w = workers[pick(rng)];
             w->kill();
             ++kills;
-            w = std::make_unique<worker_process>(url, "stress");
+            w = start_worker(url);
         }
     });
     deadline_thread limit(240s, [&pool] { pool.terminate(); });

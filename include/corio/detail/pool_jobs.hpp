@@ -6,8 +6,10 @@
 // detail/process_backend.hpp) are built from these; see basic_pool.hpp.
 
 #include <corio/async_result.hpp>
+#include <corio/imap_result.hpp>
 #include <corio/pool.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <exception>
@@ -249,6 +251,128 @@ private:
     std::size_t total_;
     std::size_t done_ = 0;
     bool failed_ = false;
+};
+
+/// The bookkeeping of a map whose chunks are answered one at a time on the result
+/// thread (the process and Redis backends): the results in input order, progress after
+/// every chunk, and the callbacks once the last chunk is in. Result thread only.
+template <class V, class CB, class ECB>
+class chunked_map {
+public:
+    chunked_map(std::size_t n, std::size_t chunksize, const map_progress::progress_fn* progress,
+                CB cb, ECB ecb)
+        : results_(n), chunksize_(chunksize), remaining_((n + chunksize - 1) / chunksize),
+          progress_(progress, n), callbacks_{std::move(cb), std::move(ecb)} {}
+
+    /// The first item of chunk `k`.
+    std::size_t begin_of(std::size_t k) const noexcept { return k * chunksize_; }
+    /// One past the last item of chunk `k`.
+    std::size_t end_of(std::size_t k) const noexcept {
+        return std::min(results_.size(), (k + 1) * chunksize_);
+    }
+    /// Where a chunk's answer stores its items (`set`) and errors (`fail`).
+    map_results<V>& results() noexcept { return results_; }
+
+    /// Chunk `k` was answered: reports progress, and completes `state` after the last.
+    void chunk_finished(result_state<std::vector<V>>& state, std::size_t k) noexcept {
+        if (progress_) {
+            if (std::exception_ptr e = progress_.report(end_of(k) - begin_of(k), state.done())) {
+                results_.fail(std::move(e));
+            }
+        }
+        if (--remaining_ == 0) {
+            results_.finish(state, callbacks_);
+        }
+    }
+    /// Chunk `k` failed as a whole with `e`.
+    void chunk_failed(result_state<std::vector<V>>& state, std::size_t k,
+                      std::exception_ptr e) noexcept {
+        results_.fail(std::move(e));
+        chunk_finished(state, k);
+    }
+
+private:
+    map_results<V> results_;
+    const std::size_t chunksize_;
+    std::size_t remaining_;
+    map_progress progress_;
+    result_callbacks<CB, ECB> callbacks_;
+};
+
+/// Chunk `k` of an imap failed as a whole: each of its items fails with `e`.
+template <class V>
+void fail_imap_chunk(imap_state<V>& state, std::size_t k, const std::exception_ptr& e) noexcept {
+    const std::size_t b = k * state.chunksize();
+    for (std::size_t i = b, end = std::min(state.size(), b + state.chunksize()); i < end; ++i) {
+        state.set_item_error(i, e);
+    }
+    state.chunk_done(k);
+}
+
+// ---- jobs whose calls are sent elsewhere (worker processes, Redis) ----------------
+// The result side that the process and Redis backends' jobs share. `JobBase` is the
+// backend's job interface (process_job, redis_job): it declares `on_chunk_failed`,
+// `on_terminated` and `drop`, implemented here; the concrete job encodes the calls and
+// decodes the answers (`on_chunk`).
+
+/// One apply_async: completes through its callbacks.
+template <class R, class CB, class ECB, class JobBase>
+class sent_apply_job : public result_state<R>, public JobBase {
+public:
+    void on_chunk_failed(std::size_t, std::exception_ptr e) noexcept override {
+        complete(std::move(e));
+    }
+    void on_terminated() noexcept override { this->set_terminated(); }
+    void drop() noexcept override { this->release(); }
+
+protected:
+    template <class... A>
+    explicit sent_apply_job(CB cb, ECB ecb, A&&... job_base_args)
+        : JobBase(std::forward<A>(job_base_args)...), callbacks_{std::move(cb), std::move(ecb)} {}
+
+    /// The answer arrived (its value in `slot()`) or failed with `err`: callbacks, then
+    /// the result is ready.
+    void complete(std::exception_ptr err) noexcept { callbacks_.complete(*this, std::move(err)); }
+
+private:
+    result_callbacks<CB, ECB> callbacks_;
+};
+
+/// One map / starmap: results in input order; the first exception to arrive fails the
+/// map once every chunk finished (Python's MapResult).
+template <class V, class CB, class ECB, class JobBase>
+class sent_map_job : public result_state<std::vector<V>>, public JobBase {
+public:
+    void on_chunk_failed(std::size_t k, std::exception_ptr e) noexcept override {
+        map_.chunk_failed(*this, k, std::move(e));
+    }
+    void on_terminated() noexcept override { this->set_terminated(); }
+    void drop() noexcept override { this->release(); }
+
+protected:
+    template <class... A>
+    sent_map_job(std::size_t n, std::size_t chunksize, const map_progress::progress_fn* progress,
+                 CB cb, ECB ecb, A&&... job_base_args)
+        : JobBase(std::forward<A>(job_base_args)...),
+          map_(n, chunksize, progress, std::move(cb), std::move(ecb)) {}
+
+    chunked_map<V, CB, ECB> map_;
+};
+
+/// One imap / imap_unordered: per-item outcomes, chunk by chunk.
+template <class V, class JobBase>
+class sent_imap_job : public imap_state<V>, public JobBase {
+public:
+    void on_chunk_failed(std::size_t k, std::exception_ptr e) noexcept override {
+        fail_imap_chunk(*this, k, e);
+    }
+    void on_terminated() noexcept override { this->set_terminated(); }
+    void drop() noexcept override { this->release(); }
+
+protected:
+    template <class... A>
+    sent_imap_job(std::size_t n, std::size_t chunksize, bool ordered, A&&... job_base_args)
+        : imap_state<V>(n, chunksize, ordered), JobBase(std::forward<A>(job_base_args)...) {}
 };
 
 } // namespace corio::detail

@@ -116,22 +116,20 @@ private:
 
 /// One apply_async.
 template <class R, class CB, class ECB>
-class process_apply_job final : public result_state<R>, public process_job {
+class process_apply_job final : public sent_apply_job<R, CB, ECB, process_job> {
 public:
     template <class Tuple>
     process_apply_job(call_target target, const Tuple& args, CB cb, ECB ecb)
-        : callbacks_{std::move(cb), std::move(ecb)} {
+        : sent_apply_job<R, CB, ECB, process_job>(std::move(cb), std::move(ecb)) {
         byte_writer w;
         const std::size_t at = begin_frame(w, frame_kind::task, 0, 1);
         w.write_raw(target);
         w.write_raw(std::uint8_t{0});
         std::apply([&](const auto&... a) { serialize(w, to_wire(a)...); }, args);
         finish_frame(w, at);
-        frames_ = w.take();
-        offsets_.push_back(frames_.size());
+        this->frames_ = w.take();
+        this->offsets_.push_back(this->frames_.size());
     }
-
-    using process_job::chunk_count;
 
     void on_chunk(std::size_t, byte_reader& r) noexcept override {
         std::exception_ptr err;
@@ -146,87 +144,48 @@ public:
         } catch (...) {
             err = std::current_exception();
         }
-        callbacks_.complete(*this, std::move(err));
+        this->complete(std::move(err));
     }
-    void on_chunk_failed(std::size_t, std::exception_ptr e) noexcept override {
-        callbacks_.complete(*this, std::move(e));
-    }
-    void on_terminated() noexcept override { this->set_terminated(); }
-    void drop() noexcept override { this->release(); }
-
-private:
-    result_callbacks<CB, ECB> callbacks_;
 };
 
-/// One map / starmap: results in input order; the first exception to arrive fails the
-/// map once every chunk finished (Python's MapResult).
+/// One map / starmap (the worker stops a chunk at its first exception).
 template <class V, class CB, class ECB>
-class process_map_job final : public result_state<std::vector<V>>, public process_job {
+class process_map_job final : public sent_map_job<V, CB, ECB, process_job> {
 public:
     template <class In>
     process_map_job(call_target target, const std::vector<In>& inputs, std::size_t chunksize,
                     const map_progress::progress_fn* progress, CB cb, ECB ecb)
-        : results_(inputs.size()), chunksize_(chunksize),
-          remaining_((inputs.size() + chunksize - 1) / chunksize),
-          progress_(progress, inputs.size()), callbacks_{std::move(cb), std::move(ecb)} {
-        add_chunks(target, true, inputs, chunksize_);
+        : sent_map_job<V, CB, ECB, process_job>(inputs.size(), chunksize, progress, std::move(cb),
+                                                std::move(ecb)) {
+        this->add_chunks(target, true, inputs, chunksize);
     }
-
-    using process_job::chunk_count;
 
     void on_chunk(std::size_t k, byte_reader& r) noexcept override {
+        auto& map = this->map_;
         try {
-            for (std::size_t i = k * chunksize_, e = end_of(k); i < e; ++i) {
+            for (std::size_t i = map.begin_of(k), e = map.end_of(k); i < e; ++i) {
                 if (r.read_raw<std::uint8_t>() != 0) {
-                    results_.fail(read_exception(r));
+                    map.results().fail(read_exception(r));
                     break; // the worker skipped the rest of the chunk
                 }
-                results_.set(i, deserialize<V>(r));
+                map.results().set(i, deserialize<V>(r));
             }
         } catch (...) {
-            results_.fail(std::current_exception());
+            map.results().fail(std::current_exception());
         }
-        chunk_finished(k);
+        map.chunk_finished(*this, k);
     }
-    void on_chunk_failed(std::size_t k, std::exception_ptr e) noexcept override {
-        results_.fail(std::move(e));
-        chunk_finished(k);
-    }
-    void on_terminated() noexcept override { this->set_terminated(); }
-    void drop() noexcept override { this->release(); }
-
-private:
-    std::size_t end_of(std::size_t k) const noexcept {
-        return std::min(results_.size(), (k + 1) * chunksize_);
-    }
-
-    void chunk_finished(std::size_t k) noexcept {
-        if (progress_) {
-            if (std::exception_ptr e = progress_.report(end_of(k) - k * chunksize_, this->done())) {
-                results_.fail(std::move(e));
-            }
-        }
-        if (--remaining_ == 0) {
-            results_.finish(*this, callbacks_);
-        }
-    }
-
-    map_results<V> results_;
-    const std::size_t chunksize_;
-    std::size_t remaining_;
-    map_progress progress_;
-    result_callbacks<CB, ECB> callbacks_;
 };
 
-/// One imap / imap_unordered: per-item outcomes, chunk by chunk.
+/// One imap / imap_unordered.
 template <class V>
-class process_imap_job final : public imap_state<V>, public process_job {
+class process_imap_job final : public sent_imap_job<V, process_job> {
 public:
     template <class In>
     process_imap_job(call_target target, const std::vector<In>& inputs, std::size_t chunksize,
                      bool ordered)
-        : imap_state<V>(inputs.size(), chunksize, ordered) {
-        add_chunks(target, false, inputs, chunksize);
+        : sent_imap_job<V, process_job>(inputs.size(), chunksize, ordered) {
+        this->add_chunks(target, false, inputs, chunksize);
     }
 
     using process_job::chunk_count;
@@ -249,15 +208,6 @@ public:
         }
         this->chunk_done(k);
     }
-    void on_chunk_failed(std::size_t k, std::exception_ptr e) noexcept override {
-        const std::size_t b = k * this->chunksize();
-        for (std::size_t i = b, end = std::min(this->size(), b + this->chunksize()); i < end; ++i) {
-            this->set_item_error(i, e);
-        }
-        this->chunk_done(k);
-    }
-    void on_terminated() noexcept override { this->set_terminated(); }
-    void drop() noexcept override { this->release(); }
 };
 
 /// The call target of a map's elements `In` (unpacked for starmap).
