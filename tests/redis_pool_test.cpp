@@ -109,6 +109,57 @@ TEST_CASE("imap rethrows at the failing item and the iteration goes on",
 TEST_CASE("imap_unordered yields results in completion order", "[redis_pool][imap]") {
     ps::imap_unordered_yields_results_in_completion_order<pool>();
 }
+TEST_CASE("imap next() yields items in input order while the loop ticks",
+          "[redis_pool][imap][loop]") {
+    ps::imap_next_yields_items_in_order_while_the_loop_ticks<pool>();
+}
+
+TEST_CASE("imap_unordered next() yields items in completion order", "[redis_pool][imap][loop]") {
+    ps::imap_unordered_next_yields_items_in_completion_order<pool>();
+}
+
+TEST_CASE("imap next() rethrows a failed item and the iteration goes on",
+          "[redis_pool][imap][loop][error]") {
+    ps::imap_next_rethrows_a_failed_item_and_goes_on<pool>();
+}
+
+TEST_CASE("imap next() of a terminated pool throws pool_terminated",
+          "[redis_pool][imap][loop][terminate]") {
+    ps::imap_next_of_a_terminated_pool_throws_pool_terminated<pool>();
+}
+
+TEST_CASE("cancelling a task in imap next() takes no item; a next() outlives its result",
+          "[redis_pool][imap][loop][cancel]") {
+    ps::cancelling_a_task_in_imap_next_takes_no_item<pool>();
+}
+
+TEST_CASE("imap next() of an empty input ends at once", "[redis_pool][imap][loop]") {
+    ps::imap_next_of_an_empty_input_ends_at_once<pool>();
+}
+
+TEST_CASE("imap next() from two tasks of one loop gives each item once",
+          "[redis_pool][imap][loop]") {
+    ps::imap_next_from_two_tasks_gives_each_item_once<pool>();
+}
+
+TEST_CASE("imap next() and blocking iteration do not mix", "[redis_pool][imap][loop][error]") {
+    ps::imap_next_and_iteration_do_not_mix<pool>();
+}
+
+TEST_CASE("gather accepts async_results (values and an exception)", "[redis_pool][loop][gather]") {
+    ps::gather_accepts_async_results<pool>();
+}
+
+TEST_CASE("wait_any accepts async_results (values and an exception)",
+          "[redis_pool][loop][wait_any]") {
+    ps::wait_any_accepts_async_results<pool>();
+}
+
+TEST_CASE("as_completed accepts async_results (values and an exception)",
+          "[redis_pool][loop][as_completed]") {
+    ps::as_completed_accepts_async_results<pool>();
+}
+
 TEST_CASE("a throwing progress callback fails the map", "[redis_pool][map][progress]") {
     ps::a_throwing_progress_callback_fails_the_map<pool>();
 }
