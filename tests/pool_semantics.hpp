@@ -763,6 +763,21 @@ inline corio::task<int> await_one(corio::async_result<int> res) {
     co_return co_await res;
 }
 
+/// Lets `waiter` run until it suspends (in a pool wait), cancels it, and says how it
+/// ended: "cancelled", or "value" if it finished anyway.
+template <class T>
+corio::task<std::string> cancel_once_suspended(corio::future<T> waiter) {
+    co_await corio::yield_now();
+    co_await corio::yield_now();
+    waiter.cancel();
+    try {
+        (void)co_await waiter;
+        co_return "value";
+    } catch (const corio::cancelled_error&) {
+        co_return "cancelled";
+    }
+}
+
 /// Ticks on the loop every millisecond, and opens `gate` after `n` ticks: a call
 /// waiting at the gate can only finish if the loop kept running meanwhile.
 inline corio::task<> open_after_ticks(process_gate* gate, int n, int* ticks) {
@@ -805,17 +820,7 @@ template <class Pool>
 corio::task<std::string> cancel_while_waiting(Pool* pool, process_gate* gate, int* off_loop) {
     const auto loop_thread = std::this_thread::get_id();
     auto res = pool->apply_async(gated_square, gate->path(), 9);
-    auto waiter = corio::create_task(await_one(res));
-    co_await corio::yield_now(); // the waiter suspends on the result
-    co_await corio::yield_now();
-    waiter.cancel();
-    std::string outcome;
-    try {
-        (void)co_await waiter;
-        outcome = "value";
-    } catch (const corio::cancelled_error&) {
-        outcome = "cancelled";
-    }
+    std::string outcome = co_await cancel_once_suspended(corio::create_task(await_one(res)));
     *off_loop += std::this_thread::get_id() == loop_thread ? 0 : 1;
     gate->open();
     outcome += "/" + std::to_string(co_await res); // the call itself went on
@@ -1029,17 +1034,7 @@ void imap_next_of_a_terminated_pool_throws_pool_terminated() {
 
 inline corio::task<std::string> cancel_next_then_go_on(process_gate* gate,
                                                        corio::imap_result<int>* r) {
-    auto waiter = corio::create_task(next_of(r));
-    co_await corio::yield_now(); // the waiter suspends in next()
-    co_await corio::yield_now();
-    waiter.cancel();
-    std::string outcome;
-    try {
-        (void)co_await waiter;
-        outcome = "value";
-    } catch (const corio::cancelled_error&) {
-        outcome = "cancelled";
-    }
+    std::string outcome = co_await cancel_once_suspended(corio::create_task(next_of(r)));
     gate->open();
     // Nothing was taken: the next call yields item 0, then the rest.
     while (std::optional<int> v = co_await r->next()) {
