@@ -12,6 +12,7 @@
 
 #include <corio/async_result.hpp>
 #include <corio/detail/backend_core.hpp>
+#include <corio/detail/frame_allocator.hpp>
 #include <corio/detail/pool_jobs.hpp>
 #include <corio/imap_result.hpp>
 #include <corio/pool.hpp>
@@ -22,6 +23,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -90,6 +92,20 @@ public:
             std::forward<Tuple>(args));
         item_.ops = &ops;
         item_.owner = this;
+    }
+
+    // From the slab allocator (frame_allocator.hpp): one apply_async allocates and frees
+    // one block from a per-thread free list instead of a malloc round trip. Over-aligned
+    // jobs (an over-aligned argument) take the aligned global forms.
+    static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept {
+        frame_allocator::deallocate(p, n);
+    }
+    static void* operator new(std::size_t n, std::align_val_t al) {
+        return ::operator new(n, al);
+    }
+    static void operator delete(void* p, std::size_t n, std::align_val_t al) noexcept {
+        ::operator delete(p, n, al);
     }
 
     std::size_t chunk_count() const noexcept { return 1; }
