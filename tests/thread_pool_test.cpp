@@ -754,3 +754,211 @@ TEST_CASE("awaiting one result from a second loop at the same time is refused",
     other.join();
     CHECK(first == 25);
 }
+
+// ---------------------------------------------------------------------------
+// The queue: a lock-free inbox drained in submission order, wake-ups of sleeping
+// workers, close / terminate racing submitters.
+
+TEST_CASE("one worker starts calls in submission order, apply_async and map chunks alike",
+          "[thread_pool][order]") {
+    corio::thread_pool pool(1);
+    std::mutex m;
+    std::vector<int> started;
+    auto record = [&](int k) {
+        std::lock_guard lock(m);
+        started.push_back(k);
+        return k;
+    };
+    std::vector<int> expected;
+    std::vector<corio::async_result<int>> singles;
+    std::vector<corio::async_result<std::vector<int>>> maps;
+    int next = 0;
+    for (int round = 0; round < 200; ++round) {
+        for (int i = 0; i < 3; ++i) {
+            expected.push_back(next);
+            singles.push_back(pool.apply_async(record, next++));
+        }
+        std::vector<int> chunked;
+        for (int i = 0; i < 7; ++i) {
+            expected.push_back(next);
+            chunked.push_back(next++);
+        }
+        maps.push_back(pool.map_async(record, chunked, 2)); // 4 chunks, one batch
+    }
+    for (auto& r : singles) {
+        r.wait();
+    }
+    for (auto& r : maps) {
+        r.wait();
+    }
+    std::lock_guard lock(m);
+    CHECK(started == expected);
+}
+
+TEST_CASE("several threads' submissions start in each thread's order on one worker",
+          "[thread_pool][order][stress]") {
+    constexpr int threads = 4;
+    constexpr int per_thread = 5000;
+    corio::thread_pool pool(1);
+    std::vector<int> last(threads, -1); // only the one worker writes
+    std::atomic<int> out_of_order{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t) {
+        submitters.emplace_back([&, t] {
+            std::vector<corio::async_result<void>> results;
+            for (int i = 0; i < per_thread; ++i) {
+                results.push_back(pool.apply_async(
+                    [&](int who, int k) {
+                        if (last[static_cast<std::size_t>(who)] != k - 1) {
+                            out_of_order.fetch_add(1);
+                        }
+                        last[static_cast<std::size_t>(who)] = k;
+                    },
+                    t, i));
+            }
+            for (auto& r : results) {
+                r.get();
+            }
+        });
+    }
+    for (auto& t : submitters) {
+        t.join();
+    }
+    CHECK(out_of_order.load() == 0);
+    for (int t = 0; t < threads; ++t) {
+        CHECK(last[static_cast<std::size_t>(t)] == per_thread - 1);
+    }
+}
+
+TEST_CASE("blocking calls submitted together start on every worker", "[thread_pool][wakeup]") {
+    // Each call blocks until all have started: the pool must wake every sleeping
+    // worker, by the submission or by a woken worker that left work queued.
+    for (int round = 0; round < 20; ++round) {
+        corio::thread_pool pool(3);
+        gate g;
+        arrivals started;
+        std::vector<corio::async_result<int>> results;
+        for (int i = 0; i < 3; ++i) {
+            results.push_back(pool.apply_async(gated_square, &g, &started, i));
+        }
+        const bool all_started = started.wait_for_count(3);
+        g.open();
+        REQUIRE(all_started);
+        for (int i = 0; i < 3; ++i) {
+            CHECK(results[static_cast<std::size_t>(i)].get() == i * i);
+        }
+    }
+}
+
+TEST_CASE("close racing submitters: every accepted call runs, later ones are refused",
+          "[thread_pool][close][stress]") {
+    constexpr int threads = 4;
+    for (int round = 0; round < 20; ++round) {
+        corio::thread_pool pool(2);
+        std::atomic<int> accepted{0};
+        std::atomic<int> ran{0};
+        std::atomic<int> wrong{0};
+        arrivals some_submitted;
+        std::vector<std::thread> submitters;
+        for (int t = 0; t < threads; ++t) {
+            submitters.emplace_back([&] {
+                std::vector<corio::async_result<int>> results;
+                for (int i = 0;; ++i) {
+                    try {
+                        results.push_back(pool.apply_async(
+                            [&ran](int k) {
+                                ran.fetch_add(1);
+                                return k;
+                            },
+                            i));
+                    } catch (const corio::pool_not_running&) {
+                        break;
+                    }
+                    accepted.fetch_add(1);
+                    if (i == 100) {
+                        some_submitted.arrive();
+                    }
+                }
+                for (int i = 0; i < static_cast<int>(results.size()); ++i) {
+                    if (results[static_cast<std::size_t>(i)].get() != i) {
+                        wrong.fetch_add(1);
+                    }
+                }
+            });
+        }
+        REQUIRE(some_submitted.wait_for_count(threads));
+        pool.close();
+        for (auto& t : submitters) {
+            t.join();
+        }
+        pool.join();
+        CHECK(wrong.load() == 0);
+        CHECK(ran.load() == accepted.load());
+    }
+}
+
+TEST_CASE("terminate racing submitters: every result completes or throws pool_terminated",
+          "[thread_pool][terminate][stress]") {
+    constexpr int threads = 4;
+    for (int round = 0; round < 20; ++round) {
+        corio::thread_pool pool(2);
+        std::atomic<int> finished{0};
+        std::atomic<int> terminated{0};
+        std::atomic<int> accepted{0};
+        std::atomic<int> wrong{0};
+        arrivals some_submitted;
+        std::vector<std::thread> submitters;
+        for (int t = 0; t < threads; ++t) {
+            submitters.emplace_back([&] {
+                std::vector<corio::async_result<int>> results;
+                std::vector<corio::async_result<std::vector<int>>> maps;
+                for (int i = 0;; ++i) {
+                    try {
+                        if (i % 10 == 0) {
+                            maps.push_back(pool.map_async(ps::square, ps::iota_vector(8), 1));
+                        } else {
+                            results.push_back(pool.apply_async(ps::square, i));
+                        }
+                    } catch (const corio::pool_not_running&) {
+                        break;
+                    }
+                    accepted.fetch_add(1);
+                    if (i == 100) {
+                        some_submitted.arrive();
+                    }
+                }
+                // A result lost in a queue would time out here instead of hanging.
+                for (auto& r : results) {
+                    try {
+                        r.get(20s);
+                        finished.fetch_add(1);
+                    } catch (const corio::pool_terminated&) {
+                        terminated.fetch_add(1);
+                    } catch (const corio::timeout_error&) {
+                        wrong.fetch_add(1);
+                    }
+                }
+                for (auto& r : maps) {
+                    try {
+                        if (r.get(20s).size() != 8) {
+                            wrong.fetch_add(1);
+                        }
+                        finished.fetch_add(1);
+                    } catch (const corio::pool_terminated&) {
+                        terminated.fetch_add(1);
+                    } catch (const corio::timeout_error&) {
+                        wrong.fetch_add(1);
+                    }
+                }
+            });
+        }
+        REQUIRE(some_submitted.wait_for_count(threads));
+        pool.terminate();
+        for (auto& t : submitters) {
+            t.join();
+        }
+        pool.join();
+        CHECK(wrong.load() == 0);
+        CHECK(finished.load() + terminated.load() == accepted.load());
+    }
+}

@@ -1,8 +1,8 @@
 #pragma once
 /// \file thread_pool.hpp
 /// `thread_pool`: multiprocessing.pool.ThreadPool for C++ — a fixed set of worker
-/// threads serving one global FIFO queue, with Python's Pool interface (the one pool
-/// front-end, `basic_pool`, shared with `process_pool`).
+/// threads serving one FIFO queue fed by a lock-free inbox, with Python's Pool interface (the one
+/// pool front-end, `basic_pool`, shared with `process_pool`).
 
 #include <corio/basic_pool.hpp>
 #include <corio/detail/thread_backend.hpp>
@@ -16,10 +16,11 @@ namespace corio {
 /// `apply_async`, `map`, `starmap`, `imap`, `imap_unordered`, the `*_async` forms,
 /// callbacks, `close` / `terminate` / `join`, all documented on `basic_pool`.
 ///
-/// Work goes through one global FIFO queue; idle workers sleep on a condition
-/// variable and are woken one at a time (a woken worker wakes the next one only if
-/// work is left over), so bursts do not stampede. Maps are cut into chunks: a chunk
-/// is one queue entry, so per-item cost is just the call and storing its result.
+/// Submissions go onto a lock-free inbox (one compare-exchange, no lock), which
+/// workers drain into one FIFO queue: calls start in submission order. Idle workers
+/// sleep on a futex and are woken only when one sleeps, one at a time (a woken worker
+/// wakes the next one only if work is left over), so bursts do not stampede. Maps are cut into
+/// chunks: a chunk is one queue entry, so per-item cost is just the call and storing its result.
 /// Callbacks run on one result thread, started by the first call that has one.
 ///
 /// Function objects and arguments are copied (decayed) into the pool, as

@@ -40,4 +40,9 @@ void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
             INT_MAX, nullptr, nullptr, 0);
 }
 
+void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1,
+            nullptr, nullptr, 0);
+}
+
 } // namespace corio::detail

