@@ -83,11 +83,11 @@ struct pool_worker {
     // The dispatcher opens `direct_ok` only while it waits on its ring (and from a
     // result that left the worker idle), and closes it, taking `handed` into
     // `inflight`, before it touches the worker's socket, queues or life otherwise.
-    bool direct_ok = false;                 // ready and idle: a caller may send one chunk
-    chunk_ref handed;                       // the chunk a caller sent itself (job: none)
-    std::string_view handed_rest;           // what a short direct send left unsent
-    clock_type::time_point handed_at;       // when it was sent
-    std::atomic<bool> has_handed{false};    // handed.job set: lets on_received skip the lock
+    bool direct_ok = false;              // ready and idle: a caller may send one chunk
+    chunk_ref handed;                    // the chunk a caller sent itself (job: none)
+    std::string_view handed_rest;        // what a short direct send left unsent
+    clock_type::time_point handed_at;    // when it was sent
+    std::atomic<bool> has_handed{false}; // handed.job set: lets on_received skip the lock
 
     bool sending() const noexcept { return send_op.state != uring_op::op_state::idle; }
     bool ops_idle() const noexcept {

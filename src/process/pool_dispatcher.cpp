@@ -220,10 +220,10 @@ void process_pool_core::open_direct_locked(pool_worker& w) noexcept {
     if (w.direct_ok) {
         return;
     }
-    w.direct_ok = waiting_ && state_ == pool_state::running && !broken_ && queue_.empty() && retry_.empty() &&
-                  !terminating_ && w.phase == worker_phase::ready && !w.dying && !w.eof &&
-                  !w.exited && w.fd >= 0 && w.handed.job == nullptr && w.inflight.empty() &&
-                  w.unsent.empty() && !w.sending();
+    w.direct_ok = waiting_ && state_ == pool_state::running && !broken_ && queue_.empty() &&
+                  retry_.empty() && !terminating_ && w.phase == worker_phase::ready && !w.dying &&
+                  !w.eof && !w.exited && w.fd >= 0 && w.handed.job == nullptr &&
+                  w.inflight.empty() && w.unsent.empty() && !w.sending();
     if (w.direct_ok) {
         try {
             offered_.push_back(&w);
