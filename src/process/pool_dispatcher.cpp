@@ -433,7 +433,8 @@ void process_pool_core::break_pool(std::exception_ptr cause, std::exception_ptr 
         queued.swap(queue_);
     }
     for (auto& [job, next] : queued) {
-        for (std::size_t k = next; k < job->chunk_count(); ++k) {
+        // Each chunk's drop may release the job: count its chunks first.
+        for (std::size_t k = next, n = job->chunk_count(); k < n; ++k) {
             fail_chunk({job, k}, cause);
         }
     }
@@ -460,17 +461,20 @@ void process_pool_core::run() noexcept {
         pool_state state;
         bool work_left;
         bool broken;
+        bool queued;
         {
             std::lock_guard lock(mutex_);
             state = state_;
             work_left = work_left_locked();
             broken = static_cast<bool>(broken_);
+            queued = !queue_.empty();
         }
         if (state == pool_state::terminating) {
             finish_terminate();
             return;
         }
-        if (!broken) {
+        // A job queued after this look rings the doorbell: the next round assigns it.
+        if (!broken && (queued || !retry_.empty())) {
             try {
                 assign_work();
             } catch (...) {

@@ -160,7 +160,8 @@ void process_pool_core::finish_terminate() noexcept {
     // Every receive, send and pidfd watch ends before the memory it uses goes.
     const bool all_ended = ring_->cancel_all(std::chrono::seconds(10));
     for (auto& [job, next] : queued) {
-        for (std::size_t k = next; k < job->chunk_count(); ++k) {
+        // Each chunk's drop may release the job: count its chunks first.
+        for (std::size_t k = next, n = job->chunk_count(); k < n; ++k) {
             job->on_terminated();
             job->drop();
         }
