@@ -89,6 +89,47 @@ TEST_CASE("several tasks can await one future", "[future]") {
     CHECK(corio::run(body()) == 10);
 }
 
+TEST_CASE("waiters resume in arrival order; one destroyed while waiting leaves the rest in order",
+          "[future]") {
+    // Five coroutines await one future; the first, the middle and the last are
+    // destroyed while waiting (which unlinks the head, an inner and the tail of the
+    // waiter list), then two more arrive. The rest resume in the order they came.
+    // Bare coroutines started by hand, not tasks: cancelling a task would cancel
+    // the future it awaits (asyncio's rule), and a bare frame can be destroyed.
+    auto body = []() -> corio::task<std::vector<int>> {
+        corio::future<int> f;
+        std::vector<int> order;
+        auto wait = [](corio::future<int>& g, std::vector<int>& out, int id) -> corio::task<> {
+            co_await g;
+            out.push_back(id);
+        };
+        std::vector<corio::task<>::handle_type> frames;
+        auto start = [&](int id) {
+            frames.push_back(wait(f, order, id).release());
+            frames.back().resume(); // runs to `co_await g` and waits there
+        };
+        for (int id = 0; id < 5; ++id) {
+            start(id);
+        }
+        for (std::size_t id : {0U, 2U, 4U}) {
+            frames[id].destroy();
+            frames[id] = {};
+        }
+        start(5);
+        start(6);
+        f.set_result(1);
+        co_await corio::yield_now(); // queued behind the waiters set_result woke
+        for (auto& h : frames) {
+            if (h) {
+                CHECK(h.done());
+                h.destroy();
+            }
+        }
+        co_return order;
+    };
+    CHECK(corio::run(body()) == std::vector<int>{1, 3, 5, 6});
+}
+
 TEST_CASE("done callbacks run on a later iteration in registration order", "[future][callbacks]") {
     corio::event_loop loop;
     corio::future<int> f(loop);

@@ -302,8 +302,8 @@ private:
     // be run (and its owner let the loop die) before its poster has rung the doorbell.
     std::atomic<std::uint32_t> posters_{0};
     std::unique_ptr<detail::uring> ring_;
-    detail::list_hook tasks_;  // pending tasks (task_record::pending_hook)
-    detail::list_hook states_; // every live future state (for loop teardown)
+    detail::list_link tasks_;  // the states of pending tasks, in creation order
+    detail::list_link states_; // every other live future state (for loop teardown)
     detail::task_root* current_ = nullptr;
     exception_handler handler_;
     std::vector<std::pair<std::uint64_t, std::function<void()>>> close_hooks_;

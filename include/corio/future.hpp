@@ -33,7 +33,7 @@ public:
         : future_state<T>(loop), record_(*this, where) {
         this->set_task(&record_);
         record_.coroutine = h;
-        h.promise().set_root(&record_, &on_done, this);
+        h.promise().set_root(&record_);
         if (!name.empty()) {
             try {
                 record_.set_name(std::move(name));
@@ -53,32 +53,31 @@ public:
     }
     task_record& record() noexcept { return record_; }
 
-private:
-    static void on_done(void* context) noexcept {
-        auto* self = static_cast<task_state*>(context);
-        auto h =
-            std::coroutine_handle<task_promise<T>>::from_address(self->record_.coroutine.address());
+    /// The coroutine returned or threw: store its outcome, destroy its frame.
+    void finish_coroutine() noexcept override {
+        auto h = std::coroutine_handle<task_promise<T>>::from_address(record_.coroutine.address());
         std::exception_ptr e = h.promise().exception();
         if (!e) {
             try {
                 // set_value only schedules waiters; nothing resumes before the frame dies.
                 if constexpr (std::is_void_v<T>) {
-                    self->set_value();
+                    this->set_value();
                 } else {
-                    self->set_value(h.promise().take());
+                    this->set_value(h.promise().take());
                 }
             } catch (...) {
                 e = std::current_exception(); // moving the result out threw
             }
         }
         h.destroy();
-        self->record_.coroutine = {};
+        record_.coroutine = {};
         if (e) {
-            self->set_exception(e);
+            this->set_exception(e);
         }
-        self->release(); // the loop's reference
+        this->release(); // the loop's reference
     }
 
+private:
     task_record record_;
 };
 

@@ -19,8 +19,9 @@ class task;
 
 namespace detail {
 
-/// State common to every task promise: the awaiting coroutine, the task_root the
-/// coroutine runs under, and the hook a root task calls when it finishes.
+/// State common to every task promise: the awaiting coroutine and the task_root the
+/// coroutine runs under. A coroutine with a root and nothing awaiting it is its
+/// task's root coroutine: when it finishes it calls finish_root.
 class task_promise_base {
 public:
     struct final_awaiter {
@@ -31,9 +32,10 @@ public:
             if (p.continuation_) {
                 return p.continuation_;
             }
-            if (p.on_root_done_ != nullptr) {
-                // The root's owner moves the result out and may destroy this frame.
-                p.on_root_done_(p.root_done_context_);
+            if (p.root_ != nullptr) {
+                // A task's root coroutine (nothing awaits it): its task moves the result
+                // out and destroys this frame.
+                finish_root(*p.root_);
             }
             return std::noop_coroutine();
         }
@@ -56,18 +58,13 @@ public:
         continuation_ = c;
         root_ = r;
     }
-    void set_root(task_root* r, void (*on_done)(void*) noexcept, void* context) noexcept {
-        root_ = r;
-        on_root_done_ = on_done;
-        root_done_context_ = context;
-    }
+    /// Makes this coroutine the root of the task `r`: when it finishes, finish_root(*r).
+    void set_root(task_root* r) noexcept { root_ = r; }
     std::exception_ptr& exception() noexcept { return exception_; }
 
 private:
     std::coroutine_handle<> continuation_;
     task_root* root_ = nullptr;
-    void (*on_root_done_)(void*) noexcept = nullptr;
-    void* root_done_context_ = nullptr;
     std::exception_ptr exception_;
 };
 

@@ -15,10 +15,13 @@ namespace corio {
 namespace detail {
 
 void loop_access::register_state(event_loop& loop, future_state_base& s) noexcept {
-    loop.states_.push_back(s.registry_hook);
+    s.unlink();
+    loop.states_.push_back(s);
 }
 void loop_access::register_task(event_loop& loop, task_record& t) noexcept {
-    loop.tasks_.push_back(t.pending_hook);
+    future_state_base& s = t.state();
+    s.unlink();
+    loop.tasks_.push_back(s);
 }
 
 void schedule_on(event_loop& loop, std::coroutine_handle<> h, task_root* root) {
@@ -34,8 +37,8 @@ task_handle loop_access::current(event_loop& loop) {
 
 std::vector<task_handle> loop_access::all(event_loop& loop) {
     std::vector<task_handle> out;
-    for (list_hook* h = loop.tasks_.next; h != &loop.tasks_; h = h->next) {
-        out.emplace_back(&static_cast<task_record*>(h->owner)->state());
+    for (list_link* h = loop.tasks_.next; h != &loop.tasks_; h = h->next) {
+        out.emplace_back(static_cast<future_state_base*>(h));
     }
     return out;
 }
@@ -145,8 +148,10 @@ event_loop::~event_loop() {
     while (posters_.load(std::memory_order_acquire) != 0) {
         std::this_thread::yield(); // a poster is between its push and its doorbell
     }
-    while (!states_.empty()) {
-        static_cast<detail::future_state_base*>(states_.next->owner)->detach_from_loop();
+    for (detail::list_link* list : {&tasks_, &states_}) {
+        while (!list->empty()) {
+            static_cast<detail::future_state_base*>(list->next)->detach_from_loop();
+        }
     }
     live_loops.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -481,7 +486,7 @@ void event_loop::finalize_pending_tasks() {
         constexpr auto progress_limit = std::chrono::seconds(1);
         auto count_tasks = [this] {
             std::size_t n = 0;
-            for (detail::list_hook* h = tasks_.next; h != &tasks_; h = h->next) {
+            for (detail::list_link* h = tasks_.next; h != &tasks_; h = h->next) {
                 ++n;
             }
             return n;
@@ -542,8 +547,8 @@ void event_loop::destroy_pending_tasks(bool drained) noexcept {
     // the frames are leaked, which is safe, and reported.
     bool destroyed_any = false;
     while (!tasks_.empty()) {
-        auto* rec = static_cast<detail::task_record*>(tasks_.next->owner);
-        detail::future_state_base& state = rec->state();
+        auto& state = *static_cast<detail::future_state_base*>(tasks_.next);
+        detail::task_record* rec = state.as_task();
         state.add_ref();
         if (!drained) {
             call_exception_handler(
@@ -558,7 +563,7 @@ void event_loop::destroy_pending_tasks(bool drained) noexcept {
                  nullptr, rec->name()});
         }
         std::coroutine_handle<> h = std::exchange(rec->coroutine, {});
-        rec->pending_hook.unlink();
+        state.unlink(); // from the pending tasks; set_exception files it with the states
         if (h && drained) {
             h.destroy();
         }

@@ -72,20 +72,20 @@ std::size_t live_future_states() noexcept {
 }
 
 future_state_base::future_state_base(event_loop& loop) : loop_(&loop) {
-    registry_hook.owner = this;
     loop_access::register_state(loop, *this);
     live_states.fetch_add(1, std::memory_order_relaxed);
 }
 
 future_state_base::~future_state_base() {
     live_states.fetch_sub(1, std::memory_order_relaxed);
-    registry_hook.unlink();
-    if (task_ != nullptr) {
-        task_->pending_hook.unlink();
+    unlink();
+    while (waiters_ != nullptr) {
+        remove_waiter(*waiters_);
     }
-    while (first_waiter_ != nullptr) {
-        remove_waiter(*first_waiter_);
-    }
+}
+
+void finish_root(task_root& r) noexcept {
+    static_cast<task_record&>(r).state().finish_coroutine();
 }
 
 void future_state_base::release_last() noexcept {
@@ -109,7 +109,7 @@ void future_state_base::report_unretrieved() noexcept {
 
 void future_state_base::detach_from_loop() noexcept {
     report_unretrieved();
-    registry_hook.unlink();
+    unlink();
     loop_ = nullptr;
 }
 
@@ -163,22 +163,31 @@ void future_state_base::set_exception(std::exception_ptr e) {
 
 void future_state_base::add_waiter(future_waiter& w) noexcept {
     w.linked = true;
-    w.next = nullptr;
-    w.prev = last_waiter_;
-    if (last_waiter_ != nullptr) {
-        last_waiter_->next = &w;
-    } else {
-        first_waiter_ = &w;
+    if (waiters_ == nullptr) {
+        w.prev = w.next = &w;
+        waiters_ = &w;
+        return;
     }
-    last_waiter_ = &w;
+    // Last in the circle: just before the first.
+    w.next = waiters_;
+    w.prev = waiters_->prev;
+    w.prev->next = &w;
+    waiters_->prev = &w;
 }
 
 void future_state_base::remove_waiter(future_waiter& w) noexcept {
     if (!w.linked) {
         return;
     }
-    (w.prev != nullptr ? w.prev->next : first_waiter_) = w.next;
-    (w.next != nullptr ? w.next->prev : last_waiter_) = w.prev;
+    if (w.next == &w) {
+        waiters_ = nullptr;
+    } else {
+        w.prev->next = w.next;
+        w.next->prev = w.prev;
+        if (waiters_ == &w) {
+            waiters_ = w.next;
+        }
+    }
     w.prev = w.next = nullptr;
     w.linked = false;
 }
@@ -208,14 +217,14 @@ std::size_t future_state_base::remove_callback(std::uint64_t id) noexcept {
 
 void future_state_base::mark_done(status s) {
     status_ = s;
-    if (task_ != nullptr) {
-        task_->pending_hook.unlink();
-    }
     if (loop_ == nullptr) {
         return;
     }
-    while (first_waiter_ != nullptr) {
-        future_waiter& w = *first_waiter_;
+    if (task_ != nullptr) {
+        loop_access::register_state(*loop_, *this); // from the pending tasks to the states
+    }
+    while (waiters_ != nullptr) {
+        future_waiter& w = *waiters_;
         remove_waiter(w);
         loop_->schedule(w.coroutine, w.root);
     }

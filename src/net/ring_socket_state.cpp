@@ -44,7 +44,7 @@ ring_socket_state::ring_socket_state(uring& ring) : ring_(&ring) {
 ring_socket_state::~ring_socket_state() {
     // The ring is gone: nothing references these states or the buffers any more.
     while (!states.empty()) {
-        delete static_cast<multishot_state*>(states.next->owner);
+        delete static_cast<multishot_state*>(states.first_owner());
     }
     if (buf_ring_ != nullptr) {
         ::munmap(buf_ring_, ring_bytes_);

@@ -74,6 +74,10 @@ private:
     std::uint32_t cancel_requests_ = 0;
 };
 
+/// The root coroutine of the task whose root is `r` finished (its final suspend):
+/// the task stores the outcome and destroys the frame (future.cpp).
+void finish_root(task_root& r) noexcept;
+
 /// Promise types of corio coroutines expose `root()`; awaitables find the task_root
 /// of the awaiting coroutine through it (nullptr when not running under a loop task).
 template <class Promise>

@@ -37,44 +37,45 @@ struct future_waiter {
 };
 
 /// The part of a task that its coroutines see: cancellation, name, origin.
-/// Kept small (one is made per task): the name is allocated only when given or
-/// first asked for, and the origin is stored unpacked from corio::source_location.
+/// Kept small (one is made per task): the name and the cancel message share one
+/// block, allocated only when either is given (or the name first asked for); the
+/// origin is stored unpacked from corio::source_location; the task's state is found
+/// by a 32-bit offset back from this record (it lives inside that state).
 class task_record final : public task_root {
 public:
     task_record(future_state_base& state, corio::source_location where) noexcept
-        : line_(where.line()), state_(&state), file_(where.file_name()),
-          function_(where.function_name()) {
-        pending_hook.owner = this;
+        : line_(where.line()),
+          state_offset_(static_cast<std::uint32_t>(reinterpret_cast<const char*>(this) -
+                                                   reinterpret_cast<const char*>(&state))),
+          file_(where.file_name()), function_(where.function_name()) {}
+    future_state_base& state() const noexcept {
+        return *reinterpret_cast<future_state_base*>(
+            const_cast<char*>(reinterpret_cast<const char*>(this)) - state_offset_);
     }
-    future_state_base& state() const noexcept { return *state_; }
     /// The task's name; an unnamed task is "Task-N", formatted on first use only.
     const std::string& name() const noexcept {
-        if (name_ == nullptr && number_ != 0) {
+        if ((extras_ == nullptr || extras_->name.empty()) && number_ != 0) {
             try {
-                name_ = std::make_unique<std::string>("Task-" + std::to_string(number_));
+                extras().name = "Task-" + std::to_string(number_);
             } catch (...) {
                 // leave it empty: a name is not worth an exception here
             }
         }
-        return name_ != nullptr ? *name_ : empty_name();
+        return extras_ != nullptr ? extras_->name : empty_name();
     }
     void set_name(std::string n) {
-        if (n.empty()) {
-            name_.reset();
-        } else if (name_ != nullptr) {
-            *name_ = std::move(n);
-        } else {
-            name_ = std::make_unique<std::string>(std::move(n));
+        if (!n.empty() || extras_ != nullptr) {
+            extras().name = std::move(n);
         }
     }
     void set_number(std::uint64_t n) noexcept { number_ = n; }
     /// The message of the last cancel(message) ("" if none was given).
     const std::string& cancel_message() const noexcept {
-        return cancel_message_ != nullptr ? *cancel_message_ : empty_name();
+        return extras_ != nullptr ? extras_->cancel_message : empty_name();
     }
     void set_cancel_message(std::string m) {
         if (!m.empty()) {
-            cancel_message_ = std::make_unique<std::string>(std::move(m));
+            extras().cancel_message = std::move(m);
         }
     }
     corio::source_location where() const noexcept {
@@ -82,27 +83,37 @@ public:
     }
 
 private:
+    struct extra_fields {
+        std::string name;           // empty: unnamed (or not formatted yet)
+        std::string cancel_message; // empty: cancelled without a message
+    };
     static const std::string& empty_name() noexcept {
         static const std::string empty;
         return empty;
     }
-    // First, so that it can share the tail padding of task_root.
+    extra_fields& extras() const {
+        if (extras_ == nullptr) {
+            extras_ = std::make_unique<extra_fields>();
+        }
+        return *extras_;
+    }
     std::uint_least32_t line_;
+    std::uint32_t state_offset_;
 
 public:
     std::coroutine_handle<> coroutine;
-    list_hook pending_hook; // in the loop's list of unfinished tasks
 
 private:
-    future_state_base* state_;
-    mutable std::unique_ptr<std::string> name_;   // null: unnamed (or not formatted yet)
-    std::unique_ptr<std::string> cancel_message_; // null: cancelled without a message
+    mutable std::unique_ptr<extra_fields> extras_;
     std::uint64_t number_ = 0;
     const char* file_;
     const char* function_;
 };
 
-class future_state_base {
+/// The state of a future or task. It is itself the node of its loop's lists (the
+/// list of live states, or while a task is unfinished the list of pending tasks),
+/// so that a state costs no separate hook.
+class future_state_base : public list_link {
 public:
     enum class status : std::uint8_t { pending, finished, cancelled };
 
@@ -153,7 +164,8 @@ public:
     void detach_from_loop() noexcept;
     void mark_retrieved() noexcept { retrieved_ = true; }
 
-    list_hook registry_hook; // in the loop's list of live states
+    /// A task's coroutine finished: take its result (task_state overrides this).
+    virtual void finish_coroutine() noexcept {}
 
 protected:
     void set_task(task_record* t) noexcept { task_ = t; }
@@ -164,8 +176,7 @@ protected:
 private:
     event_loop* loop_;
     task_record* task_ = nullptr;
-    future_waiter* first_waiter_ = nullptr;
-    future_waiter* last_waiter_ = nullptr;
+    future_waiter* waiters_ = nullptr; // the first; a circular list, in arrival order
     struct callback_entry {
         std::uint64_t id;
         std::function<void(future_state_base&)> fn;

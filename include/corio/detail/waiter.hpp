@@ -134,7 +134,7 @@ inline void grant(waiter& w) noexcept {
 
 /// The first waiter of a non-empty list.
 inline waiter& front(list_hook& list) noexcept {
-    return *static_cast<waiter*>(list.next->owner);
+    return *static_cast<waiter*>(list.first_owner());
 }
 
 /// Leaves every waiter of a dying primitive unlinked (they wait until cancelled).
