@@ -1003,3 +1003,191 @@ TEST_CASE("terminate kills busy workers, and queued and awaited results fail wit
     CHECK_THROWS_AS(pool.apply(ps::square, 2), corio::pool_not_running);
     pool.join();
 }
+
+// ---- the direct path: a caller sends a call to an idle worker itself ---------------
+
+namespace {
+
+std::uint64_t direct_sends() {
+    return corio::detail::process_pool_direct_sends();
+}
+
+std::size_t length_of(std::string s) {
+    return s.size();
+}
+
+std::vector<int> squares(int n) {
+    std::vector<int> out;
+    for (int i = 0; i < n; ++i) {
+        out.push_back(i * i);
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("a call to an idle worker is sent by the caller's thread; a large one by the dispatcher",
+          "[process_pool][direct]") {
+    watchdog dog("direct path");
+    corio::process_pool pool(2);
+    CHECK(pool.apply(ps::square, 1) == 1);
+    // An answer offers its worker again before it wakes the caller: every next call
+    // finds an idle worker and goes out directly.
+    const auto before = direct_sends();
+    for (int i = 0; i < 50; ++i) {
+        CHECK(pool.apply(ps::square, i) == i * i);
+    }
+    CHECK(direct_sends() - before == 50);
+    // A frame above the direct limit (16 KiB) travels through the dispatcher's ring.
+    const auto before_large = direct_sends();
+    CHECK(pool.apply(length_of, std::string(64 * 1024, 'x')) == 64 * 1024);
+    CHECK(direct_sends() == before_large);
+    // Maps are queued and pipelined by the dispatcher, as before.
+    CHECK(pool.map(ps::square, ps::iota_vector(100), 1) == squares(100));
+    CHECK(direct_sends() == before_large);
+}
+
+TEST_CASE("a worker killed while running a directly sent call fails that call and is replaced",
+          "[process_pool][direct][crash]") {
+    watchdog dog("SIGKILL after a direct send");
+    corio::process_pool pool(1);
+    CHECK(pool.apply(ps::square, 2) == 4); // the worker is idle and offered
+    process_gate gate;
+    const auto before = direct_sends();
+    auto res = pool.apply_async(publish_pid_then_wait, 0, gate.path());
+    CHECK(direct_sends() - before == 1);
+    REQUIRE(gate.wait_arrivals(1));
+    const pid_t victim = read_pid(gate.path() + "/pid");
+    REQUIRE(victim > 0);
+    REQUIRE(::kill(victim, SIGKILL) == 0);
+    REQUIRE(res.wait(30s));
+    try {
+        (void)res.get();
+        FAIL("the call did not fail");
+    } catch (const corio::broken_worker_error& e) {
+        CHECK(e.pid() == victim);
+        CHECK(e.exitcode() == -SIGKILL);
+        CHECK(std::string(e.what()).find("while running this call") != std::string::npos);
+    }
+    CHECK(pool.apply(ps::add, 2, 3) == 5);
+    CHECK(pool.worker_pids() != std::vector<pid_t>{victim});
+}
+
+TEST_CASE("a worker that crashes on a directly sent call fails it; the next calls go direct again",
+          "[process_pool][direct][crash]") {
+    watchdog dog("crash after a direct send");
+    corio::process_pool pool(1);
+    CHECK(pool.apply(ps::square, 3) == 9);
+    const auto before = direct_sends();
+    auto res = pool.apply_async(call_exit_3, 0);
+    CHECK(direct_sends() - before == 1);
+    REQUIRE(res.wait(30s));
+    try {
+        (void)res.get();
+        FAIL("the call did not fail");
+    } catch (const corio::broken_worker_error& e) {
+        CHECK(e.exitcode() == 3);
+    }
+    // The replacement serves; once it answered, it is offered to callers too.
+    CHECK(pool.apply(ps::square, 4) == 16);
+    const auto after_crash = direct_sends();
+    CHECK(pool.apply(ps::square, 5) == 25);
+    CHECK(direct_sends() - after_crash == 1);
+}
+
+TEST_CASE("max_tasks_per_child counts directly sent calls", "[process_pool][direct][max_tasks]") {
+    watchdog dog("max_tasks with direct sends");
+    corio::process_pool pool(1, corio::pool_options{.max_tasks_per_child = 3});
+    std::vector<int> pids;
+    for (int i = 0; i < 9; ++i) {
+        pids.push_back(pool.apply(worker_pid, i));
+    }
+    // Three workers in turn, three calls each.
+    for (std::size_t i = 0; i < pids.size(); ++i) {
+        CHECK(pids[i] == pids[i / 3 * 3]);
+    }
+    CHECK(std::set<int>(pids.begin(), pids.end()).size() == 3);
+}
+
+TEST_CASE("calls from many threads, direct or queued, with maps running, each get their answer",
+          "[process_pool][direct][threads]") {
+    watchdog dog("threads with direct sends");
+    corio::process_pool pool(2);
+    constexpr int threads = 4;
+    constexpr int calls = sanitized ? 100 : 400;
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < threads; ++t) {
+        callers.emplace_back([&, t] {
+            for (int i = 0; i < calls; ++i) {
+                if (pool.apply(ps::add, t * 100000, i) != t * 100000 + i) {
+                    wrong.fetch_add(1);
+                }
+            }
+        });
+    }
+    for (int m = 0; m < 10; ++m) {
+        CHECK(pool.map(ps::square, ps::iota_vector(64), 1 + m % 3) == squares(64));
+        int k = 0;
+        for (int v : pool.imap(ps::square, ps::iota_vector(20))) {
+            CHECK(v == k * k);
+            ++k;
+        }
+    }
+    for (auto& c : callers) {
+        c.join();
+    }
+    CHECK(wrong.load() == 0);
+}
+
+TEST_CASE("terminate with a directly sent call running fails it with pool_terminated",
+          "[process_pool][direct][terminate]") {
+    watchdog dog("terminate after a direct send");
+    corio::process_pool pool(1);
+    CHECK(pool.apply(ps::square, 2) == 4);
+    process_gate gate;
+    const auto before = direct_sends();
+    auto running = pool.apply_async(ps::gated_square, gate.path(), 3);
+    CHECK(direct_sends() - before == 1);
+    REQUIRE(gate.wait_arrivals(1));
+    pool.terminate();
+    CHECK_THROWS_AS(running.get(), corio::pool_terminated);
+    CHECK(pool.worker_pids().empty());
+}
+
+TEST_CASE("terminate while threads send calls: each call answers, fails or is refused",
+          "[process_pool][direct][terminate]") {
+    watchdog dog("terminate during direct sends");
+    corio::process_pool pool(2);
+    std::atomic<int> answered{0};
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 3; ++t) {
+        callers.emplace_back([&, t] {
+            for (int i = 0;; ++i) {
+                try {
+                    auto r = pool.apply_async(ps::add, t, i);
+                    try {
+                        if (r.get() != t + i) {
+                            wrong.fetch_add(1);
+                        }
+                        answered.fetch_add(1);
+                    } catch (const corio::pool_terminated&) {
+                    }
+                } catch (const corio::pool_not_running&) {
+                    return; // refused: the pool is terminated
+                }
+            }
+        });
+    }
+    // Terminate once calls are flowing.
+    while (answered.load() < 50) {
+        std::this_thread::yield();
+    }
+    pool.terminate();
+    for (auto& c : callers) {
+        c.join();
+    }
+    CHECK(wrong.load() == 0);
+    CHECK(pool.worker_pids().empty());
+}

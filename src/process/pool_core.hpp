@@ -10,6 +10,7 @@
 
 #include <corio/process_pool.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -31,6 +32,9 @@ namespace corio::detail {
 using clock_type = std::chrono::steady_clock;
 
 inline constexpr std::size_t max_frames_per_send = 64;
+/// Largest frame a caller's thread sends itself (the direct path); larger ones go
+/// through the dispatcher's ring.
+inline constexpr std::size_t direct_send_limit = 16 * 1024;
 
 struct chunk_ref {
     process_job* job = nullptr;
@@ -75,12 +79,25 @@ struct pool_worker {
     bool exited = false; // the pidfd became readable: the process is gone
     bool dying = false;  // eof or exited seen: its operations are being cancelled
 
+    // A caller's direct send (process_pool_core::try_direct), guarded by the mutex.
+    // The dispatcher opens `direct_ok` only while it waits on its ring (and from a
+    // result that left the worker idle), and closes it, taking `handed` into
+    // `inflight`, before it touches the worker's socket, queues or life otherwise.
+    bool direct_ok = false;              // ready and idle: a caller may send one chunk
+    chunk_ref handed;                    // the chunk a caller sent itself (job: none)
+    std::string_view handed_rest;        // what a short direct send left unsent
+    clock_type::time_point handed_at;    // when it was sent
+    std::atomic<bool> has_handed{false}; // handed.job set: lets on_received skip the lock
+
     bool sending() const noexcept { return send_op.state != uring_op::op_state::idle; }
     bool ops_idle() const noexcept {
         return recv_op.state == uring_op::op_state::idle && !sending() &&
                exit_op.state == uring_op::op_state::idle;
     }
 };
+
+/// Chunks that callers sent to an idle worker themselves, by every pool of the process.
+extern std::atomic<std::uint64_t> direct_send_count;
 
 inline void send_signal(int pidfd, int sig) noexcept {
     ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
@@ -119,6 +136,10 @@ private:
     void run() noexcept;
     void spawn_worker();
     void wake() noexcept;
+    bool try_direct(process_job& job);
+    void take_handed(pool_worker& w) noexcept;
+    void take_handed_locked(pool_worker& w) noexcept;
+    void open_direct_locked(pool_worker& w) noexcept;
     void assign_work();
     void arm(pool_worker& w) noexcept;
     void start_send(pool_worker& w) noexcept;
@@ -161,12 +182,14 @@ private:
     bool starting_up_ = true;                                // guarded
     std::exception_ptr startup_error_;                       // guarded
     std::vector<pid_t> pids_;                                // guarded copy
+    std::vector<pool_worker*> offered_; // guarded: workers whose direct_ok was set this wait
 
     // Dispatcher thread only (the constructor before it starts).
     std::vector<std::unique_ptr<pool_worker>> workers_;
     std::deque<chunk_ref> retry_; // chunks of a dead worker that it had not started
     double service_ns_ = 1e6;     // moving average of a chunk's service time
     bool terminating_ = false;    // completions arriving now are only reaped
+    bool waiting_ = false;        // in submit_and_wait: idle workers may be offered
 
     std::thread thread_;
     std::thread::id dispatcher_id_; // thread_'s, kept after it is joined

@@ -115,11 +115,122 @@ void process_pool_core::submit(process_job& job, std::size_t chunks) {
         if (broken_) {
             std::rethrow_exception(broken_);
         }
-        if (chunks != 0) {
-            queue_.emplace_back(&job, 0);
+        if (chunks == 0) {
+            return;
         }
+        if (chunks == 1 && queue_.empty() && try_direct(job)) {
+            return; // sent: the dispatcher finds the chunk when the answer comes
+        }
+        queue_.emplace_back(&job, 0);
     }
     wake();
+}
+
+// The direct path, with the mutex held: if a worker is ready and idle (nothing sent to
+// it is unanswered, no send of the dispatcher in flight), the caller's thread sends
+// the job's one frame on the worker's socket itself and leaves the chunk in
+// `handed`, where the dispatcher takes it into `inflight` before it handles the
+// answer or the worker's end. No dispatcher wake-up on the way out. The dispatcher
+// offers a worker (`direct_ok`) only while it does not touch the socket or the
+// worker's bookkeeping, and a claim withdraws the offer, so one send at a time writes
+// to a socket; the mutex, held through the send, keeps the descriptor open. False
+// (nothing done) if no worker is free or the socket refused the frame.
+bool process_pool_core::try_direct(process_job& job) {
+    const std::string_view frame = job.frame(0);
+    if (frame.size() > direct_send_limit) {
+        return false; // a large frame: the dispatcher's ring sends it, not this thread
+    }
+    for (pool_worker* wp : offered_) {
+        pool_worker& w = *wp;
+        if (!w.direct_ok) {
+            continue;
+        }
+        // Handed over before the send: the answer can reach the dispatcher before
+        // this thread is back from send(), and its receive must find the chunk
+        // (has_handed makes it take the mutex, so it waits for the outcome here).
+        w.direct_ok = false;
+        w.handed = {&job, 0};
+        w.handed_at = clock_type::now();
+        w.has_handed.store(true, std::memory_order_release);
+        ssize_t n;
+        do {
+            n = ::send(w.fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            // Nothing written: a full socket (EAGAIN), or the worker is gone (EPIPE
+            // and the like; the dispatcher sees it end and replaces it). The chunk
+            // goes through the queue to another worker.
+            w.handed = {};
+            w.has_handed.store(false, std::memory_order_relaxed);
+            return false;
+        }
+        w.handed_rest = frame.substr(static_cast<std::size_t>(n));
+        direct_send_count.fetch_add(1, std::memory_order_relaxed);
+        if (!w.handed_rest.empty()) {
+            wake(); // a short send: the dispatcher sends the rest
+        }
+        return true;
+    }
+    return false;
+}
+
+// Dispatcher thread: takes a chunk a caller sent directly into `inflight`. Out of
+// memory, the chunk stays in `handed` and the worker is treated as lost: handle_exit
+// fails it.
+void process_pool_core::take_handed(pool_worker& w) noexcept {
+    if (w.has_handed.load(std::memory_order_acquire)) {
+        std::lock_guard lock(mutex_);
+        take_handed_locked(w);
+    }
+}
+
+void process_pool_core::take_handed_locked(pool_worker& w) noexcept {
+    w.direct_ok = false;
+    if (w.handed.job == nullptr) {
+        return;
+    }
+    try {
+        w.inflight.push_back(w.handed);
+        if (!w.handed_rest.empty()) {
+            try {
+                w.unsent.push_back(w.handed_rest);
+            } catch (...) {
+                w.inflight.pop_back();
+                throw;
+            }
+        }
+    } catch (...) {
+        w.eof = true;
+        return;
+    }
+    if (w.inflight.size() == 1) {
+        w.busy_since = w.handed_at;
+    }
+    w.handed = {};
+    w.handed_rest = {};
+    w.has_handed.store(false, std::memory_order_relaxed);
+    if (options_.max_tasks_per_child != 0 && ++w.sent >= options_.max_tasks_per_child) {
+        w.phase = worker_phase::retiring;
+    }
+}
+
+// Dispatcher thread, mutex held, while it waits on the ring: offers `w` to callers if
+// it is ready and idle and nothing waits ahead of a new call.
+void process_pool_core::open_direct_locked(pool_worker& w) noexcept {
+    if (w.direct_ok) {
+        return;
+    }
+    w.direct_ok = waiting_ && state_ == pool_state::running && !broken_ && queue_.empty() &&
+                  retry_.empty() && !terminating_ && w.phase == worker_phase::ready && !w.dying &&
+                  !w.eof && !w.exited && w.fd >= 0 && w.handed.job == nullptr &&
+                  w.inflight.empty() && w.unsent.empty() && !w.sending();
+    if (w.direct_ok) {
+        try {
+            offered_.push_back(&w);
+        } catch (...) {
+            w.direct_ok = false; // out of memory: no offer, the queue serves
+        }
+    }
 }
 
 void process_pool_core::close() noexcept {
@@ -282,6 +393,12 @@ void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std:
             std::chrono::duration_cast<std::chrono::nanoseconds>(now - w.busy_since).count());
         service_ns_ = 0.8 * service_ns_ + 0.2 * ns;
         w.busy_since = now;
+        if (w.inflight.empty() && waiting_) {
+            // Idle again: offer the worker before the answer wakes its caller, whose
+            // next call then goes out directly.
+            std::lock_guard lock(mutex_);
+            open_direct_locked(w);
+        }
         byte_reader r(body);
         c.job->on_chunk(c.k, r);
         if (w.sending()) {
@@ -316,7 +433,8 @@ void process_pool_core::break_pool(std::exception_ptr cause, std::exception_ptr 
         queued.swap(queue_);
     }
     for (auto& [job, next] : queued) {
-        for (std::size_t k = next; k < job->chunk_count(); ++k) {
+        // Each chunk's drop may release the job: count its chunks first.
+        for (std::size_t k = next, n = job->chunk_count(); k < n; ++k) {
             fail_chunk({job, k}, cause);
         }
     }
@@ -343,17 +461,20 @@ void process_pool_core::run() noexcept {
         pool_state state;
         bool work_left;
         bool broken;
+        bool queued;
         {
             std::lock_guard lock(mutex_);
             state = state_;
             work_left = work_left_locked();
             broken = static_cast<bool>(broken_);
+            queued = !queue_.empty();
         }
         if (state == pool_state::terminating) {
             finish_terminate();
             return;
         }
-        if (!broken) {
+        // A job queued after this look rings the doorbell: the next round assigns it.
+        if (!broken && (queued || !retry_.empty())) {
             try {
                 assign_work();
             } catch (...) {
@@ -388,10 +509,28 @@ void process_pool_core::run() noexcept {
         for (auto& wp : workers_) {
             arm(*wp);
         }
+        // Idle workers are offered to callers (the direct path) while the dispatcher
+        // waits; the offers are withdrawn, and the chunks sent meanwhile taken over,
+        // before anything else touches the workers.
+        waiting_ = true;
+        {
+            std::lock_guard lock(mutex_);
+            for (auto& wp : workers_) {
+                open_direct_locked(*wp);
+            }
+        }
         try {
             ring_->submit_and_wait(true, std::nullopt);
         } catch (...) {
             // Nothing in submit_and_wait throws once the ring exists; keep serving regardless.
+        }
+        waiting_ = false;
+        {
+            std::lock_guard lock(mutex_);
+            offered_.clear();
+            for (auto& wp : workers_) {
+                take_handed_locked(*wp);
+            }
         }
         try {
             reap_dead();

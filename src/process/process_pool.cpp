@@ -7,6 +7,12 @@ namespace corio::detail {
 
 template class backend_core<process_pool_core>;
 
+std::atomic<std::uint64_t> direct_send_count{0};
+
+std::uint64_t process_pool_direct_sends() noexcept {
+    return direct_send_count.load(std::memory_order_relaxed);
+}
+
 process_backend::process_backend(std::size_t workers, pool_options options)
     : backend_core(std::make_unique<process_pool_core>(workers, std::move(options))),
       workers_(workers) {}

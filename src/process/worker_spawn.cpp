@@ -22,6 +22,7 @@
 #include <system_error>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 namespace corio::detail {
 
@@ -129,6 +130,20 @@ void process_pool_core::handle_exit(pool_worker& w) {
         }
         w.inflight.clear();
     }
+    // A chunk a caller sent directly that could not be taken over (out of memory).
+    chunk_ref left;
+    {
+        std::lock_guard lock(mutex_);
+        left = std::exchange(w.handed, {});
+        w.handed_rest = {};
+    }
+    if (left.job != nullptr) {
+        fail_chunk(left, std::make_exception_ptr(broken_worker_error(
+                             fmt::format("corio::process_pool: worker process {} {} while "
+                                         "running this call",
+                                         w.pid, how),
+                             w.pid, status == -1 ? -1 : exitcode_of(status))));
+    }
     // A worker that died idle (killed from outside) fails nothing; it is replaced.
 }
 
@@ -145,7 +160,8 @@ void process_pool_core::finish_terminate() noexcept {
     // Every receive, send and pidfd watch ends before the memory it uses goes.
     const bool all_ended = ring_->cancel_all(std::chrono::seconds(10));
     for (auto& [job, next] : queued) {
-        for (std::size_t k = next; k < job->chunk_count(); ++k) {
+        // Each chunk's drop may release the job: count its chunks first.
+        for (std::size_t k = next, n = job->chunk_count(); k < n; ++k) {
             job->on_terminated();
             job->drop();
         }
@@ -157,6 +173,15 @@ void process_pool_core::finish_terminate() noexcept {
     std::for_each(retry_.begin(), retry_.end(), abandon);
     retry_.clear();
     for (auto& wp : workers_) {
+        chunk_ref left; // a chunk a caller sent directly, not taken over (out of memory)
+        {
+            std::lock_guard lock(mutex_);
+            take_handed_locked(*wp);
+            left = std::exchange(wp->handed, {});
+        }
+        if (left.job != nullptr) {
+            abandon(left);
+        }
         std::for_each(wp->inflight.begin(), wp->inflight.end(), abandon);
         wp->inflight.clear();
         if (all_ended) {

@@ -115,6 +115,8 @@ void process_pool_core::on_sent(pool_worker& w, int res) noexcept {
 }
 
 void process_pool_core::on_received(pool_worker& w, int res) noexcept {
+    // An answer may be to a chunk a caller sent directly: take it over first.
+    take_handed(w);
     if (res > 0 && !terminating_) {
         try {
             take_bytes(w, static_cast<std::size_t>(res));

@@ -2,8 +2,10 @@
 // The process backend of basic_pool (see basic_pool.hpp for the backend interface) and
 // the work it sends: one job per apply_async / map_async / imap. A job holds the
 // encoded frames of its chunks, ready to send (built once, by the caller's thread),
-// and decodes the answers into its result. The dispatcher thread is the only one that
-// touches a job after submission (it is also the pool's result thread).
+// and decodes the answers into its result. After submission only the dispatcher thread
+// touches a job (it is also the pool's result thread), except that a submitting thread
+// that finds a worker idle sends the frame of a one-chunk job itself before handing
+// the chunk to the dispatcher (the direct path).
 //
 // Reference protocol: every chunk that is queued, in flight at a worker or waiting to
 // be retried holds one reference to its job (taken by basic_pool at submission,
@@ -19,6 +21,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -222,6 +225,11 @@ call_target map_call_target(const F& f) {
         return make_call_target<F, true, In>(f);
     }
 }
+
+/// How many chunks callers have sent to an idle worker themselves (the direct path of
+/// docs/process_pool.md, "Transport"), summed over every process pool of the process;
+/// for tests and benchmarks.
+std::uint64_t process_pool_direct_sends() noexcept;
 
 /// The process backend of `basic_pool` (the contract is in basic_pool.hpp): worker
 /// processes forked from the fork server, fed over sockets by one dispatcher thread
