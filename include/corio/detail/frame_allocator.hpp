@@ -126,4 +126,22 @@ private:
     static inline constinit std::atomic<std::size_t> slabs_{0};
 };
 
+/// A base that allocates its derived objects with frame_allocator (task states,
+/// thread-pool jobs): a block from a per-thread free list instead of a malloc round
+/// trip (the deleting destructor passes the most derived type's size). Over-aligned
+/// types take the aligned global forms, which the class-scope lookup would otherwise
+/// skip. Coroutine promises declare their own pair: the frame's deallocation lookup
+/// must find exactly one usual sized form.
+struct slab_allocated {
+    static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept {
+        frame_allocator::deallocate(p, n);
+    }
+    static void* operator new(std::size_t n, std::align_val_t al) { return ::operator new(n, al); }
+    static void operator delete(void* p, std::size_t n, std::align_val_t al) noexcept {
+        (void)n;
+        ::operator delete(p, al);
+    }
+};
+
 } // namespace corio::detail

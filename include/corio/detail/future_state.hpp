@@ -112,8 +112,9 @@ private:
 
 /// The state of a future or task. It is itself the node of its loop's lists (the
 /// list of live states, or while a task is unfinished the list of pending tasks),
-/// so that a state costs no separate hook.
-class future_state_base : public list_link {
+/// so that a state costs no separate hook. States are created and destroyed as often
+/// as task frames, and come from the same allocator.
+class future_state_base : public list_link, public slab_allocated {
 public:
     enum class status : std::uint8_t { pending, finished, cancelled };
 
@@ -121,12 +122,6 @@ public:
     future_state_base(const future_state_base&) = delete;
     future_state_base& operator=(const future_state_base&) = delete;
     virtual ~future_state_base();
-
-    // States are created and destroyed as often as task frames: recycle them alike.
-    static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
-    static void operator delete(void* p, std::size_t n) noexcept {
-        frame_allocator::deallocate(p, n);
-    }
 
     void add_ref() noexcept { ++refs_; }
     void release() noexcept {

@@ -23,7 +23,6 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <new>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -77,21 +76,6 @@ std::unique_ptr<Chunk[]> make_chunks(std::size_t count, const work_ops* ops, ref
 /// A work item that knows which chunk of its job it is.
 struct chunk_item : work_item {
     std::size_t index = 0;
-};
-
-/// A job allocated from the slab allocator (frame_allocator.hpp): a block from a
-/// per-thread free list instead of a malloc round trip (the deleting destructor passes
-/// the most derived type's size). Over-aligned jobs take the aligned global forms.
-struct slab_allocated {
-    static void* operator new(std::size_t n) { return frame_allocator::allocate(n); }
-    static void operator delete(void* p, std::size_t n) noexcept {
-        frame_allocator::deallocate(p, n);
-    }
-    static void* operator new(std::size_t n, std::align_val_t al) { return ::operator new(n, al); }
-    static void operator delete(void* p, std::size_t n, std::align_val_t al) noexcept {
-        (void)n;
-        ::operator delete(p, al);
-    }
 };
 
 /// The exception a call threw, kept for the result thread; nothing when there is no
