@@ -1012,6 +1012,16 @@ std::uint64_t direct_sends() {
     return corio::detail::process_pool_direct_sends();
 }
 
+// Waits until the dispatcher, going to sleep, offers an idle worker to callers (it
+// withdraws its offers each time it wakes, and makes them again before it sleeps).
+// With no event pending, the offer stays open until a call claims it. The watchdog
+// bounds the wait.
+void await_offer() {
+    while (corio::detail::process_pool_open_offers() == 0) {
+        std::this_thread::yield();
+    }
+}
+
 std::size_t length_of(std::string s) {
     return s.size();
 }
@@ -1031,13 +1041,21 @@ TEST_CASE("a call to an idle worker is sent by the caller's thread; a large one 
     watchdog dog("direct path");
     corio::process_pool pool(2);
     CHECK(pool.apply(ps::square, 1) == 1);
-    // An answer offers its worker again before it wakes the caller: every next call
-    // finds an idle worker and goes out directly.
+    // A call made while an idle worker is offered goes out directly. (A call made
+    // in the moment the dispatcher is between two waits goes through the queue.)
     const auto before = direct_sends();
     for (int i = 0; i < 50; ++i) {
+        await_offer();
         CHECK(pool.apply(ps::square, i) == i * i);
     }
     CHECK(direct_sends() - before == 50);
+    // Back to back, without waiting for the offer: every call is answered, and the
+    // offer made before an answer wakes its caller catches some of them.
+    const auto before_burst = direct_sends();
+    for (int i = 0; i < 200; ++i) {
+        CHECK(pool.apply(ps::square, i) == i * i);
+    }
+    CHECK(direct_sends() > before_burst);
     // A frame above the direct limit (16 KiB) travels through the dispatcher's ring.
     const auto before_large = direct_sends();
     CHECK(pool.apply(length_of, std::string(64 * 1024, 'x')) == 64 * 1024);
@@ -1053,6 +1071,7 @@ TEST_CASE("a worker killed while running a directly sent call fails that call an
     corio::process_pool pool(1);
     CHECK(pool.apply(ps::square, 2) == 4); // the worker is idle and offered
     process_gate gate;
+    await_offer();
     const auto before = direct_sends();
     auto res = pool.apply_async(publish_pid_then_wait, 0, gate.path());
     CHECK(direct_sends() - before == 1);
@@ -1078,6 +1097,7 @@ TEST_CASE("a worker that crashes on a directly sent call fails it; the next call
     watchdog dog("crash after a direct send");
     corio::process_pool pool(1);
     CHECK(pool.apply(ps::square, 3) == 9);
+    await_offer();
     const auto before = direct_sends();
     auto res = pool.apply_async(call_exit_3, 0);
     CHECK(direct_sends() - before == 1);
@@ -1090,6 +1110,7 @@ TEST_CASE("a worker that crashes on a directly sent call fails it; the next call
     }
     // The replacement serves; once it answered, it is offered to callers too.
     CHECK(pool.apply(ps::square, 4) == 16);
+    await_offer();
     const auto after_crash = direct_sends();
     CHECK(pool.apply(ps::square, 5) == 25);
     CHECK(direct_sends() - after_crash == 1);
@@ -1146,6 +1167,7 @@ TEST_CASE("terminate with a directly sent call running fails it with pool_termin
     corio::process_pool pool(1);
     CHECK(pool.apply(ps::square, 2) == 4);
     process_gate gate;
+    await_offer();
     const auto before = direct_sends();
     auto running = pool.apply_async(ps::gated_square, gate.path(), 3);
     CHECK(direct_sends() - before == 1);

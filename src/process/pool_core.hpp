@@ -84,6 +84,7 @@ struct pool_worker {
     // result that left the worker idle), and closes it, taking `handed` into
     // `inflight`, before it touches the worker's socket, queues or life otherwise.
     bool direct_ok = false;              // ready and idle: a caller may send one chunk
+    bool offer_counted = false;          // direct_ok set before a sleep: in direct_offer_count
     chunk_ref handed;                    // the chunk a caller sent itself (job: none)
     std::string_view handed_rest;        // what a short direct send left unsent
     clock_type::time_point handed_at;    // when it was sent
@@ -98,6 +99,10 @@ struct pool_worker {
 
 /// Chunks that callers sent to an idle worker themselves, by every pool of the process.
 extern std::atomic<std::uint64_t> direct_send_count;
+/// Workers offered to callers by a dispatcher about to sleep (an offer made from a
+/// result handler is left out: it is withdrawn when the dispatcher wakes), by every
+/// pool of the process; for tests.
+extern std::atomic<std::int64_t> direct_offer_count;
 
 inline void send_signal(int pidfd, int sig) noexcept {
     ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
@@ -139,7 +144,7 @@ private:
     bool try_direct(process_job& job);
     void take_handed(pool_worker& w) noexcept;
     void take_handed_locked(pool_worker& w) noexcept;
-    void open_direct_locked(pool_worker& w) noexcept;
+    void open_direct_locked(pool_worker& w, bool before_sleep) noexcept;
     void assign_work();
     void arm(pool_worker& w) noexcept;
     void start_send(pool_worker& w) noexcept;

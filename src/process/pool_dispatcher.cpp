@@ -126,6 +126,18 @@ void process_pool_core::submit(process_job& job, std::size_t chunks) {
     wake();
 }
 
+namespace {
+
+// Mutex held: `w`'s offer is claimed or withdrawn.
+void withdraw_counted_offer(pool_worker& w) noexcept {
+    if (w.offer_counted) {
+        w.offer_counted = false;
+        direct_offer_count.fetch_sub(1, std::memory_order_relaxed);
+    }
+}
+
+} // namespace
+
 // The direct path, with the mutex held: if a worker is ready and idle (nothing sent to
 // it is unanswered, no send of the dispatcher in flight), the caller's thread sends
 // the job's one frame on the worker's socket itself and leaves the chunk in
@@ -149,6 +161,7 @@ bool process_pool_core::try_direct(process_job& job) {
         // this thread is back from send(), and its receive must find the chunk
         // (has_handed makes it take the mutex, so it waits for the outcome here).
         w.direct_ok = false;
+        withdraw_counted_offer(w);
         w.handed = {&job, 0};
         w.handed_at = clock_type::now();
         w.has_handed.store(true, std::memory_order_release);
@@ -174,18 +187,25 @@ bool process_pool_core::try_direct(process_job& job) {
     return false;
 }
 
-// Dispatcher thread: takes a chunk a caller sent directly into `inflight`. Out of
-// memory, the chunk stays in `handed` and the worker is treated as lost: handle_exit
-// fails it.
+// Dispatcher thread, on bytes from `w`: takes a chunk a caller sent directly into
+// `inflight`. Out of memory, the chunk stays in `handed` and the worker is treated as
+// lost: handle_exit fails it. The dispatcher is awake now, so the offers it made before
+// it slept stop counting in direct_offer_count (they stay open): a caller woken by
+// this answer must not take one for an offer that outlasts the wake-up.
 void process_pool_core::take_handed(pool_worker& w) noexcept {
-    if (w.has_handed.load(std::memory_order_acquire)) {
+    if (w.has_handed.load(std::memory_order_acquire) ||
+        direct_offer_count.load(std::memory_order_relaxed) > 0) {
         std::lock_guard lock(mutex_);
         take_handed_locked(w);
+        for (pool_worker* wp : offered_) {
+            withdraw_counted_offer(*wp);
+        }
     }
 }
 
 void process_pool_core::take_handed_locked(pool_worker& w) noexcept {
     w.direct_ok = false;
+    withdraw_counted_offer(w);
     if (w.handed.job == nullptr) {
         return;
     }
@@ -216,7 +236,7 @@ void process_pool_core::take_handed_locked(pool_worker& w) noexcept {
 
 // Dispatcher thread, mutex held, while it waits on the ring: offers `w` to callers if
 // it is ready and idle and nothing waits ahead of a new call.
-void process_pool_core::open_direct_locked(pool_worker& w) noexcept {
+void process_pool_core::open_direct_locked(pool_worker& w, bool before_sleep) noexcept {
     if (w.direct_ok) {
         return;
     }
@@ -227,6 +247,10 @@ void process_pool_core::open_direct_locked(pool_worker& w) noexcept {
     if (w.direct_ok) {
         try {
             offered_.push_back(&w);
+            if (before_sleep) {
+                w.offer_counted = true;
+                direct_offer_count.fetch_add(1, std::memory_order_release);
+            }
         } catch (...) {
             w.direct_ok = false; // out of memory: no offer, the queue serves
         }
@@ -397,7 +421,7 @@ void process_pool_core::handle_frame(pool_worker& w, const frame_header& h, std:
             // Idle again: offer the worker before the answer wakes its caller, whose
             // next call then goes out directly.
             std::lock_guard lock(mutex_);
-            open_direct_locked(w);
+            open_direct_locked(w, false);
         }
         byte_reader r(body);
         c.job->on_chunk(c.k, r);
@@ -516,7 +540,7 @@ void process_pool_core::run() noexcept {
         {
             std::lock_guard lock(mutex_);
             for (auto& wp : workers_) {
-                open_direct_locked(*wp);
+                open_direct_locked(*wp, true);
             }
         }
         try {

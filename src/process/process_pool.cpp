@@ -9,8 +9,14 @@ template class backend_core<process_pool_core>;
 
 std::atomic<std::uint64_t> direct_send_count{0};
 
+std::atomic<std::int64_t> direct_offer_count{0};
+
 std::uint64_t process_pool_direct_sends() noexcept {
     return direct_send_count.load(std::memory_order_relaxed);
+}
+
+std::size_t process_pool_open_offers() noexcept {
+    return static_cast<std::size_t>(direct_offer_count.load(std::memory_order_acquire));
 }
 
 process_backend::process_backend(std::size_t workers, pool_options options)

@@ -231,6 +231,13 @@ call_target map_call_target(const F& f) {
 /// for tests and benchmarks.
 std::uint64_t process_pool_direct_sends() noexcept;
 
+/// How many idle workers a sleeping dispatcher offers to callers right now, summed
+/// over every process pool of the process. The dispatcher withdraws its offers each
+/// time it wakes and makes them again before it sleeps, so a call made just after an
+/// answer may find none and go through the queue; tests wait for an offer here to
+/// make the direct path certain.
+std::size_t process_pool_open_offers() noexcept;
+
 /// The process backend of `basic_pool` (the contract is in basic_pool.hpp): worker
 /// processes forked from the fork server, fed over sockets by one dispatcher thread
 /// (src/process/). The function must be a plain function or a capture-less lambda;
