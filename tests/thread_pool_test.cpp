@@ -850,48 +850,72 @@ TEST_CASE("blocking calls submitted together start on every worker", "[thread_po
     }
 }
 
+namespace {
+
+// Calls submit(i) for i = 0, 1, ... until the pool refuses a call (pool_not_running),
+// and arrives at `some` after the 101st; returns how many calls were accepted.
+template <class Submit>
+int submit_until_refused(Submit submit, arrivals& some) {
+    for (int i = 0;; ++i) {
+        try {
+            submit(i);
+        } catch (const corio::pool_not_running&) {
+            return i;
+        }
+        if (i == 100) {
+            some.arrive();
+        }
+    }
+}
+
+// Runs `body(some)` on 4 submitter threads; once each arrived at `some`, calls
+// `stop()` (close or terminate) while they still submit, then joins them and the pool.
+template <class Body, class Stop>
+void race_submitters(corio::thread_pool& pool, Body body, Stop stop) {
+    constexpr int threads = 4;
+    arrivals some_submitted;
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t) {
+        submitters.emplace_back([&] { body(some_submitted); });
+    }
+    const bool all_submitting = some_submitted.wait_for_count(threads);
+    stop();
+    for (auto& t : submitters) {
+        t.join();
+    }
+    pool.join();
+    REQUIRE(all_submitting);
+}
+
+} // namespace
+
 TEST_CASE("close racing submitters: every accepted call runs, later ones are refused",
           "[thread_pool][close][stress]") {
-    constexpr int threads = 4;
     for (int round = 0; round < 20; ++round) {
         corio::thread_pool pool(2);
         std::atomic<int> accepted{0};
         std::atomic<int> ran{0};
         std::atomic<int> wrong{0};
-        arrivals some_submitted;
-        std::vector<std::thread> submitters;
-        for (int t = 0; t < threads; ++t) {
-            submitters.emplace_back([&] {
+        race_submitters(
+            pool,
+            [&](arrivals& some) {
                 std::vector<corio::async_result<int>> results;
-                for (int i = 0;; ++i) {
-                    try {
-                        results.push_back(pool.apply_async(
-                            [&ran](int k) {
-                                ran.fetch_add(1);
-                                return k;
-                            },
-                            i));
-                    } catch (const corio::pool_not_running&) {
-                        break;
-                    }
-                    accepted.fetch_add(1);
-                    if (i == 100) {
-                        some_submitted.arrive();
-                    }
-                }
+                auto submit = [&](int i) {
+                    results.push_back(pool.apply_async(
+                        [&ran](int k) {
+                            ran.fetch_add(1);
+                            return k;
+                        },
+                        i));
+                };
+                accepted.fetch_add(submit_until_refused(submit, some));
                 for (int i = 0; i < static_cast<int>(results.size()); ++i) {
                     if (results[static_cast<std::size_t>(i)].get() != i) {
                         wrong.fetch_add(1);
                     }
                 }
-            });
-        }
-        REQUIRE(some_submitted.wait_for_count(threads));
-        pool.close();
-        for (auto& t : submitters) {
-            t.join();
-        }
-        pool.join();
+            },
+            [&] { pool.close(); });
         CHECK(wrong.load() == 0);
         CHECK(ran.load() == accepted.load());
     }
@@ -899,65 +923,46 @@ TEST_CASE("close racing submitters: every accepted call runs, later ones are ref
 
 TEST_CASE("terminate racing submitters: every result completes or throws pool_terminated",
           "[thread_pool][terminate][stress]") {
-    constexpr int threads = 4;
     for (int round = 0; round < 20; ++round) {
         corio::thread_pool pool(2);
         std::atomic<int> finished{0};
         std::atomic<int> terminated{0};
         std::atomic<int> accepted{0};
         std::atomic<int> wrong{0};
-        arrivals some_submitted;
-        std::vector<std::thread> submitters;
-        for (int t = 0; t < threads; ++t) {
-            submitters.emplace_back([&] {
+        // A result lost in a queue would time out here instead of hanging.
+        auto settle = [&](auto& r, auto value_ok) {
+            try {
+                if (!value_ok(r.get(20s))) {
+                    wrong.fetch_add(1);
+                }
+                finished.fetch_add(1);
+            } catch (const corio::pool_terminated&) {
+                terminated.fetch_add(1);
+            } catch (const corio::timeout_error&) {
+                wrong.fetch_add(1);
+            }
+        };
+        race_submitters(
+            pool,
+            [&](arrivals& some) {
                 std::vector<corio::async_result<int>> results;
                 std::vector<corio::async_result<std::vector<int>>> maps;
-                for (int i = 0;; ++i) {
-                    try {
-                        if (i % 10 == 0) {
-                            maps.push_back(pool.map_async(ps::square, ps::iota_vector(8), 1));
-                        } else {
-                            results.push_back(pool.apply_async(ps::square, i));
-                        }
-                    } catch (const corio::pool_not_running&) {
-                        break;
+                auto submit = [&](int i) {
+                    if (i % 10 == 0) {
+                        maps.push_back(pool.map_async(ps::square, ps::iota_vector(8), 1));
+                    } else {
+                        results.push_back(pool.apply_async(ps::square, i));
                     }
-                    accepted.fetch_add(1);
-                    if (i == 100) {
-                        some_submitted.arrive();
-                    }
-                }
-                // A result lost in a queue would time out here instead of hanging.
+                };
+                accepted.fetch_add(submit_until_refused(submit, some));
                 for (auto& r : results) {
-                    try {
-                        r.get(20s);
-                        finished.fetch_add(1);
-                    } catch (const corio::pool_terminated&) {
-                        terminated.fetch_add(1);
-                    } catch (const corio::timeout_error&) {
-                        wrong.fetch_add(1);
-                    }
+                    settle(r, [](int) { return true; });
                 }
                 for (auto& r : maps) {
-                    try {
-                        if (r.get(20s).size() != 8) {
-                            wrong.fetch_add(1);
-                        }
-                        finished.fetch_add(1);
-                    } catch (const corio::pool_terminated&) {
-                        terminated.fetch_add(1);
-                    } catch (const corio::timeout_error&) {
-                        wrong.fetch_add(1);
-                    }
+                    settle(r, [](const std::vector<int>& v) { return v.size() == 8; });
                 }
-            });
-        }
-        REQUIRE(some_submitted.wait_for_count(threads));
-        pool.terminate();
-        for (auto& t : submitters) {
-            t.join();
-        }
-        pool.join();
+            },
+            [&] { pool.terminate(); });
         CHECK(wrong.load() == 0);
         CHECK(finished.load() + terminated.load() == accepted.load());
     }
